@@ -1,0 +1,86 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let nio = "https://github.com/apple/swift-nio.git"
+
+let package = Package(
+    name: "ionlab",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ionlab", targets: ["ionlab"]),
+        .executable(name: "ionlab-agent", targets: ["ionlab-agent"]),
+        .executable(name: "ionlab-bench", targets: ["ionlab-bench"]),
+    ],
+    dependencies: [
+        .package(url: nio, from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        /// POSIX helpers Swift cannot express directly (posix_spawn with a process group, wait status).
+        .target(name: "CIonLabSys"),
+        /// The wire protocol both sides share: frames, messages, multiplexed flow-controlled streams.
+        .target(name: "IonLabWire", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
+        /// YAML configuration with strict decoding and file:line errors; agent and controller config.
+        .target(name: "IonLabConfig", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        /// CA, certificates, CSRs, enrollment tokens, SPKI pins and TLS configurations.
+        .target(name: "IonLabPKI", dependencies: [
+            "IonLabConfig",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+        /// Streaming of files and directory trees over a wire stream, sha256-verified.
+        .target(name: "IonLabTransfer", dependencies: [
+            "IonLabWire",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        /// The in-VM agent: connection loop, enrollment, operations.
+        .target(name: "IonLabAgent", dependencies: [
+            "IonLabWire", "IonLabPKI", "IonLabConfig", "IonLabTransfer", "CIonLabSys",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        /// The controller: agent listener, sessions, store, events, admin API.
+        .target(name: "IonLabController", dependencies: [
+            "IonLabWire", "IonLabPKI", "IonLabConfig", "IonLabTransfer",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "ionlab", dependencies: [
+            "IonLabController",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "ionlab-agent", dependencies: [
+            "IonLabAgent",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "ionlab-bench", dependencies: [
+            "IonLabController",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "IonLabWireTests", dependencies: ["IonLabWire"]),
+        .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig"]),
+        .testTarget(name: "IonLabPKITests", dependencies: ["IonLabPKI"]),
+        .testTarget(name: "IonLabIntegrationTests", dependencies: [
+            "IonLabController", "ionlab", "ionlab-agent",
+        ]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,15 @@
+#ifndef CIONLABSYS_H
+#define CIONLABSYS_H
+
+#include <sys/types.h>
+
+/// Spawns `argv[0]` (searched in PATH when it has no slash) as the leader of a new process group.
+/// `fds` are the child's stdin, stdout and stderr. `cwd` may be NULL. Returns 0 or an errno value.
+int ionlab_spawn(const char *const argv[], const char *const envp[], const char *cwd,
+                 int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid_out);
+
+/// Decodes a wait status: returns 1 and sets *code for a normal exit, 2 and sets *code to the signal
+/// number for a death by signal, 0 otherwise.
+int ionlab_decode_wait_status(int status, int *code);
+
+#endif

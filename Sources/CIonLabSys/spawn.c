@@ -1,0 +1,48 @@
+#define _GNU_SOURCE
+#include "CIonLabSys.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int ionlab_spawn(const char *const argv[], const char *const envp[], const char *cwd,
+                 int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid_out) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) return rc;
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) { posix_spawn_file_actions_destroy(&actions); return rc; }
+
+    /* The child leads its own process group, so a timeout or cancel can kill all its descendants.
+       Signals the agent ignores or blocks are reset to their defaults in the child. */
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if ((rc = posix_spawnattr_setflags(&attr, flags)) != 0) goto done;
+    if ((rc = posix_spawnattr_setpgroup(&attr, 0)) != 0) goto done;
+    if ((rc = posix_spawnattr_setsigmask(&attr, &none)) != 0) goto done;
+    if ((rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0) goto done;
+
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) goto done;
+    if (cwd != NULL && (rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
+
+    rc = posix_spawnp(pid_out, argv[0], &actions, &attr, (char *const *)argv, (char *const *)envp);
+
+done:
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    return rc;
+}
+
+int ionlab_decode_wait_status(int status, int *code) {
+    if (WIFEXITED(status)) { *code = WEXITSTATUS(status); return 1; }
+    if (WIFSIGNALED(status)) { *code = WTERMSIG(status); return 2; }
+    return 0;
+}

@@ -1,0 +1,136 @@
+import Foundation
+
+/// A `HOST:PORT` address (`[::1]:7443` for IPv6).
+public struct Endpoint: Codable, Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT`, naming what is wrong.
+    public init(parsing text: String) throws {
+        var host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                throw ValueError("expected [IPV6]:PORT, found '\(text)'")
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { throw ValueError("expected HOST:PORT, found '\(text)'") }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        host = host.trimmingCharacters(in: .whitespaces)[...]
+        guard !host.isEmpty else { throw ValueError("expected HOST:PORT, found '\(text)' (no host)") }
+        guard let port = Int(portText), (1...65535).contains(port) else {
+            throw ValueError("expected HOST:PORT with a port in 1...65535, found '\(text)'")
+        }
+        self.init(host: String(host), port: port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do {
+            try self.init(parsing: text)
+        } catch let error as ValueError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// A name for an agent or VM: lowercase letters, digits, '-', '_' and '.', starting with a letter or digit.
+public enum AgentName {
+    public static func validate(_ name: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+        guard let first = name.first, first.isLetter || first.isNumber, name.count <= 63,
+              name.allSatisfy({ allowed.contains($0) }) else {
+            throw ValueError("'\(name)' is not a valid name (use 1-63 of a-z, 0-9, '-', '_', '.', starting with a letter or digit)")
+        }
+    }
+}
+
+/// The SHA-256 of a CA's SubjectPublicKeyInfo, written `sha256:` and 64 hex digits.
+public struct CAPin: Codable, Sendable, Hashable, CustomStringConvertible {
+    public let hex: String
+
+    public init(parsing text: String) throws {
+        let hex = text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : ""
+        guard hex.count == 64, hex.allSatisfy({ $0.isHexDigit }) else {
+            throw ValueError("expected sha256: followed by 64 hex digits, found '\(text)'")
+        }
+        self.hex = hex.lowercased()
+    }
+
+    public init(hex: String) { self.hex = hex.lowercased() }
+
+    public var description: String { "sha256:\(hex)" }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do {
+            try self.init(parsing: text)
+        } catch let error as ValueError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// A value that failed validation; decoding turns it into a located ``ConfigError``.
+public struct ValueError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension KeyedDecodingContainer {
+    /// Decodes a value and validates it; a ``ValueError`` becomes an error located at this key.
+    public func decode<T: Decodable>(_ type: T.Type, forKey key: Key, check: (T) throws -> Void) throws -> T {
+        let value = try decode(type, forKey: key)
+        try validate(key) { try check(value) }
+        return value
+    }
+
+    /// Decodes an optional value, validating it when present.
+    public func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key, check: (T) throws -> Void) throws -> T? {
+        guard let value = try decodeIfPresent(type, forKey: key) else { return nil }
+        try validate(key) { try check(value) }
+        return value
+    }
+
+    /// Runs a check, turning its ``ValueError`` into a decoding error at `key`.
+    public func validate(_ key: Key, _ check: () throws -> Void) throws {
+        do {
+            try check()
+        } catch let error as ValueError {
+            throw DecodingError.dataCorrupted(.init(codingPath: codingPath + [key], debugDescription: error.message))
+        }
+    }
+}
+
+/// Common checks for configuration values.
+public enum Check {
+    public static func seconds(_ value: Double) throws {
+        guard value > 0, value <= 86_400 * 365 else { throw ValueError("must be a positive number of seconds, found \(value)") }
+    }
+
+    public static func nonEmpty<C: Collection>(_ value: C) throws {
+        guard !value.isEmpty else { throw ValueError("must not be empty") }
+    }
+}

@@ -1,0 +1,98 @@
+import Crypto
+import Foundation
+import X509
+
+/// A certificate with its private key, stored as two PEM files (the key readable by its owner only).
+public struct Identity: Sendable {
+    public var certificate: Certificate
+    public var privateKey: P256.Signing.PrivateKey
+
+    public init(certificate: Certificate, privateKey: P256.Signing.PrivateKey) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+    }
+
+    public var certificatePEM: String { get throws { try certificate.serializeAsPEM().pemString } }
+
+    /// Loads `NAME.pem` and `NAME.key` from a directory.
+    public static func load(directory: String, name: String) throws -> Identity {
+        let certificate = try PEMFile.readCertificate(path: "\(directory)/\(name).pem")
+        let key = try PEMFile.readPrivateKey(path: "\(directory)/\(name).key")
+        guard certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
+            throw PKIError("\(directory)/\(name).key does not match the certificate in \(directory)/\(name).pem")
+        }
+        return Identity(certificate: certificate, privateKey: key)
+    }
+
+    /// Writes the key (mode 0600) and then the certificate, each atomically.
+    public func save(directory: String, name: String) throws {
+        try PEMFile.write(privateKey.pemRepresentation, path: "\(directory)/\(name).key", mode: 0o600)
+        try PEMFile.write(try certificatePEM, path: "\(directory)/\(name).pem", mode: 0o644)
+    }
+
+    public static func exists(directory: String, name: String) -> Bool {
+        FileManager.default.fileExists(atPath: "\(directory)/\(name).pem")
+            && FileManager.default.fileExists(atPath: "\(directory)/\(name).key")
+    }
+}
+
+/// Reading and writing PEM files with errors that name the file.
+public enum PEMFile {
+    public static func readText(path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PKIError("cannot read \(path)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    public static func readCertificate(path: String) throws -> Certificate {
+        do {
+            return try Certificate(pemEncoded: try readText(path: path))
+        } catch let error as PKIError {
+            throw error
+        } catch {
+            throw PKIError("\(path) does not hold a valid PEM certificate")
+        }
+    }
+
+    public static func readPrivateKey(path: String) throws -> P256.Signing.PrivateKey {
+        do {
+            return try P256.Signing.PrivateKey(pemRepresentation: try readText(path: path))
+        } catch let error as PKIError {
+            throw error
+        } catch {
+            throw PKIError("\(path) does not hold a valid P-256 private key in PEM")
+        }
+    }
+
+    /// Writes a file through a temporary name and a rename, with the mode set before any content lands.
+    public static func write(_ text: String, path: String, mode: mode_t) throws {
+        let temporary = "\(path).tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw PKIError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        fchmod(fd, mode)
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw PKIError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+extension Certificate {
+    /// The serial number as lowercase hex.
+    public var serialHex: String { serialNumber.bytes.map { String(format: "%02x", $0) }.joined() }
+
+    /// The subject's common name, if any.
+    public var commonName: String? {
+        for rdn in subject {
+            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
+                return attribute.value.description
+            }
+        }
+        return nil
+    }
+}

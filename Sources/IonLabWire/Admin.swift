@@ -1,0 +1,114 @@
+import Foundation
+
+/// What the CLI asks the controller over the admin socket. One request per connection, on stream 1.
+public enum AdminRequest: Codable, Sendable {
+    case listAgents
+    case createToken(name: String, endpoints: [String], ttlSeconds: Double?)
+    case revoke(name: String)
+    /// Streams `execStarted`, output data and `execFinished`, like the agent does.
+    case exec(agent: String, spec: ExecSpec)
+    /// Streams one `fanoutResult` per agent, then `ok`.
+    case execAll(spec: ExecSpec)
+    /// A tree stream from the CLI follows, relayed to the agent.
+    case put(agent: String, request: PutRequest)
+    /// A tree stream from the agent is relayed back to the CLI.
+    case get(agent: String, request: GetRequest)
+    /// Replays events after `since` (a sequence number), then streams new ones if `follow`.
+    case events(since: Int64?, follow: Bool)
+    case jobs(agent: String?, limit: Int)
+}
+
+/// An agent as the controller knows it.
+public struct AgentStatus: Codable, Sendable {
+    public enum State: String, Codable, Sendable { case pending, connected, disconnected, revoked }
+    public var name: String
+    public var state: State
+    public var lastSeen: Date?
+    public var connectedSince: Date?
+    public var health: Health?
+    public var certificateSerial: String?
+    public var certificateExpires: Date?
+
+    public init(name: String, state: State, lastSeen: Date? = nil, connectedSince: Date? = nil,
+                health: Health? = nil, certificateSerial: String? = nil, certificateExpires: Date? = nil) {
+        self.name = name
+        self.state = state
+        self.lastSeen = lastSeen
+        self.connectedSince = connectedSince
+        self.health = health
+        self.certificateSerial = certificateSerial
+        self.certificateExpires = certificateExpires
+    }
+}
+
+/// A freshly minted enrollment token and what an agent needs besides it.
+public struct TokenGrant: Codable, Sendable {
+    public var name: String
+    public var token: String
+    public var expiresAt: Date
+    public var endpoints: [String]
+    /// SHA-256 of the CA's SubjectPublicKeyInfo, as "sha256:HEX".
+    public var caPin: String
+
+    public init(name: String, token: String, expiresAt: Date, endpoints: [String], caPin: String) {
+        self.name = name
+        self.token = token
+        self.expiresAt = expiresAt
+        self.endpoints = endpoints
+        self.caPin = caPin
+    }
+}
+
+/// One entry of the controller's persistent event stream.
+public struct Event: Codable, Sendable, Equatable {
+    public var seq: Int64
+    public var time: Date
+    public var kind: String
+    public var agent: String?
+    public var job: String?
+    public var message: String
+    public var fields: [String: String]
+
+    public init(seq: Int64 = 0, time: Date = Date(), kind: String, agent: String? = nil, job: String? = nil,
+                message: String, fields: [String: String] = [:]) {
+        self.seq = seq
+        self.time = time
+        self.kind = kind
+        self.agent = agent
+        self.job = job
+        self.message = message
+        self.fields = fields
+    }
+}
+
+/// A job as the store keeps it.
+public struct JobRecord: Codable, Sendable {
+    public var jobID: String
+    public var agent: String
+    public var argv: [String]
+    public var startedAt: Date
+    public var finishedAt: Date?
+    public var result: ExecResult?
+
+    public init(jobID: String, agent: String, argv: [String], startedAt: Date, finishedAt: Date? = nil,
+                result: ExecResult? = nil) {
+        self.jobID = jobID
+        self.agent = agent
+        self.argv = argv
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.result = result
+    }
+}
+
+/// One agent's outcome in `exec --all`: a result, or why there is none.
+public struct FanoutLine: Codable, Sendable {
+    public var agent: String
+    public var result: ExecResult?
+    public var error: String?
+    public init(agent: String, result: ExecResult? = nil, error: String? = nil) {
+        self.agent = agent
+        self.result = result
+        self.error = error
+    }
+}

@@ -1,0 +1,111 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Where a routed inbound frame went.
+public enum Routed: Sendable {
+    /// A message on stream 0, for the connection's owner.
+    case control(Message)
+    /// The peer opened a stream with this first message.
+    case opened(WireStream, Message)
+    /// Delivered to an open stream, or dropped because that stream is already closed.
+    case delivered
+}
+
+/// Multiplexes request streams over one frame channel, with per-stream flow control.
+///
+/// Each side opens streams with ids of its own parity (the controller even, its peers odd), so ids never
+/// collide. Data frames spend credit that the receiver grants back as it consumes them, so a stream never
+/// buffers more than ``initialWindow`` bytes, however fast the sender is.
+public final class MuxConnection: @unchecked Sendable {
+    /// Which ids this side uses for the streams it opens.
+    public enum Side: Sendable {
+        case controller
+        case client
+
+        var firstID: UInt32 { self == .controller ? 2 : 1 }
+    }
+
+    /// Bytes a sender may have in flight on one stream before the receiver grants more.
+    public static let initialWindow = 4 << 20
+
+    let writer: NIOAsyncChannelOutboundWriter<Frame>
+    public let allocator = ByteBufferAllocator()
+    private let lock = NIOLock()
+    private var streams: [UInt32: WireStream] = [:]
+    private var nextLocalID: UInt32
+    private var highestPeerID: UInt32 = 0
+    private var failure: Error?
+
+    public init(writer: NIOAsyncChannelOutboundWriter<Frame>, side: Side) {
+        self.writer = writer
+        self.nextLocalID = side.firstID
+    }
+
+    /// Opens a new stream; send its first message to start a request.
+    public func openStream() throws -> WireStream {
+        try lock.withLock {
+            if let failure { throw failure }
+            let stream = WireStream(id: nextLocalID, connection: self)
+            streams[nextLocalID] = stream
+            nextLocalID += 2
+            return stream
+        }
+    }
+
+    /// Sends a message on stream 0.
+    public func sendControl(_ message: Message) async throws {
+        try await send(message, stream: 0)
+    }
+
+    func send(_ message: Message, stream: UInt32) async throws {
+        try await write(Frame(kind: .message, stream: stream, payload: MessageCoding.encode(message, allocator: allocator)))
+    }
+
+    func write(_ frame: Frame) async throws {
+        if let failure = lock.withLock({ failure }) { throw failure }
+        try await writer.write(frame)
+    }
+
+    /// Routes one inbound frame. Throws protocol errors, after which the connection must close.
+    public func route(_ frame: Frame) throws -> Routed {
+        if frame.stream == 0 {
+            guard frame.kind == .message else { throw WireError.unexpected("\(frame.kind) frame on stream 0") }
+            return .control(try MessageCoding.decode(frame.payload))
+        }
+        let existing: WireStream? = lock.withLock { streams[frame.stream] }
+        if let existing {
+            try existing.receive(frame)
+            return .delivered
+        }
+        let isPeerID = (frame.stream % 2) != (nextLocalIDParity)
+        let isNew = lock.withLock { isPeerID && frame.stream > highestPeerID }
+        guard isNew else { return .delivered }  // late frames of a stream this side already closed
+        guard frame.kind == .message else { throw WireError.unexpected("\(frame.kind) frame opening stream \(frame.stream)") }
+        let message = try MessageCoding.decode(frame.payload)
+        let stream = WireStream(id: frame.stream, connection: self)
+        lock.withLock {
+            highestPeerID = frame.stream
+            streams[frame.stream] = stream
+        }
+        return .opened(stream, message)
+    }
+
+    private var nextLocalIDParity: UInt32 { lock.withLock { nextLocalID % 2 } }
+
+    /// Fails every open stream; later sends throw `error`.
+    public func fail(_ error: Error) {
+        let open: [WireStream] = lock.withLock {
+            if failure == nil { failure = error }
+            defer { streams.removeAll() }
+            return Array(streams.values)
+        }
+        for stream in open { stream.fail(error) }
+    }
+
+    func remove(_ stream: WireStream) {
+        lock.withLock { _ = streams.removeValue(forKey: stream.id) }
+    }
+
+    /// The number of open streams, for tests and metrics.
+    public var openStreamCount: Int { lock.withLock { streams.count } }
+}
