@@ -41,6 +41,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
         ]),
         /// Streaming of files and directory trees over a wire stream, sha256-verified.
         .target(name: "IonLabTransfer", dependencies: [
@@ -52,6 +53,8 @@ let package = Package(
         .target(name: "IonLabAgent", dependencies: [
             "IonLabWire", "IonLabPKI", "IonLabConfig", "IonLabTransfer", "CIonLabSys",
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "X509", package: "swift-certificates"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -2,6 +2,7 @@
 #include "CIonLabSys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -45,4 +46,8 @@ int ionlab_decode_wait_status(int status, int *code) {
     if (WIFEXITED(status)) { *code = WEXITSTATUS(status); return 1; }
     if (WIFSIGNALED(status)) { *code = WTERMSIG(status); return 2; }
     return 0;
+}
+
+int ionlab_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }

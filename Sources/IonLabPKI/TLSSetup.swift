@@ -3,6 +3,7 @@ import Foundation
 import IonLabConfig
 import NIOCore
 import NIOSSL
+import NIOTLS
 import X509
 
 /// TLS 1.3 configurations for both ends of the agent channel.
@@ -84,5 +85,33 @@ public enum TLSSetup {
 
     static func nioPrivateKey(_ key: P256.Signing.PrivateKey) throws -> NIOSSLPrivateKey {
         try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem)
+    }
+}
+
+/// Completes a promise when the TLS handshake finishes, or fails it with the reason it did not.
+public final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = NIOAny
+    private let promise: EventLoopPromise<Void>
+
+    public init(promise: EventLoopPromise<Void>) { self.promise = promise }
+
+    public var done: EventLoopFuture<Void> { promise.futureResult }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            promise.succeed(())
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        promise.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
     }
 }

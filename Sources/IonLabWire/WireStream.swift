@@ -156,6 +156,11 @@ public final class WireStream: @unchecked Sendable {
     // MARK: Ending
 
     /// Stops receiving on this stream. Late frames from the peer are dropped.
+    /// Fails this stream locally: pending and later receives and sends throw `error`.
+    public func abort(_ error: Error) {
+        fail(error, local: true)
+    }
+
     public func close() {
         connection.remove(self)
         fail(WireError.unexpected("use of closed stream \(id)"), local: false)

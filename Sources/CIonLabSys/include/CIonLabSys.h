@@ -12,4 +12,7 @@ int ionlab_spawn(const char *const argv[], const char *const envp[], const char 
 /// number for a death by signal, 0 otherwise.
 int ionlab_decode_wait_status(int status, int *code);
 
+/// pipe2(fds, O_CLOEXEC): both ends close on exec. Returns 0 or -1 with errno set.
+int ionlab_pipe_cloexec(int fds[2]);
+
 #endif

@@ -1,0 +1,207 @@
+import Crypto
+import Foundation
+import IonLabConfig
+import IonLabPKI
+import IonLabTransfer
+import IonLabWire
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import X509
+
+/// The in-VM agent: enrolls once, then keeps one mutual-TLS connection to the controller, reconnecting
+/// with jittered backoff, and serves the controller's requests.
+public final class Agent: @unchecked Sendable {
+    public static let version = "0.1.0"
+
+    let config: AgentConfig
+    let state: AgentState
+    let group: EventLoopGroup
+    let logger: Logger
+    let jobs: JobManager
+    private let connector: AgentConnector
+
+    public init(config: AgentConfig, stateDirectory: String, group: EventLoopGroup, logger: Logger) throws {
+        self.config = config
+        self.state = try AgentState(directory: stateDirectory)
+        self.group = group
+        self.logger = logger
+        self.jobs = JobManager(directory: state.jobsDirectory, group: group)
+        self.connector = AgentConnector(endpoints: config.endpoints, pin: config.caPin, group: group)
+    }
+
+    /// Runs until a terminal condition, which it throws as ``AgentStop``.
+    public func run() async throws {
+        var backoff = Backoff(initial: config.reconnectInitialSeconds, maximum: config.reconnectMaxSeconds)
+        while true {
+            do {
+                var identity = try state.identity()
+                if identity == nil {
+                    identity = try await enroll()
+                }
+                try await session(identity: identity!) { backoff.reset() }
+            } catch let stop as AgentStop {
+                throw stop
+            } catch let refusal as Refusal where refusal.isTerminal {
+                throw AgentStop(message: "controller refused this agent: \(refusal.message)")
+            } catch let error as PKIError {
+                throw AgentStop(message: error.message)
+            } catch {
+                let delay = backoff.next()
+                logger.warning("connection failed, retrying in \(String(format: "%.1f", delay))s: \(error)")
+                try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            }
+        }
+    }
+
+    // MARK: Enrollment
+
+    /// Trades the one-time token and a CSR for a client certificate. The private key stays here.
+    private func enroll() async throws -> Identity {
+        guard let token = config.token else {
+            throw AgentStop(message: "not enrolled and the config has no token: create one with `ionlab token create \(config.name)`")
+        }
+        let (key, csrPEM) = try AgentKeys.makeKeyAndCSR(name: config.name)
+        let channel = try await connector.connect(identity: nil)
+        let response: EnrollResponse = try await channel.executeThenClose { inbound, outbound in
+            let mux = MuxConnection(writer: outbound, side: .client)
+            try await mux.sendControl(.hello(Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID())))
+            try await mux.sendControl(.enroll(EnrollRequest(name: config.name, token: token, csrPEM: csrPEM)))
+            for try await frame in inbound {
+                switch try mux.route(frame) {
+                case .control(.enrolled(let response)): return response
+                case .control(.refused(let refusal)): throw refusal
+                case .control(let other): throw WireError.unexpected("\(other.name) during enrollment")
+                default: throw WireError.unexpected("a stream during enrollment")
+                }
+            }
+            throw WireError.connectionClosed
+        }
+        let certificate: Certificate
+        do {
+            certificate = try Certificate(pemEncoded: response.certificatePEM)
+        } catch {
+            throw AgentStop(message: "the controller returned an unreadable certificate")
+        }
+        guard certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
+            throw AgentStop(message: "the controller returned a certificate for another key")
+        }
+        let identity = Identity(certificate: certificate, privateKey: key)
+        try state.save(identity, caPEM: response.caPEM)
+        logger.notice("enrolled as \(config.name); certificate \(certificate.serialHex) valid until \(certificate.notValidAfter)")
+        return identity
+    }
+
+    // MARK: Session
+
+    private func session(identity: Identity, onEstablished: () -> Void) async throws {
+        let channel = try await connector.connect(identity: identity)
+        try await channel.executeThenClose { inbound, outbound in
+            let mux = MuxConnection(writer: outbound, side: .client)
+            defer { mux.fail(WireError.connectionClosed) }
+            let known = await jobs.knownIDs
+            try await mux.sendControl(.hello(Hello(role: .agent, software: "ionlab-agent \(Self.version)",
+                                                   bootID: HealthProbe.bootID(), runningJobs: known)))
+            var frames = inbound.makeAsyncIterator()
+            guard let first = try await frames.next() else { throw WireError.connectionClosed }
+            switch try mux.route(first) {
+            case .control(.welcome): break
+            case .control(.refused(let refusal)): throw refusal
+            default: throw WireError.unexpected("reply to hello")
+            }
+            onEstablished()
+            logger.notice("connected to the controller as \(config.name)")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.heartbeats(mux: mux, identity: identity) }
+                while let frame = try await frames.next() {
+                    switch try mux.route(frame) {
+                    case .control(let message):
+                        try await handleControl(message)
+                    case .opened(let stream, let message):
+                        group.addTask { await self.serve(message, on: stream) }
+                    case .delivered:
+                        break
+                    }
+                }
+                group.cancelAll()
+                throw WireError.connectionClosed
+            }
+        }
+    }
+
+    private func handleControl(_ message: Message) async throws {
+        switch message {
+        case .jobReportsAck(let ids):
+            await jobs.acknowledge(ids)
+        case .renewed(let certificatePEM):
+            try renewed(certificatePEM)
+        case .refused(let refusal):
+            throw refusal
+        default:
+            throw WireError.unexpected("\(message.name) on the connection")
+        }
+    }
+
+    /// Every interval: a heartbeat, unacknowledged job results, and a renewal request when due.
+    private func heartbeats(mux: MuxConnection, identity: Identity) async throws {
+        var renewalRequested = false
+        while true {
+            try await mux.sendControl(.heartbeat(HealthProbe.read(agentVersion: Self.version)))
+            let reports = await jobs.unacknowledged
+            if !reports.isEmpty { try await mux.sendControl(.jobReports(reports)) }
+            if !renewalRequested, Renewal.isDue(identity.certificate) {
+                let (key, csrPEM) = try AgentKeys.makeKeyAndCSR(name: config.name)
+                pendingRenewalKey.withLockedValue { $0 = key }
+                try await mux.sendControl(.renew(csrPEM: csrPEM))
+                renewalRequested = true
+            }
+            try await Task.sleep(for: .milliseconds(Int(config.heartbeatSeconds * 1000)))
+        }
+    }
+
+    private let pendingRenewalKey = NIOLockedValueBox<P256.Signing.PrivateKey?>(nil)
+
+    private func renewed(_ certificatePEM: String) throws {
+        guard let key = pendingRenewalKey.withLockedValue({ $0 }), let certificate = try? Certificate(pemEncoded: certificatePEM),
+              certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
+            logger.warning("ignoring a renewed certificate that does not match the requested key")
+            return
+        }
+        try state.save(Identity(certificate: certificate, privateKey: key), caPEM: nil)
+        pendingRenewalKey.withLockedValue { $0 = nil }
+        logger.notice("certificate renewed: \(certificate.serialHex), valid until \(certificate.notValidAfter); used from the next connection")
+    }
+
+    // MARK: Requests
+
+    private func serve(_ message: Message, on stream: WireStream) async {
+        defer { stream.close() }
+        do {
+            switch message {
+            case .exec(let spec):
+                try await ExecHandler(jobs: jobs).serve(spec, on: stream)
+            case .put(let request):
+                let receiver = try TreeReceiver(destination: request.destination, sourceName: request.sourceName,
+                                                sourceIsDirectory: request.sourceIsDirectory)
+                try await stream.send(.putReady(path: receiver.root))
+                _ = try await receiver.receive(from: stream)
+            case .get(let request):
+                let sender = TreeSender(source: request.source, recursive: request.recursive)
+                _ = try sender.validate()
+                _ = try await sender.send(on: stream)
+            default:
+                throw WireError.unexpected("request \(message.name)")
+            }
+        } catch let error as TransferError {
+            try? await stream.send(.failure(Failure(error.message)))
+        } catch let failure as Failure {
+            try? await stream.send(.failure(failure))
+        } catch is CancellationError {
+            return
+        } catch {
+            try? await stream.send(.failure(Failure("\(error)")))
+        }
+    }
+}
+

@@ -1,0 +1,240 @@
+import CIonLabSys
+import Foundation
+import IonLabWire
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// One running command: its own process group, its pipes, its timeout, and a bounded tail of its output.
+///
+/// The job outlives connections. While a stream is attached, output is forwarded with backpressure (the
+/// pipes are not read faster than the controller consumes); while none is, output only feeds the tail.
+final class ProcessJob: @unchecked Sendable {
+    let spec: ExecSpec
+    let pid: pid_t
+    private let started = ContinuousClock.now
+    private let lock = NIOLock()
+    private var tail = OutputTail(limit: 8 << 10)
+    private var sink: WireStream?
+    private var outcome: ExecResult.Outcome = .completed
+    private var stdinChannel: NIOAsyncChannel<ByteBuffer, ByteBuffer>?
+    private var readers: [NIOAsyncChannel<ByteBuffer, Never>] = []
+    private let finished: EventLoopPromise<ExecResult>
+
+    var result: EventLoopFuture<ExecResult> { finished.futureResult }
+
+    /// Spawns the process. Output starts flowing once ``run(group:)`` is called.
+    init(spec: ExecSpec, group: EventLoopGroup) throws {
+        self.spec = spec
+        self.finished = group.next().makePromise()
+        var pipes = [[Int32]](repeating: [-1, -1], count: 3)
+        defer { for pair in pipes { for fd in pair where fd >= 0 { close(fd) } } }
+        for index in 0..<3 where index > 0 || spec.stdin {
+            guard ionlab_pipe_cloexec(&pipes[index]) == 0 else { throw Failure("cannot create a pipe: \(String(cString: strerror(errno)))") }
+        }
+        let devNull = spec.stdin ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { if devNull >= 0 { close(devNull) } }
+
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in spec.env { environment[key] = value }
+        if environment["PATH"] == nil { environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+        let envStrings = environment.map { "\($0.key)=\($0.value)" }
+
+        var childPID: pid_t = 0
+        let rc = CStringArray.with(spec.argv) { argv in
+            CStringArray.with(envStrings) { envp in
+                ionlab_spawn(argv, envp, spec.cwd, spec.stdin ? pipes[0][0] : devNull, pipes[1][1], pipes[2][1], &childPID)
+            }
+        }
+        guard rc == 0 else {
+            throw Failure("\(spec.argv.first ?? ""): \(String(cString: strerror(rc)))")
+        }
+        self.pid = childPID
+        // Keep only the parent's ends; the deferred close releases the child's.
+        stdoutFD = pipes[1][0]; pipes[1][0] = -1
+        stderrFD = pipes[2][0]; pipes[2][0] = -1
+        if spec.stdin { stdinFD = pipes[0][1]; pipes[0][1] = -1 }
+    }
+
+    private var stdoutFD: Int32 = -1
+    private var stderrFD: Int32 = -1
+    private var stdinFD: Int32 = -1
+
+    /// Sends output to `stream` from now on (nil detaches).
+    func attach(_ stream: WireStream?) {
+        lock.withLock { sink = stream }
+    }
+
+    /// Reads the pipes, enforces the timeout, waits for the exit, and completes ``result``.
+    func run(group: EventLoopGroup) async {
+        do {
+            let out = try await Self.pipeReader(stdoutFD, group: group)
+            stdoutFD = -1
+            let err = try await Self.pipeReader(stderrFD, group: group)
+            stderrFD = -1
+            lock.withLock { readers = [out, err] }
+            if stdinFD >= 0 {
+                let input = try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(output: stdinFD) { channel in
+                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                }
+                stdinFD = -1
+                lock.withLock { stdinChannel = input }
+            }
+        } catch {
+            kill(-pid, SIGKILL)
+        }
+        let timeout = spec.timeoutSeconds.map { seconds in
+            Task {
+                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                self.terminate(because: .timedOut)
+            }
+        }
+        let pipes = lock.withLock { self.readers }
+        let exit = Task { [pid] in await Self.waitForExit(pid) }
+        let status = await withTaskGroup(of: Void.self) { group in
+            for (reader, channel) in zip(pipes, [DataChannel.stdout, .stderr]) {
+                group.addTask { await self.forward(reader, as: channel) }
+            }
+            let status = await exit.value
+            // Pipes still open after the exit are held by descendants; close them once they go quiet.
+            group.addTask { await self.closeIdlePipes(pipes) }
+            return status
+        }
+        complete(status: status)
+        timeout?.cancel()
+    }
+
+    private func complete(status: Int32) {
+        var code: Int32 = 0
+        let kind = ionlab_decode_wait_status(status, &code)
+        let result: ExecResult = lock.withLock {
+            ExecResult(jobID: spec.jobID, outcome: outcome, exitCode: kind == 1 ? code : nil, signal: kind == 2 ? code : nil,
+                       durationSeconds: Self.seconds(ContinuousClock.now - started), outputTail: tail.text)
+        }
+        finished.succeed(result)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// Kills the whole process group: SIGTERM, then SIGKILL after a grace second, until none is left.
+    func terminate(because reason: ExecResult.Outcome) {
+        let first: Bool = lock.withLock {
+            guard outcome == .completed else { return false }
+            outcome = reason
+            return true
+        }
+        guard first else { return }
+        let group = pid
+        kill(-group, SIGTERM)
+        Thread.detachNewThread {
+            usleep(1_000_000)
+            for _ in 0..<50 {
+                if kill(-group, SIGKILL) != 0 { break }
+                usleep(20_000)
+            }
+        }
+    }
+
+    /// Writes stdin bytes (nil closes stdin).
+    func writeStdin(_ bytes: ByteBuffer?) async throws {
+        guard let channel = lock.withLock({ stdinChannel }) else { return }
+        if let bytes {
+            try await channel.channel.writeAndFlush(bytes)
+        } else {
+            try await channel.channel.close()
+        }
+    }
+
+    private func forward(_ reader: NIOAsyncChannel<ByteBuffer, Never>, as channel: DataChannel) async {
+        do {
+            for try await chunk in reader.inbound {
+                let stream: WireStream? = lock.withLock {
+                    tail.append(chunk)
+                    lastOutput = .now
+                    forwarding += 1
+                    return sink
+                }
+                if let stream {
+                    do {
+                        try await stream.send(data: chunk, on: channel)
+                    } catch {
+                        attach(nil)  // the connection is gone; the job goes on
+                    }
+                }
+                lock.withLock {
+                    forwarding -= 1
+                    lastOutput = .now
+                }
+            }
+        } catch {
+            // A closed pipe ends the output.
+        }
+    }
+
+    private var lastOutput = ContinuousClock.now
+    private var forwarding = 0
+
+    /// After the exit: close the pipes once no output has arrived or been forwarded for a second.
+    private func closeIdlePipes(_ pipes: [NIOAsyncChannel<ByteBuffer, Never>]) async {
+        lock.withLock { lastOutput = .now }
+        while pipes.contains(where: { $0.channel.isActive }) {
+            try? await Task.sleep(for: .milliseconds(250))
+            let idle = lock.withLock { forwarding == 0 && ContinuousClock.now - lastOutput > .seconds(1) }
+            if idle {
+                for pipe in pipes { try? await pipe.channel.close() }
+            }
+        }
+    }
+
+    private static func pipeReader(_ fd: Int32, group: EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, Never> {
+        try await NIOPipeBootstrap(group: group)
+            .channelOption(.allowRemoteHalfClosure, value: false)
+            .takingOwnershipOfDescriptor(input: fd) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, Never>(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+
+    /// Waits for the process on a thread of its own, so no event loop or task thread blocks.
+    private static func waitForExit(_ pid: pid_t) async -> Int32 {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                continuation.resume(returning: status)
+            }
+        }
+    }
+
+    deinit {
+        for fd in [stdoutFD, stderrFD, stdinFD] where fd >= 0 { close(fd) }
+    }
+}
+
+/// The last bytes of a job's output.
+struct OutputTail {
+    let limit: Int
+    private var bytes: [UInt8] = []
+
+    init(limit: Int) { self.limit = limit }
+
+    mutating func append(_ buffer: ByteBuffer) {
+        bytes.append(contentsOf: buffer.readableBytesView)
+        if bytes.count > limit { bytes.removeFirst(bytes.count - limit) }
+    }
+
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// NUL-terminated C string arrays for exec.
+enum CStringArray {
+    static func with<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let pointers = strings.map { strdup($0) }
+        defer { pointers.forEach { free($0) } }
+        let array: [UnsafePointer<CChar>?] = pointers.map { UnsafePointer($0) } + [nil]
+        return array.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
