@@ -67,7 +67,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ionlab", dependencies: [
-            "IonLabController",
+            "IonLabController", "IonLabTransfer", "IonLabConfig", "IonLabWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ionlab-agent", dependencies: [

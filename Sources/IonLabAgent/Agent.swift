@@ -8,6 +8,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import X509
 
 /// The in-VM agent: enrolls once, then keeps one mutual-TLS connection to the controller, reconnecting
@@ -49,10 +50,15 @@ public final class Agent: @unchecked Sendable {
                 throw AgentStop(message: error.message)
             } catch {
                 let delay = backoff.next()
-                logger.warning("connection failed, retrying in \(String(format: "%.1f", delay))s: \(error)")
+                logger.warning("connection failed, retrying in \(String(format: "%.1f", delay))s: \(Self.describe(error))")
                 try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
             }
         }
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let tls = error as? NIOSSLError, case .uncleanShutdown = tls { return "the controller closed the connection" }
+        return "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
     }
 
     // MARK: Enrollment
@@ -112,21 +118,25 @@ public final class Agent: @unchecked Sendable {
             }
             onEstablished()
             logger.notice("connected to the controller as \(config.name)")
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await self.heartbeats(mux: mux, identity: identity) }
-                while let frame = try await frames.next() {
-                    switch try mux.route(frame) {
-                    case .control(let message):
-                        try await handleControl(message)
-                    case .opened(let stream, let message):
-                        group.addTask { await self.serve(message, on: stream) }
-                    case .delivered:
-                        break
-                    }
-                }
-                group.cancelAll()
-                throw WireError.connectionClosed
+            // Request handlers are not awaited when the connection ends: their jobs live on in the job
+            // manager, and a reconnect must not wait for them.
+            let handlers = TaskSet()
+            let heartbeats = Task { try await self.heartbeats(mux: mux, identity: identity) }
+            defer {
+                heartbeats.cancel()
+                handlers.cancelAll()
             }
+            while let frame = try await frames.next() {
+                switch try mux.route(frame) {
+                case .control(let message):
+                    try await handleControl(message)
+                case .opened(let stream, let message):
+                    handlers.run(id: stream.id) { await self.serve(message, on: stream) }
+                case .delivered:
+                    break
+                }
+            }
+            throw WireError.connectionClosed
         }
     }
 

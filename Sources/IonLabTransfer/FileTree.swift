@@ -45,7 +45,9 @@ enum SafePath {
     }
 
     static func join(_ root: String, _ relative: String) -> String {
-        relative.isEmpty ? root : (root.hasSuffix("/") ? root + relative : root + "/" + relative)
+        if relative.isEmpty { return root }
+        if root.isEmpty { return relative }
+        return root.hasSuffix("/") ? root + relative : root + "/" + relative
     }
 
     static func parent(of path: String) -> String {

@@ -33,10 +33,11 @@ public struct TreeReceiver {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
-    /// Receives the whole tree and answers the sender with `transferDone` or `failure`.
-    public func receive(from stream: WireStream) async throws -> TransferSummary {
+    /// Receives the whole tree and answers the sender with `transferDone` or `failure`. `first` is the
+    /// tree's first message if the caller already read it.
+    public func receive(from stream: WireStream, first: Message? = nil) async throws -> TransferSummary {
         do {
-            let summary = try await receiveTree(from: stream)
+            let summary = try await receiveTree(from: stream, first: first)
             try await stream.send(.transferDone(summary))
             return summary
         } catch let error as TransferError {
@@ -45,13 +46,20 @@ public struct TreeReceiver {
         }
     }
 
-    private func receiveTree(from stream: WireStream) async throws -> TransferSummary {
+    private func receiveTree(from stream: WireStream, first firstMessage: Message?) async throws -> TransferSummary {
         var summary = TransferSummary(path: root)
         var directoryModes: [(String, UInt32)] = []
         var symlinks: [String] = []
         var first = true
+        var peeked = firstMessage
         while true {
-            let message = try await stream.nextMessage()
+            let message: Message
+            if let next = peeked {
+                message = next
+                peeked = nil
+            } else {
+                message = try await stream.nextMessage()
+            }
             switch message {
             case .entry(let entry):
                 try SafePath.validate(entry.path)

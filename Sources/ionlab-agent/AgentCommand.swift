@@ -6,6 +6,7 @@ import Logging
 import NIOPosix
 
 /// `ionlab-agent`: runs inside a VM, enrolls with the controller and serves it over mutual TLS.
+@main
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ionlab-agent",
@@ -53,4 +54,3 @@ func printError(_ line: String) {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-await AgentCommand.main()

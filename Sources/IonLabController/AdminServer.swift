@@ -1,0 +1,227 @@
+import Foundation
+import IonLabConfig
+import IonLabWire
+import NIOCore
+import NIOPosix
+
+/// The CLI's way in: a UNIX socket in the state directory, mode 0600, one request per connection.
+struct AdminServer {
+    let controller: Controller
+    let server: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+
+    static func bind(controller: Controller) async throws -> AdminServer {
+        let path = controller.paths.adminSocket
+        if FileManager.default.fileExists(atPath: path) {
+            if await AdminClient.isServing(paths: controller.paths, group: controller.group) {
+                throw ControllerError("another controller is already serving \(controller.paths.directory) (\(path) answers)")
+            }
+            unlink(path)
+        }
+        let previousMask = umask(0o177)
+        defer { umask(previousMask) }
+        let server = try await ServerBootstrap(group: controller.group)
+            .bind(unixDomainSocketPath: path) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addFrameCodec()
+                    return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
+                }
+            }
+        chmod(path, 0o600)
+        return AdminServer(controller: controller, server: server)
+    }
+
+    func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            try await server.executeThenClose { connections in
+                for try await connection in connections {
+                    group.addTask { await handle(connection) }
+                }
+            }
+        }
+    }
+
+    private func handle(_ connection: NIOAsyncChannel<Frame, Frame>) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                let mux = MuxConnection(writer: outbound, side: .controller)
+                defer { mux.fail(WireError.connectionClosed) }
+                try await withThrowingDiscardingTaskGroup { group in
+                    var helloSeen = false
+                    for try await frame in inbound {
+                        switch try mux.route(frame) {
+                        case .control(.hello(let hello)):
+                            try ProtocolVersion.check(hello.protocolVersion)
+                            helloSeen = true
+                            try await mux.sendControl(.welcome(Welcome(name: "admin", software: "ionlab controller")))
+                        case .opened(let stream, .admin(let request)) where helloSeen:
+                            group.addTask { await AdminHandler(controller: controller).serve(request, on: stream) }
+                        case .delivered:
+                            break
+                        default:
+                            throw WireError.unexpected("admin message before hello or outside a request")
+                        }
+                    }
+                    group.cancelAll()
+                }
+            }
+        } catch {
+            controller.logger.debug("admin connection: \(Format.error(error))")
+        }
+    }
+}
+
+/// Serves one admin request on its stream.
+struct AdminHandler {
+    let controller: Controller
+
+    func serve(_ request: AdminRequest, on stream: WireStream) async {
+        defer { stream.close() }
+        do {
+            switch request {
+            case .listAgents:
+                try await stream.send(.agents(try controller.statuses()))
+            case .createToken(let name, let endpoints, let ttl):
+                let dial = try endpoints.map { try Endpoint(parsing: $0) }
+                try await stream.send(.token(try controller.createToken(name: name, endpoints: dial, ttl: ttl)))
+            case .revoke(let name):
+                try await controller.revoke(name: name)
+                try await stream.send(.ok("revoked \(name)"))
+            case .exec(let agent, let spec):
+                try await exec(spec, on: agent, stream: stream)
+            case .execAll(let spec):
+                try await fanout(spec, stream: stream)
+            case .put(let agent, let put):
+                try await relayPut(put, to: agent, stream: stream)
+            case .get(let agent, let get):
+                try await relayGet(get, from: agent, stream: stream)
+            case .events(let since, let follow):
+                try await streamEvents(since: since ?? 0, follow: follow, stream: stream)
+            case .jobs(let agent, let limit):
+                try await stream.send(.jobs(try controller.store.jobs(agent: agent, limit: limit)))
+            }
+        } catch is CancellationError {
+            return
+        } catch {
+            try? await stream.send(.failure(Failure(Self.describe(error))))
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case let failure as Failure: return failure.message
+        case let error as ValueError: return error.message
+        default: return Format.error(error)
+        }
+    }
+
+    /// An interactive job: output flows to the CLI as it comes; stdin and cancel flow back. If the CLI goes
+    /// away, the job is cancelled, as a remote command is when its ssh client dies.
+    private func exec(_ spec: ExecSpec, on agent: String, stream: WireStream) async throws {
+        let job = try await controller.connectedSession(agent).exec(spec, controller: controller)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    while true {
+                        switch try await stream.next() {
+                        case .data(_, let bytes): try await job.send(stdin: bytes)
+                        case .message(.stdinEnd): try await job.closeStdin()
+                        case .message(.cancel): await job.cancel()
+                        case .message(let other): throw WireError.unexpected("\(other.name) from the CLI during exec")
+                        }
+                    }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    await job.cancel()
+                }
+            }
+            while true {
+                switch try await job.next() {
+                case .started(let pid):
+                    try await stream.send(.execStarted(jobID: spec.jobID, pid: pid))
+                case .output(let channel, let bytes):
+                    try await stream.send(data: bytes, on: channel)
+                case .finished(let result):
+                    try await stream.send(.execFinished(result))
+                    group.cancelAll()
+                    return
+                }
+            }
+        }
+    }
+
+    /// Runs a command on every enrolled agent at once; one line per agent as results arrive.
+    private func fanout(_ spec: ExecSpec, stream: WireStream) async throws {
+        let agents = try controller.store.agents().filter { $0.state == .enrolled }
+        await withTaskGroup(of: FanoutLine.self) { group in
+            for agent in agents {
+                var mine = spec
+                mine.jobID = Format.newJobID()
+                group.addTask {
+                    guard let session = controller.sessions.session(named: agent.name) else {
+                        return FanoutLine(agent: agent.name, error: "down")
+                    }
+                    do {
+                        return FanoutLine(agent: agent.name, result: try await session.exec(mine, controller: controller).result())
+                    } catch {
+                        return FanoutLine(agent: agent.name, error: Self.describe(error))
+                    }
+                }
+            }
+            for await line in group {
+                try? await stream.send(.fanoutResult(line))
+            }
+        }
+        try await stream.send(.ok("\(agents.count) agents"))
+    }
+
+    private func relayPut(_ request: PutRequest, to agent: String, stream: WireStream) async throws {
+        let remote = try controller.connectedSession(agent).mux.openStream()
+        defer { remote.close() }
+        try await remote.send(.put(request))
+        let ready = try await remote.nextMessage()
+        try await stream.send(ready)
+        guard case .putReady = ready else { return }
+        try await StreamRelay.relayTransfer(from: stream, to: remote)
+    }
+
+    private func relayGet(_ request: GetRequest, from agent: String, stream: WireStream) async throws {
+        let remote = try controller.connectedSession(agent).mux.openStream()
+        defer { remote.close() }
+        try await remote.send(.get(request))
+        try await StreamRelay.relayTransfer(from: remote, to: stream)
+    }
+
+    /// Replays stored events, then (if following) streams new ones, with no gap and no repeat.
+    private func streamEvents(since: Int64, follow: Bool, stream: WireStream) async throws {
+        let live = follow ? controller.events.follow() : nil
+        defer { live?.stop() }
+        var last = since
+        while true {
+            let batch = try controller.store.events(after: last, limit: 1000)
+            if batch.isEmpty { break }
+            try await stream.send(.events(batch))
+            last = batch.last!.seq
+        }
+        guard let live else {
+            try await stream.send(.ok("end of events"))
+            return
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // The CLI ends a follow by closing the connection; notice that.
+            group.addTask { _ = try await stream.next() }
+            group.addTask {
+                for await event in live.events where event.seq > last {
+                    if event.seq > last + 1 {
+                        let missed = try controller.store.events(after: last, limit: Int(event.seq - last - 1))
+                        if !missed.isEmpty { try await stream.send(.events(missed)) }
+                    }
+                    try await stream.send(.events([event]))
+                    last = event.seq
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+}

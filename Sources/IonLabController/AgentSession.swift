@@ -1,0 +1,174 @@
+import Foundation
+import IonLabWire
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// One connected, authenticated agent.
+final class AgentSession: @unchecked Sendable {
+    let name: String
+    let remote: String
+    let bootID: String?
+    let software: String
+    let connectedAt = Date()
+    let mux: MuxConnection
+    private let channel: Channel
+    private let lock = NIOLock()
+    private var _health: Health?
+    private var _lastHeartbeat = Date()
+    private var unsaved = false
+    private var down = false
+
+    init(name: String, remote: String, hello: Hello, mux: MuxConnection, channel: Channel) {
+        self.name = name
+        self.remote = remote
+        self.bootID = hello.bootID
+        self.software = hello.software
+        self.mux = mux
+        self.channel = channel
+    }
+
+    var health: Health? { lock.withLock { _health } }
+    var lastHeartbeat: Date { lock.withLock { _lastHeartbeat } }
+
+    /// Records a heartbeat. Returns true if the agent had been marked down.
+    func heartbeat(_ health: Health) -> Bool {
+        lock.withLock {
+            _health = health
+            _lastHeartbeat = Date()
+            unsaved = true
+            defer { down = false }
+            return down
+        }
+    }
+
+    func takeUnsavedHeartbeat() -> (seen: Date, health: Health)? {
+        lock.withLock {
+            guard unsaved, let health = _health else { return nil }
+            unsaved = false
+            return (_lastHeartbeat, health)
+        }
+    }
+
+    enum Liveness { case unchanged, wentDown(silence: Double), cameBack }
+
+    func updateLiveness(now: Date, downAfter: Double) -> Liveness {
+        lock.withLock {
+            let silence = now.timeIntervalSince(_lastHeartbeat)
+            if !down, silence > downAfter {
+                down = true
+                return .wentDown(silence: silence)
+            }
+            return .unchanged
+        }
+    }
+
+    /// Tells the agent why it is being dropped, then closes the connection.
+    func refuse(_ refusal: Refusal) async {
+        try? await mux.sendControl(.refused(refusal))
+        close()
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+
+    /// Starts a job on the agent.
+    func exec(_ spec: ExecSpec, controller: Controller) async throws -> RemoteExec {
+        let stream = try mux.openStream()
+        try controller.jobStarted(spec, agent: name)
+        do {
+            try await stream.send(.exec(spec))
+        } catch {
+            stream.close()
+            throw Failure("agent \(name) disconnected before job \(spec.jobID) could start")
+        }
+        return RemoteExec(spec: spec, stream: stream, session: self, controller: controller)
+    }
+}
+
+/// A job running on an agent, seen from the controller: its events in order, and its controls.
+final class RemoteExec: @unchecked Sendable {
+    enum Update {
+        case started(pid: Int32)
+        case output(DataChannel, ByteBuffer)
+        case finished(ExecResult)
+    }
+
+    let spec: ExecSpec
+    let stream: WireStream
+    let session: AgentSession
+    let controller: Controller
+
+    init(spec: ExecSpec, stream: WireStream, session: AgentSession, controller: Controller) {
+        self.spec = spec
+        self.stream = stream
+        self.session = session
+        self.controller = controller
+    }
+
+    /// The next update. After `finished` the result is stored and the stream closed.
+    func next() async throws -> Update {
+        let item: StreamItem
+        do {
+            item = try await stream.next()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw Failure("agent \(session.name) disconnected; job \(spec.jobID) goes on there and its result is stored when it reconnects")
+        }
+        switch item {
+        case .message(.execStarted(_, let pid)):
+            return .started(pid: pid)
+        case .data(let channel, let bytes):
+            return .output(channel, bytes)
+        case .message(.execFinished(let result)):
+            stream.close()
+            controller.jobFinished(result, agent: session.name)
+            try? await session.mux.sendControl(.jobReportsAck([result.jobID]))
+            return .finished(result)
+        case .message(.failure(let failure)):
+            stream.close()
+            throw failure
+        case .message(let other):
+            stream.close()
+            throw WireError.unexpected("\(other.name) from agent \(session.name) on an exec stream")
+        }
+    }
+
+    /// Waits for the result, discarding live output (the result carries its tail).
+    func result() async throws -> ExecResult {
+        while true {
+            if case .finished(let result) = try await next() { return result }
+        }
+    }
+
+    func send(stdin bytes: ByteBuffer) async throws { try await stream.send(data: bytes, on: .content) }
+    func closeStdin() async throws { try await stream.send(.stdinEnd) }
+    func cancel() async { try? await stream.send(.cancel) }
+}
+
+/// The connected sessions by agent name.
+final class SessionRegistry: Sendable {
+    private let sessions = NIOLockedValueBox<[String: AgentSession]>([:])
+
+    /// Registers a session, returning the one it replaces.
+    func register(_ session: AgentSession) -> AgentSession? {
+        sessions.withLockedValue { all in
+            defer { all[session.name] = session }
+            return all[session.name]
+        }
+    }
+
+    /// Removes a session if it is still the registered one.
+    func remove(_ session: AgentSession) -> Bool {
+        sessions.withLockedValue { all in
+            guard all[session.name] === session else { return false }
+            all[session.name] = nil
+            return true
+        }
+    }
+
+    func session(named name: String) -> AgentSession? { sessions.withLockedValue { $0[name] } }
+    var all: [AgentSession] { sessions.withLockedValue { Array($0.values) } }
+    var count: Int { sessions.withLockedValue { $0.count } }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import IonLabWire
+import Logging
+import NIOConcurrencyHelpers
+
+/// The kinds of events the controller records.
+public enum EventKind: String, Sendable {
+    case controllerStarted = "controller.started"
+    case tokenCreated = "token.created"
+    case agentEnrolled = "agent.enrolled"
+    case agentConnected = "agent.connected"
+    case agentDisconnected = "agent.disconnected"
+    case agentRefused = "agent.refused"
+    case agentRevoked = "agent.revoked"
+    case agentDown = "agent.down"
+    case agentUp = "agent.up"
+    case certificateRenewed = "agent.certificate-renewed"
+    case jobStarted = "job.started"
+    case jobFinished = "job.finished"
+    case jobLost = "job.lost"
+    case protocolError = "protocol.error"
+}
+
+/// The persistent event stream: every event is stored, logged, then handed to live followers in order.
+public final class EventLog: Sendable {
+    let store: Store
+    let logger: Logger
+    private let state = NIOLockedValueBox<[UUID: AsyncStream<Event>.Continuation]>([:])
+
+    init(store: Store, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    /// Records an event. Storage failures are logged, never thrown: events must not break operations.
+    @discardableResult
+    func emit(_ kind: EventKind, agent: String? = nil, job: String? = nil, _ message: String, fields: [String: String] = [:]) -> Event? {
+        let event = Event(kind: kind.rawValue, agent: agent, job: job, message: message, fields: fields)
+        let who = agent.map { "\($0): " } ?? ""
+        logger.info("\(kind.rawValue) \(who)\(message)")
+        return state.withLockedValue { followers in
+            do {
+                let stored = try store.append(event)
+                for follower in followers.values { follower.yield(stored) }
+                return stored
+            } catch {
+                logger.error("cannot store event \(kind.rawValue): \(error)")
+                return nil
+            }
+        }
+    }
+
+    /// Live events from now on. Call `stop` when done.
+    func follow() -> (events: AsyncStream<Event>, stop: @Sendable () -> Void) {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingOldest(100_000))
+        state.withLockedValue { $0[id] = continuation }
+        let stop: @Sendable () -> Void = { [state] in
+            state.withLockedValue { $0.removeValue(forKey: id) }?.finish()
+        }
+        return (stream, stop)
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+
+/// The files of a controller's state directory.
+public struct StatePaths: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    /// `--state-dir`, else `IONLAB_STATE_DIR`, else `~/.local/state/ionlab` (or /var/lib/ionlab for root).
+    public static func resolve(_ option: String?) -> StatePaths {
+        if let option, !option.isEmpty { return StatePaths(directory: absolute(option)) }
+        if let env = ProcessInfo.processInfo.environment["IONLAB_STATE_DIR"], !env.isEmpty {
+            return StatePaths(directory: absolute(env))
+        }
+        if getuid() == 0 { return StatePaths(directory: "/var/lib/ionlab") }
+        let base = ProcessInfo.processInfo.environment["XDG_STATE_HOME"] ?? (NSHomeDirectory() + "/.local/state")
+        return StatePaths(directory: base + "/ionlab")
+    }
+
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+
+    public var config: String { "\(directory)/controller.yaml" }
+    public var database: String { "\(directory)/ionlab.sqlite" }
+    public var adminSocket: String { "\(directory)/admin.sock" }
+    public var caName: String { "ca" }
+    public var serverName: String { "server" }
+    public var caCertificate: String { "\(directory)/ca.pem" }
+
+    public var isInitialized: Bool { FileManager.default.fileExists(atPath: caCertificate) }
+}

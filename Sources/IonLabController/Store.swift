@@ -1,0 +1,237 @@
+import Foundation
+import GRDB
+import IonLabWire
+
+/// The controller's persistent state in SQLite (WAL): agents, certificates, tokens, jobs and events.
+/// Every change is a transaction, so a kill -9 loses nothing that was acknowledged.
+public final class Store: Sendable {
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE agents(
+                    name TEXT PRIMARY KEY, state TEXT NOT NULL, created_at REAL NOT NULL, enrolled_at REAL,
+                    revoked_at REAL, last_seen REAL, boot_id TEXT, health TEXT);
+                CREATE TABLE certificates(
+                    serial TEXT PRIMARY KEY, agent TEXT NOT NULL, issued_at REAL NOT NULL, not_after REAL NOT NULL,
+                    revoked_at REAL);
+                CREATE INDEX certificates_agent ON certificates(agent);
+                CREATE TABLE tokens(
+                    hash TEXT PRIMARY KEY, agent TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+                    used_at REAL);
+                CREATE TABLE jobs(
+                    id TEXT PRIMARY KEY, agent TEXT NOT NULL, argv TEXT NOT NULL, started_at REAL NOT NULL,
+                    finished_at REAL, result TEXT);
+                CREATE INDEX jobs_agent ON jobs(agent, finished_at);
+                CREATE TABLE events(
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, agent TEXT,
+                    job TEXT, message TEXT NOT NULL, fields TEXT NOT NULL);
+                """)
+        }
+        return migrator
+    }
+
+    static let encoder = JSONEncoder()
+    static let decoder = JSONDecoder()
+
+    static func json<T: Encodable>(_ value: T) -> String {
+        String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
+        guard let text else { return nil }
+        return try? decoder.decode(type, from: Data(text.utf8))
+    }
+}
+
+// MARK: - Agents, tokens and certificates
+
+/// An agent's row.
+public struct AgentRecord: Sendable {
+    public enum State: String, Sendable { case pending, enrolled, revoked }
+    public var name: String
+    public var state: State
+    public var lastSeen: Date?
+    public var bootID: String?
+    public var health: Health?
+}
+
+/// Why an enrollment token was refused.
+enum TokenProblem: Error {
+    case unknown, expired(Date), used(Date), otherAgent(String)
+}
+
+extension Store {
+    /// Records a new token for an agent (creating the agent if needed). A revoked agent becomes pending
+    /// again; its old certificates stay revoked.
+    func addToken(hash: String, agent: String, expires: Date) throws {
+        try pool.write { db in
+            let now = Date().timeIntervalSince1970
+            try db.execute(sql: """
+                INSERT INTO agents(name, state, created_at) VALUES (?, 'pending', ?)
+                ON CONFLICT(name) DO UPDATE SET state = CASE state WHEN 'revoked' THEN 'pending' ELSE state END,
+                    revoked_at = CASE state WHEN 'revoked' THEN NULL ELSE revoked_at END
+                """, arguments: [agent, now])
+            try db.execute(sql: "INSERT INTO tokens(hash, agent, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                           arguments: [hash, agent, now, expires.timeIntervalSince1970])
+        }
+    }
+
+    /// Spends a token and records the certificate issued for it, atomically.
+    func spendToken(hash: String, agent: String, now: Date = Date(), issue: () throws -> (serial: String, notAfter: Date)) throws {
+        try pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT agent, expires_at, used_at FROM tokens WHERE hash = ?", arguments: [hash]) else {
+                throw TokenProblem.unknown
+            }
+            let owner: String = row["agent"]
+            if owner != agent { throw TokenProblem.otherAgent(owner) }
+            if let used: Double = row["used_at"] { throw TokenProblem.used(Date(timeIntervalSince1970: used)) }
+            let expires: Double = row["expires_at"]
+            if expires < now.timeIntervalSince1970 { throw TokenProblem.expired(Date(timeIntervalSince1970: expires)) }
+            let certificate = try issue()
+            try db.execute(sql: "UPDATE tokens SET used_at = ? WHERE hash = ?", arguments: [now.timeIntervalSince1970, hash])
+            try db.execute(sql: "UPDATE agents SET state = 'enrolled', enrolled_at = ? WHERE name = ?",
+                           arguments: [now.timeIntervalSince1970, agent])
+            try Self.insertCertificate(db, serial: certificate.serial, agent: agent, notAfter: certificate.notAfter)
+        }
+    }
+
+    func addCertificate(serial: String, agent: String, notAfter: Date) throws {
+        try pool.write { db in try Self.insertCertificate(db, serial: serial, agent: agent, notAfter: notAfter) }
+    }
+
+    private static func insertCertificate(_ db: Database, serial: String, agent: String, notAfter: Date) throws {
+        try db.execute(sql: "INSERT INTO certificates(serial, agent, issued_at, not_after) VALUES (?, ?, ?, ?)",
+                       arguments: [serial, agent, Date().timeIntervalSince1970, notAfter.timeIntervalSince1970])
+    }
+
+    /// The certificate's owner and revocation time, if the serial is known.
+    func certificate(serial: String) throws -> (agent: String, revokedAt: Date?)? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT agent, revoked_at FROM certificates WHERE serial = ?", arguments: [serial]) else {
+                return nil
+            }
+            let revoked: Double? = row["revoked_at"]
+            return (row["agent"], revoked.map { Date(timeIntervalSince1970: $0) })
+        }
+    }
+
+    /// Revokes an agent: its certificates, its unused tokens, and the agent itself. False if unknown.
+    func revoke(agent: String) throws -> Bool {
+        try pool.write { db in
+            let now = Date().timeIntervalSince1970
+            try db.execute(sql: "UPDATE agents SET state = 'revoked', revoked_at = ? WHERE name = ?", arguments: [now, agent])
+            guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "UPDATE certificates SET revoked_at = ? WHERE agent = ? AND revoked_at IS NULL", arguments: [now, agent])
+            try db.execute(sql: "DELETE FROM tokens WHERE agent = ? AND used_at IS NULL", arguments: [agent])
+            return true
+        }
+    }
+
+    func agents() throws -> [AgentRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, state, last_seen, boot_id, health FROM agents ORDER BY name").map { row in
+                let lastSeen: Double? = row["last_seen"]
+                return AgentRecord(name: row["name"], state: AgentRecord.State(rawValue: row["state"]) ?? .pending,
+                                   lastSeen: lastSeen.map { Date(timeIntervalSince1970: $0) }, bootID: row["boot_id"],
+                                   health: Self.decode(Health.self, row["health"]))
+            }
+        }
+    }
+
+    func agent(_ name: String) throws -> AgentRecord? {
+        try agents().first { $0.name == name }
+    }
+
+    /// Saves the latest heartbeats of many agents in one transaction.
+    func saveHeartbeats(_ beats: [(agent: String, seen: Date, health: Health)]) throws {
+        guard !beats.isEmpty else { return }
+        try pool.write { db in
+            for beat in beats {
+                try db.execute(sql: "UPDATE agents SET last_seen = ?, boot_id = ?, health = ? WHERE name = ?",
+                               arguments: [beat.seen.timeIntervalSince1970, beat.health.bootID, Self.json(beat.health), beat.agent])
+            }
+        }
+    }
+
+    func touch(agent: String, at time: Date = Date()) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE agents SET last_seen = ? WHERE name = ?", arguments: [time.timeIntervalSince1970, agent])
+        }
+    }
+}
+
+// MARK: - Jobs
+
+extension Store {
+    func jobStarted(id: String, agent: String, argv: [String], at time: Date = Date()) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO jobs(id, agent, argv, started_at) VALUES (?, ?, ?, ?)",
+                           arguments: [id, agent, Self.json(argv), time.timeIntervalSince1970])
+        }
+    }
+
+    /// Stores a result once. Returns false if the job already had one (results may be reported twice).
+    func jobFinished(_ result: ExecResult, agent: String, at time: Date = Date()) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE jobs SET finished_at = ?, result = ? WHERE id = ? AND agent = ? AND finished_at IS NULL",
+                           arguments: [time.timeIntervalSince1970, Self.json(result), result.jobID, agent])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Jobs of an agent the store still believes are running.
+    func runningJobs(agent: String) throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM jobs WHERE agent = ? AND finished_at IS NULL", arguments: [agent])
+        }
+    }
+
+    func jobs(agent: String?, limit: Int) throws -> [JobRecord] {
+        try pool.read { db in
+            let filter = agent == nil ? "" : "WHERE agent = ?"
+            let arguments: StatementArguments = agent.map { [$0, limit] } ?? [limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM jobs \(filter) ORDER BY started_at DESC LIMIT ?", arguments: arguments).map { row in
+                let finished: Double? = row["finished_at"]
+                return JobRecord(jobID: row["id"], agent: row["agent"], argv: Self.decode([String].self, row["argv"]) ?? [],
+                                 startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                                 finishedAt: finished.map { Date(timeIntervalSince1970: $0) },
+                                 result: Self.decode(ExecResult.self, row["result"]))
+            }
+        }
+    }
+}
+
+// MARK: - Events
+
+extension Store {
+    /// Appends an event and returns it with its sequence number.
+    func append(_ event: Event) throws -> Event {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO events(time, kind, agent, job, message, fields) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [event.time.timeIntervalSince1970, event.kind, event.agent, event.job, event.message,
+                                       Self.json(event.fields)])
+            var stored = event
+            stored.seq = db.lastInsertedRowID
+            return stored
+        }
+    }
+
+    func events(after seq: Int64, limit: Int = 10_000) throws -> [Event] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map { row in
+                Event(seq: row["seq"], time: Date(timeIntervalSince1970: row["time"]), kind: row["kind"], agent: row["agent"],
+                      job: row["job"], message: row["message"], fields: Self.decode([String: String].self, row["fields"]) ?? [:])
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import IonLabController
+import IonLabWire
+import NIOCore
+
+struct Exec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command on an agent (or all of them), streaming its output.",
+        discussion: "Exits with the remote exit code, 128+N for a signal, or 124 after a timeout.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The agent to run on.")
+    var agent: String?
+
+    @Flag(help: "Run on every enrolled agent and print a line per agent.")
+    var all = false
+
+    @Option(help: "Kill the command's whole process group after this many seconds.")
+    var timeout: Double?
+
+    @Option(help: "Set an environment variable (NAME=VALUE); repeatable.")
+    var env: [String] = []
+
+    @Option(help: "Working directory on the agent.")
+    var cwd: String?
+
+    @Flag(name: [.short, .customLong("stdin")], help: "Send this command's stdin to the remote command.")
+    var forwardStdin = false
+
+    @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
+    var command: [String] = []
+
+    func validate() throws {
+        guard all != (agent != nil) else { throw ValidationError("name one agent, or pass --all") }
+        guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. `ionlab exec vm1 -- uname -a`") }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+        for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE, got '\(pair)'") }
+    }
+
+    var spec: ExecSpec {
+        var environment: [String: String] = [:]
+        for pair in env {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            environment[String(parts[0])] = String(parts[1])
+        }
+        return ExecSpec(jobID: Format.newJobID(), argv: command, env: environment, cwd: cwd, stdin: forwardStdin, timeoutSeconds: timeout)
+    }
+
+    func run() async throws {
+        let status = try await reportingErrors { () -> Int32 in
+            if all { return try await runEverywhere() }
+            return try await runOne(on: agent!)
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    private func runOne(on agent: String) async throws -> Int32 {
+        let spec = self.spec
+        return try await AdminClient.with(paths: global.paths) { client in
+            let stream = try await client.request(.exec(agent: agent, spec: spec))
+            let interrupt = Interrupts.onSIGINT { Task { try? await stream.send(.cancel) } }
+            defer { interrupt.cancel() }
+            let stdinPump = spec.stdin ? Task { await StdinPump.run(into: stream) } : nil
+            defer { stdinPump?.cancel() }
+            while true {
+                let item: StreamItem
+                do {
+                    item = try await stream.next()
+                } catch {
+                    throw ControllerError("\(AdminDescribe.error(error)); job \(spec.jobID) may still run on \(agent), see `ionlab jobs \(agent)`")
+                }
+                switch item {
+                case .data(.stderr, let bytes):
+                    FileHandle.standardError.write(Data(bytes.readableBytesView))
+                case .data(_, let bytes):
+                    FileHandle.standardOutput.write(Data(bytes.readableBytesView))
+                case .message(.execStarted):
+                    continue
+                case .message(.execFinished(let result)):
+                    if result.outcome != .completed {
+                        printError("ionlab: \(agent): job \(result.jobID) \(result.summary)")
+                    }
+                    return result.shellStatus
+                case .message(.failure(let failure)):
+                    throw failure
+                case .message(let other):
+                    throw ControllerError("unexpected \(other.name) during exec")
+                }
+            }
+        }
+    }
+
+    private func runEverywhere() async throws -> Int32 {
+        let spec = self.spec
+        return try await AdminClient.with(paths: global.paths) { client in
+            let stream = try await client.request(.execAll(spec: spec))
+            var tally = FanoutTally()
+            while true {
+                switch try await stream.nextMessage() {
+                case .fanoutResult(let line):
+                    print(tally.add(line))
+                    fflush(stdout)
+                case .ok:
+                    print(tally.summary)
+                    return tally.allSucceeded ? 0 : 1
+                case .failure(let failure):
+                    throw failure
+                case let other:
+                    throw ControllerError("unexpected \(other.name) during exec --all")
+                }
+            }
+        }
+    }
+}
+
+/// Counts fan-out outcomes and renders a line per agent.
+struct FanoutTally {
+    var ok = 0, failed = 0, timedOut = 0, down = 0
+
+    mutating func add(_ line: FanoutLine) -> String {
+        guard let result = line.result else {
+            if line.error == "down" { down += 1 } else { failed += 1 }
+            return "\(line.agent)  \(line.error == "down" ? "down" : "error")  \(line.error ?? "")"
+        }
+        let verdict: String
+        switch (result.outcome, result.succeeded) {
+        case (.timedOut, _): timedOut += 1; verdict = "timed out"
+        case (_, true): ok += 1; verdict = "ok"
+        default: failed += 1; verdict = "failed"
+        }
+        let lastLine = result.outputTail.split(separator: "\n").last.map(String.init) ?? ""
+        return "\(line.agent)  \(verdict)  \(result.summary)  \(String(format: "%.2fs", result.durationSeconds))  \(lastLine)"
+    }
+
+    var summary: String {
+        "\(ok + failed + timedOut + down) agents: \(ok) ok, \(failed) failed, \(timedOut) timed out, \(down) down"
+    }
+
+    var allSucceeded: Bool { failed + timedOut + down == 0 }
+}
+
+/// Runs a handler on SIGINT instead of dying, so a remote job can be cancelled cleanly.
+enum Interrupts {
+    static func onSIGINT(_ handler: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT)
+        source.setEventHandler(handler: handler)
+        source.resume()
+        return source
+    }
+}
+
+/// Copies this process's stdin to a remote job's stdin.
+enum StdinPump {
+    static func run(into stream: WireStream) async {
+        let allocator = ByteBufferAllocator()
+        while !Task.isCancelled {
+            let data = FileHandle.standardInput.availableData
+            if data.isEmpty { break }
+            do {
+                try await stream.send(data: allocator.buffer(bytes: data), on: .content)
+            } catch {
+                return
+            }
+        }
+        try? await stream.send(.stdinEnd)
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import IonLabController
+
+/// `ionlab`: the command line and the controller daemon.
+@main
+struct IonLab: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ionlab",
+        abstract: "Turn a libvirt host into a lab of VMs driven by agents over mutual TLS.",
+        subcommands: [Init.self, Serve.self, Token.self, AgentCommands.self, Agents.self, Exec.self, Copy.self,
+                      Events.self, Jobs.self])
+}
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The controller's state directory.",
+                                            discussion: "Defaults to $IONLAB_STATE_DIR, else /var/lib/ionlab for root, else ~/.local/state/ionlab."))
+    var stateDir: String?
+
+    var paths: StatePaths { StatePaths.resolve(stateDir) }
+}
+
+/// Prints to stderr.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Runs a CLI body, turning expected errors into one line on stderr and exit code 1.
+func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
+    do {
+        return try await body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch let error as CleanExit {
+        throw error
+    } catch {
+        printError("ionlab: \(AdminDescribe.error(error))")
+        throw ExitCode(1)
+    }
+}
+
+enum AdminDescribe {
+    static func error(_ error: Error) -> String {
+        Format.error(error)
+    }
+}

@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import IonLabController
+import IonLabWire
+
+struct Agents: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List agents with their connection and health.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            guard case .agents(let agents) = try await AdminClient.with(paths: global.paths, { try await $0.call(.listAgents) }) else {
+                throw ControllerError("unexpected reply to agents")
+            }
+            if json {
+                print(JSONOutput.line(agents))
+                return
+            }
+            let rows = agents.map { agent -> [String] in
+                let health = agent.health
+                let seen = agent.state == .connected ? "connected" : agent.state.rawValue + (agent.lastSeen.map { ", seen \(Table.ago($0))" } ?? "")
+                return [
+                    agent.name, seen,
+                    health.map { String($0.bootID.prefix(8)) } ?? "-",
+                    health.map { Table.duration($0.uptimeSeconds) } ?? "-",
+                    health.map { $0.load.map { String(format: "%.2f", $0) }.joined(separator: " ") } ?? "-",
+                    health.map { "\(Table.bytes($0.memoryAvailableBytes))/\(Table.bytes($0.memoryTotalBytes))" } ?? "-",
+                    health.map { "\(Table.bytes($0.diskFreeBytes))/\(Table.bytes($0.diskTotalBytes))" } ?? "-",
+                    health?.agentVersion ?? "-",
+                ]
+            }
+            print(Table.render(["NAME", "STATE", "BOOT", "UPTIME", "LOAD", "MEM FREE", "DISK FREE", "VERSION"], rows))
+        }
+    }
+}
+
+struct Events: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the controller's event stream.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: [.short, .long], help: "Keep streaming new events.")
+    var follow = false
+
+    @Flag(help: "Print one JSON object per line.")
+    var json = false
+
+    @Option(help: "Only events after this sequence number.")
+    var since: Int64?
+
+    func run() async throws {
+        let json = self.json
+        try await reportingErrors {
+            try await AdminClient.with(paths: global.paths) { client in
+                let stream = try await client.request(.events(since: since, follow: follow))
+                while true {
+                    switch try await stream.nextMessage() {
+                    case .events(let events):
+                        for event in events { print(json ? JSONOutput.line(event) : Self.render(event)) }
+                        fflush(stdout)
+                    case .ok:
+                        return
+                    case .failure(let failure):
+                        throw failure
+                    case let other:
+                        throw ControllerError("unexpected \(other.name) in the event stream")
+                    }
+                }
+            }
+        }
+    }
+
+    static func render(_ event: Event) -> String {
+        let subject = [event.agent, event.job].compactMap { $0 }.joined(separator: " ")
+        return "\(Format.time(event.time))  #\(event.seq)  \(event.kind)  \(subject.isEmpty ? "-" : subject)  \(event.message)"
+    }
+}
+
+struct Jobs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List jobs and their results from the store.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "Only this agent's jobs.")
+    var agent: String?
+
+    @Option(help: "At most this many, newest first.")
+    var limit = 50
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let request = AdminRequest.jobs(agent: agent, limit: limit)
+            guard case .jobs(let jobs) = try await AdminClient.with(paths: global.paths, { try await $0.call(request) }) else {
+                throw ControllerError("unexpected reply to jobs")
+            }
+            if json {
+                print(JSONOutput.line(jobs))
+                return
+            }
+            print(Table.render(["JOB", "AGENT", "STARTED", "RESULT", "COMMAND"], jobs.map { job in
+                [job.jobID, job.agent, Table.ago(job.startedAt), job.result?.summary ?? "running", job.argv.joined(separator: " ")]
+            }))
+        }
+    }
+}
