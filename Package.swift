@@ -82,7 +82,9 @@ let package = Package(
         .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig"]),
         .testTarget(name: "IonLabPKITests", dependencies: ["IonLabPKI"]),
         .testTarget(name: "IonLabIntegrationTests", dependencies: [
-            "IonLabController", "ionlab", "ionlab-agent",
+            "IonLabController", "IonLabPKI", "IonLabWire", "IonLabConfig", "ionlab", "ionlab-agent",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
     ],
     swiftLanguageModes: [.v5]

@@ -26,7 +26,6 @@ final class ProcessJob: @unchecked Sendable {
     /// Spawns the process. Output starts flowing once ``run(group:)`` is called.
     init(spec: ExecSpec, group: EventLoopGroup) throws {
         self.spec = spec
-        self.finished = group.next().makePromise()
         var pipes = [[Int32]](repeating: [-1, -1], count: 3)
         defer { for pair in pipes { for fd in pair where fd >= 0 { close(fd) } } }
         for index in 0..<3 where index > 0 || spec.stdin {
@@ -50,6 +49,7 @@ final class ProcessJob: @unchecked Sendable {
             throw Failure("\(spec.argv.first ?? ""): \(String(cString: strerror(rc)))")
         }
         self.pid = childPID
+        self.finished = group.next().makePromise()
         // Keep only the parent's ends; the deferred close releases the child's.
         stdoutFD = pipes[1][0]; pipes[1][0] = -1
         stderrFD = pipes[2][0]; pipes[2][0] = -1

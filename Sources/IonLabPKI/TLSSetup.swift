@@ -114,4 +114,9 @@ public final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandl
         promise.fail(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        // After success this is a no-op; otherwise the channel closed before a handshake started.
+        promise.fail(ChannelError.ioOnClosedChannel)
+    }
 }
