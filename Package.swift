@@ -78,9 +78,19 @@ let package = Package(
             "IonLabController",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "IonLabWireTests", dependencies: ["IonLabWire"]),
+        .testTarget(name: "IonLabWireTests", dependencies: [
+            "IonLabWire",
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig"]),
-        .testTarget(name: "IonLabPKITests", dependencies: ["IonLabPKI"]),
+        .testTarget(name: "IonLabPKITests", dependencies: [
+            "IonLabPKI", "IonLabConfig",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .testTarget(name: "IonLabIntegrationTests", dependencies: [
             "IonLabController", "IonLabPKI", "IonLabWire", "IonLabConfig", "ionlab", "ionlab-agent",
             .product(name: "NIOPosix", package: "swift-nio"),

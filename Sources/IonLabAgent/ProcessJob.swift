@@ -91,15 +91,14 @@ final class ProcessJob: @unchecked Sendable {
         }
         let pipes = lock.withLock { self.readers }
         let exit = Task { [pid] in await Self.waitForExit(pid) }
-        let status = await withTaskGroup(of: Void.self) { group in
-            for (reader, channel) in zip(pipes, [DataChannel.stdout, .stderr]) {
-                group.addTask { await self.forward(reader, as: channel) }
-            }
-            let status = await exit.value
-            // Pipes still open after the exit are held by descendants; close them once they go quiet.
-            group.addTask { await self.closeIdlePipes(pipes) }
-            return status
+        let forwarders = zip(pipes, [DataChannel.stdout, .stderr]).map { reader, channel in
+            Task { await self.forward(reader, as: channel) }
         }
+        let status = await exit.value
+        // Pipes still open after the exit are held by descendants; close them once they go quiet.
+        let closer = Task { await self.closeIdlePipes(pipes) }
+        for forwarder in forwarders { await forwarder.value }
+        closer.cancel()
         complete(status: status)
         timeout?.cancel()
     }
@@ -179,7 +178,7 @@ final class ProcessJob: @unchecked Sendable {
     /// After the exit: close the pipes once no output has arrived or been forwarded for a second.
     private func closeIdlePipes(_ pipes: [NIOAsyncChannel<ByteBuffer, Never>]) async {
         lock.withLock { lastOutput = .now }
-        while pipes.contains(where: { $0.channel.isActive }) {
+        while !Task.isCancelled, pipes.contains(where: { $0.channel.isActive }) {
             try? await Task.sleep(for: .milliseconds(250))
             let idle = lock.withLock { forwarding == 0 && ContinuousClock.now - lastOutput > .seconds(1) }
             if idle {

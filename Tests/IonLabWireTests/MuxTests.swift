@@ -1,0 +1,110 @@
+import IonLabWire
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Two multiplexed connections joined by a real socket pair.
+@Suite struct MuxTests {
+    struct Pair {
+        let controller: MuxConnection
+        let client: MuxConnection
+        let opened: AsyncStream<(WireStream, Message)>
+        let tasks: [Task<Void, Never>]
+        let channels: [Channel]
+        /// Held so the writers stay open for the test's duration.
+        let asyncChannels: [NIOAsyncChannel<Frame, Frame>]
+    }
+
+    /// Wires a controller-side and a client-side mux over a UNIX socket pair, each with a reader task.
+    func pair() async throws -> Pair {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        func wrap(_ fd: Int32) async throws -> NIOAsyncChannel<Frame, Frame> {
+            try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton).takingOwnershipOfDescriptor(inputOutput: fd) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addFrameCodec()
+                    return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
+                }
+            }
+        }
+        let left = try await wrap(fds[0])
+        let right = try await wrap(fds[1])
+        let controller = MuxConnection(writer: left.outbound, side: .controller)
+        let client = MuxConnection(writer: right.outbound, side: .client)
+        let (opened, continuation) = AsyncStream<(WireStream, Message)>.makeStream()
+        func reader(_ channel: NIOAsyncChannel<Frame, Frame>, _ mux: MuxConnection) -> Task<Void, Never> {
+            Task {
+                do {
+                    for try await frame in channel.inbound {
+                        if case .opened(let stream, let message) = try mux.route(frame) { continuation.yield((stream, message)) }
+                    }
+                } catch {}
+                mux.fail(WireError.connectionClosed)
+            }
+        }
+        return Pair(controller: controller, client: client, opened: opened,
+                    tasks: [reader(left, controller), reader(right, client)], channels: [left.channel, right.channel],
+                    asyncChannels: [left, right])
+    }
+
+    @Test func streamsCarryMessagesAndDataInOrder() async throws {
+        let pair = try await pair()
+        let stream = try pair.controller.openStream()
+        #expect(stream.id % 2 == 0)
+        try await stream.send(.stdinEnd)
+        try await stream.send(data: ByteBuffer(string: "hello"), on: .stdout)
+        try await stream.send(.cancel)
+        var iterator = pair.opened.makeAsyncIterator()
+        let (peer, first) = try #require(await iterator.next())
+        #expect(first.name == "stdinEnd")
+        guard case .data(.stdout, let bytes) = try await peer.next() else {
+            Issue.record("expected stdout data")
+            return
+        }
+        #expect(String(buffer: bytes) == "hello")
+        #expect(try await peer.nextMessage().name == "cancel")
+        for channel in pair.channels { try await channel.close() }
+    }
+
+    /// A sender can be at most one window ahead of a receiver that does not read.
+    @Test func flowControlBoundsWhatASenderCanPush() async throws {
+        let pair = try await pair()
+        let stream = try pair.client.openStream()
+        try await stream.send(.stdinEnd)
+        let chunk = ByteBuffer(repeating: 7, count: 64 << 10)
+        let sent = ManagedCounter()
+        let sender = Task {
+            for _ in 0..<(4 * MuxConnection.initialWindow / chunk.readableBytes) {
+                try await stream.send(data: chunk, on: .content)
+                sent.add(chunk.readableBytes)
+            }
+        }
+        var iterator = pair.opened.makeAsyncIterator()
+        let (peer, _) = try #require(await iterator.next())
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(sent.value == MuxConnection.initialWindow)  // stalled: the receiver has read nothing
+        var received = 0
+        while received < 4 * MuxConnection.initialWindow {
+            if case .data(_, let bytes) = try await peer.next() { received += bytes.readableBytes }
+        }
+        try await sender.value
+        #expect(sent.value == 4 * MuxConnection.initialWindow)
+        for channel in pair.channels { try await channel.close() }
+    }
+
+    @Test func aClosedConnectionFailsWaitingStreams() async throws {
+        let pair = try await pair()
+        let stream = try pair.client.openStream()
+        let waiting = Task { try await stream.next() }
+        try await pair.channels[0].close()
+        await #expect(throws: WireError.connectionClosed) { try await waiting.value }
+    }
+}
+
+final class ManagedCounter: @unchecked Sendable {
+    private var count = 0
+    private let lock = NIOLock()
+    func add(_ amount: Int) { lock.withLock { count += amount } }
+    var value: Int { lock.withLock { count } }
+}
