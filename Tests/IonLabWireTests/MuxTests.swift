@@ -64,7 +64,7 @@ import Testing
         }
         #expect(String(buffer: bytes) == "hello")
         #expect(try await peer.nextMessage().name == "cancel")
-        for channel in pair.channels { try await channel.close() }
+        for channel in pair.channels { try? await channel.close() }
     }
 
     /// A sender can be at most one window ahead of a receiver that does not read.
@@ -90,7 +90,7 @@ import Testing
         }
         try await sender.value
         #expect(sent.value == 4 * MuxConnection.initialWindow)
-        for channel in pair.channels { try await channel.close() }
+        for channel in pair.channels { try? await channel.close() }
     }
 
     @Test func aClosedConnectionFailsWaitingStreams() async throws {
