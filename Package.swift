@@ -75,7 +75,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ionlab-bench", dependencies: [
-            "IonLabController",
+            "IonLabController", "IonLabWire", "CIonLabSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "IonLabWireTests", dependencies: [

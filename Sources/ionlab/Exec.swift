@@ -7,6 +7,7 @@ import NIOCore
 
 struct Exec: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "exec",
         abstract: "Run a command on an agent (or all of them), streaming its output.",
         discussion: "Exits with the remote exit code, 128+N for a signal, or 124 after a timeout.")
 

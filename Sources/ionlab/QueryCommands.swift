@@ -4,7 +4,7 @@ import IonLabController
 import IonLabWire
 
 struct Agents: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List agents with their connection and health.")
+    static let configuration = CommandConfiguration(commandName: "agents", abstract: "List agents with their connection and health.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -39,7 +39,7 @@ struct Agents: AsyncParsableCommand {
 }
 
 struct Events: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the controller's event stream.")
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "Show the controller's event stream.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -81,7 +81,7 @@ struct Events: AsyncParsableCommand {
 }
 
 struct Jobs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List jobs and their results from the store.")
+    static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List jobs and their results from the store.")
 
     @OptionGroup var global: GlobalOptions
 

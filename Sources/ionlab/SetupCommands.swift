@@ -6,7 +6,7 @@ import IonLabWire
 import Logging
 
 struct Init: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create the CA, the controller's certificate, its config and its store.")
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the CA, the controller's certificate, its config and its store.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -33,7 +33,7 @@ struct Init: AsyncParsableCommand {
 }
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the controller daemon: the agent listener and the admin socket.")
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the controller daemon: the agent listener and the admin socket.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -56,10 +56,11 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Token: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Enrollment tokens.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(commandName: "token", abstract: "Enrollment tokens.", subcommands: [Create.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "create",
             abstract: "Mint a one-time enrollment token for NAME and write a complete agent config.")
 
         @OptionGroup var global: GlobalOptions
@@ -112,7 +113,7 @@ struct AgentCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "agent", abstract: "Manage one agent.", subcommands: [Revoke.self])
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke an agent's certificates; its next connection is refused.")
+        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke an agent's certificates; its next connection is refused.")
 
         @OptionGroup var global: GlobalOptions
 

@@ -31,6 +31,19 @@ import Testing
         try await eventually("every `sleep 100` to be gone", timeout: 5) { ProcessTable.commandLines(["sleep", "100"]).isEmpty }
     }
 
+    @Test func interruptingTheCLICancelsTheRemoteJob() async throws {
+        let lab = try Lab()
+        defer { lab.tearDown() }
+        try await lab.startController()
+        try await lab.connectAgent("agent1")
+        let cli = try lab.spawnCLI(["exec", "agent1", "--", "sh", "-c", "sleep 101 & sleep 101"], log: "cancel.log")
+        try await eventually("the job to start", timeout: 10) { !ProcessTable.commandLines(["sleep", "101"]).isEmpty }
+        kill(cli.processIdentifier, SIGINT)
+        #expect(try await lab.exitStatus(of: cli) == 130)
+        #expect(lab.log("cancel.log").contains("cancelled; process group killed"))
+        try await eventually("every `sleep 101` to be gone", timeout: 5) { ProcessTable.commandLines(["sleep", "101"]).isEmpty }
+    }
+
     @Test func stdinEnvAndWorkingDirectoryReachTheCommand() async throws {
         let lab = try Lab()
         defer { lab.tearDown() }
@@ -39,6 +52,9 @@ import Testing
         let result = lab.run(["exec", "agent1", "--env", "GREETING=hello there", "--cwd", "/tmp", "--", "sh", "-c", "echo \"$GREETING\" $(pwd)"])
         #expect(result.status == 0)
         #expect(result.stdout == "hello there /tmp\n")
+        let piped = lab.run(["exec", "agent1", "--stdin", "--", "sh", "-c", "tr a-z A-Z; echo done >&2"], stdin: "hello\nworld\n")
+        #expect(piped.stdout == "HELLO\nWORLD\n")
+        #expect(piped.stderr == "done\n")
         let missing = lab.run(["exec", "agent1", "--", "/no/such/program"])
         #expect(missing.status == 127)
         #expect(missing.stderr.contains("No such file or directory"))

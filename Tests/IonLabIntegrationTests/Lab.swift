@@ -160,10 +160,11 @@ final class Lab: @unchecked Sendable {
     /// Runs `ionlab ARGS` against this lab's controller and waits for it.
     @discardableResult
     func run(_ arguments: [String], stdin: String? = nil) -> Result {
-        Lab.runProgram("\(Lab.binaries)/ionlab", arguments, environment: ["IONLAB_STATE_DIR": stateDir], directory: directory)
+        Lab.runProgram("\(Lab.binaries)/ionlab", arguments, environment: ["IONLAB_STATE_DIR": stateDir], directory: directory, stdin: stdin)
     }
 
-    static func runProgram(_ path: String, _ arguments: [String], environment extra: [String: String] = [:], directory: String) -> Result {
+    static func runProgram(_ path: String, _ arguments: [String], environment extra: [String: String] = [:], directory: String,
+                           stdin: String? = nil) -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -182,7 +183,13 @@ final class Lab: @unchecked Sendable {
         do {
             process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-            process.standardInput = FileHandle.nullDevice
+            if let stdin {
+                let inPath = "\(directory)/.in-\(id)"
+                try stdin.write(toFile: inPath, atomically: true, encoding: .utf8)
+                process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inPath))
+            } else {
+                process.standardInput = FileHandle.nullDevice
+            }
             try process.run()
         } catch {
             return Result(status: -1, stdout: "", stderr: "cannot run \(path): \(error)")
