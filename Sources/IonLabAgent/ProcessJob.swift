@@ -17,7 +17,8 @@ final class ProcessJob: @unchecked Sendable {
     private var tail = OutputTail(limit: 8 << 10)
     private var sink: WireStream?
     private var outcome: ExecResult.Outcome = .completed
-    private var stdinChannel: NIOAsyncChannel<ByteBuffer, ByteBuffer>?
+    /// The write end of the command's stdin, as a plain channel (nil without stdin), once ``run(group:)`` set it up.
+    private let stdinReady: EventLoopPromise<Channel?>
     private var readers: [NIOAsyncChannel<ByteBuffer, Never>] = []
     private let finished: EventLoopPromise<ExecResult>
 
@@ -50,6 +51,7 @@ final class ProcessJob: @unchecked Sendable {
         }
         self.pid = childPID
         self.finished = group.next().makePromise()
+        self.stdinReady = group.next().makePromise()
         // Keep only the parent's ends; the deferred close releases the child's.
         stdoutFD = pipes[1][0]; pipes[1][0] = -1
         stderrFD = pipes[2][0]; pipes[2][0] = -1
@@ -67,6 +69,7 @@ final class ProcessJob: @unchecked Sendable {
 
     /// Reads the pipes, enforces the timeout, waits for the exit, and completes ``result``.
     func run(group: EventLoopGroup) async {
+        var input: Channel?
         do {
             let out = try await Self.pipeReader(stdoutFD, group: group)
             stdoutFD = -1
@@ -74,15 +77,13 @@ final class ProcessJob: @unchecked Sendable {
             stderrFD = -1
             lock.withLock { readers = [out, err] }
             if stdinFD >= 0 {
-                let input = try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(output: stdinFD) { channel in
-                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-                }
+                input = try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(output: stdinFD).get()
                 stdinFD = -1
-                lock.withLock { stdinChannel = input }
             }
         } catch {
             kill(-pid, SIGKILL)
         }
+        stdinReady.succeed(input)
         let timeout = spec.timeoutSeconds.map { seconds in
             Task {
                 try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
@@ -99,6 +100,7 @@ final class ProcessJob: @unchecked Sendable {
         let closer = Task { await self.closeIdlePipes(pipes) }
         for forwarder in forwarders { await forwarder.value }
         closer.cancel()
+        stdinReady.futureResult.whenSuccess { $0?.close(promise: nil) }  // the command is gone; release its stdin
         complete(status: status)
         timeout?.cancel()
     }
@@ -138,11 +140,11 @@ final class ProcessJob: @unchecked Sendable {
 
     /// Writes stdin bytes (nil closes stdin).
     func writeStdin(_ bytes: ByteBuffer?) async throws {
-        guard let channel = lock.withLock({ stdinChannel }) else { return }
+        guard let channel = try await stdinReady.futureResult.get() else { return }
         if let bytes {
-            try await channel.channel.writeAndFlush(bytes)
+            try await channel.writeAndFlush(bytes)
         } else {
-            try await channel.channel.close()
+            try await channel.close()
         }
     }
 

@@ -4,7 +4,7 @@ import IonLabWire
 import Testing
 
 /// Every kind of bad input gets a clear one-line error, and the controller keeps serving other agents.
-@Suite(.serialized) struct BadInputTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct BadInputTests {
     /// A lab with a healthy agent1 to prove the controller keeps serving.
     static func servingLab() async throws -> Lab {
         let lab = try Lab()

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The controller/agent channel with real `ionlab serve` and `ionlab-agent` processes over 127.0.0.1.
-@Suite(.serialized) struct ChannelTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ChannelTests {
     @Test func execStreamsBothOutputsAndReturnsTheExitCode() async throws {
         let lab = try Lab()
         defer { lab.tearDown() }

@@ -163,8 +163,9 @@ final class Lab: @unchecked Sendable {
         Lab.runProgram("\(Lab.binaries)/ionlab", arguments, environment: ["IONLAB_STATE_DIR": stateDir], directory: directory, stdin: stdin)
     }
 
+    /// Runs a program to completion, killing it (and failing the result) if it outlives `deadline` seconds.
     static func runProgram(_ path: String, _ arguments: [String], environment extra: [String: String] = [:], directory: String,
-                           stdin: String? = nil) -> Result {
+                           stdin: String? = nil, deadline: Double = 120) -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -194,9 +195,15 @@ final class Lab: @unchecked Sendable {
         } catch {
             return Result(status: -1, stdout: "", stderr: "cannot run \(path): \(error)")
         }
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + deadline, execute: watchdog)
         process.waitUntilExit()
+        let killed = watchdog.isCancelled == false && process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
+        watchdog.cancel()
         let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        var err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        if killed { err += "\n[lab] \(path) killed after its \(deadline) s deadline" }
         return Result(status: process.terminationStatus, stdout: out, stderr: err)
     }
 

@@ -5,19 +5,17 @@ import NIOPosix
 import Testing
 
 /// Two multiplexed connections joined by a real socket pair.
-@Suite struct MuxTests {
+@Suite(.timeLimit(.minutes(1))) struct MuxTests {
     struct Pair {
         let controller: MuxConnection
         let client: MuxConnection
         let opened: AsyncStream<(WireStream, Message)>
-        let tasks: [Task<Void, Never>]
         let channels: [Channel]
-        /// Held so the writers stay open for the test's duration.
-        let asyncChannels: [NIOAsyncChannel<Frame, Frame>]
     }
 
-    /// Wires a controller-side and a client-side mux over a UNIX socket pair, each with a reader task.
-    func pair() async throws -> Pair {
+    /// Wires a controller-side and a client-side mux over a UNIX socket pair, each with a reader task, runs
+    /// `body`, then closes both ends.
+    func withPair(_ body: (Pair) async throws -> Void) async throws {
         var fds: [Int32] = [0, 0]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
         func wrap(_ fd: Int32) async throws -> NIOAsyncChannel<Frame, Frame> {
@@ -30,26 +28,29 @@ import Testing
         }
         let left = try await wrap(fds[0])
         let right = try await wrap(fds[1])
-        let controller = MuxConnection(writer: left.outbound, side: .controller)
-        let client = MuxConnection(writer: right.outbound, side: .client)
         let (opened, continuation) = AsyncStream<(WireStream, Message)>.makeStream()
-        func reader(_ channel: NIOAsyncChannel<Frame, Frame>, _ mux: MuxConnection) -> Task<Void, Never> {
+        func reader(_ inbound: NIOAsyncChannelInboundStream<Frame>, _ mux: MuxConnection) -> Task<Void, Never> {
             Task {
                 do {
-                    for try await frame in channel.inbound {
+                    for try await frame in inbound {
                         if case .opened(let stream, let message) = try mux.route(frame) { continuation.yield((stream, message)) }
                     }
                 } catch {}
                 mux.fail(WireError.connectionClosed)
             }
         }
-        return Pair(controller: controller, client: client, opened: opened,
-                    tasks: [reader(left, controller), reader(right, client)], channels: [left.channel, right.channel],
-                    asyncChannels: [left, right])
+        try await left.executeThenClose { leftInbound, leftOutbound in
+            try await right.executeThenClose { rightInbound, rightOutbound in
+                let controller = MuxConnection(writer: leftOutbound, side: .controller)
+                let client = MuxConnection(writer: rightOutbound, side: .client)
+                let readers = [reader(leftInbound, controller), reader(rightInbound, client)]
+                defer { for task in readers { task.cancel() } }
+                try await body(Pair(controller: controller, client: client, opened: opened, channels: [left.channel, right.channel]))
+            }
+        }
     }
 
-    @Test func streamsCarryMessagesAndDataInOrder() async throws {
-        let pair = try await pair()
+    @Test func streamsCarryMessagesAndDataInOrder() async throws { try await withPair { pair in
         let stream = try pair.controller.openStream()
         #expect(stream.id % 2 == 0)
         try await stream.send(.stdinEnd)
@@ -64,12 +65,10 @@ import Testing
         }
         #expect(String(buffer: bytes) == "hello")
         #expect(try await peer.nextMessage().name == "cancel")
-        for channel in pair.channels { try? await channel.close() }
-    }
+    } }
 
     /// A sender can be at most one window ahead of a receiver that does not read.
-    @Test func flowControlBoundsWhatASenderCanPush() async throws {
-        let pair = try await pair()
+    @Test func flowControlBoundsWhatASenderCanPush() async throws { try await withPair { pair in
         let stream = try pair.client.openStream()
         try await stream.send(.stdinEnd)
         let chunk = ByteBuffer(repeating: 7, count: 64 << 10)
@@ -90,16 +89,14 @@ import Testing
         }
         try await sender.value
         #expect(sent.value == 4 * MuxConnection.initialWindow)
-        for channel in pair.channels { try? await channel.close() }
-    }
+    } }
 
-    @Test func aClosedConnectionFailsWaitingStreams() async throws {
-        let pair = try await pair()
+    @Test func aClosedConnectionFailsWaitingStreams() async throws { try await withPair { pair in
         let stream = try pair.client.openStream()
         let waiting = Task { try await stream.next() }
         try await pair.channels[0].close()
         await #expect(throws: WireError.connectionClosed) { try await waiting.value }
-    }
+    } }
 }
 
 final class ManagedCounter: @unchecked Sendable {
