@@ -23,6 +23,15 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
+        /// The libvirt C API (libvirt-dev), found with pkg-config.
+        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        /// A small Swift API over libvirt: connection, domain, pool, volume, stream, typed errors.
+        .target(name: "Libvirt", dependencies: ["CLibvirt"]),
+        /// Provisioning: backend discovery, domain and volume XML, the cloud-init seed, VM lifecycle.
+        .target(name: "IonLabProvision", dependencies: [
+            "Libvirt", "IonLabConfig",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         /// POSIX helpers Swift cannot express directly (posix_spawn with a process group, wait status).
         .target(name: "CIonLabSys"),
         /// The wire protocol both sides share: frames, messages, multiplexed flow-controlled streams.
@@ -85,6 +94,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig"]),
+        .testTarget(name: "IonLabProvisionTests", dependencies: ["IonLabProvision", "Libvirt", "IonLabConfig"]),
         .testTarget(name: "IonLabPKITests", dependencies: [
             "IonLabPKI", "IonLabConfig",
             .product(name: "X509", package: "swift-certificates"),

@@ -10,20 +10,35 @@ public struct ControllerConfig: Codable, Sendable, Equatable {
     public var tokenTtlSeconds: Double
     /// An agent with no heartbeat for this long is marked down.
     public var agentDownAfterSeconds: Double
+    /// The libvirt hosts VMs may be placed on.
+    public var backends: [BackendConfig]
+    /// How long discovery waits for each backend.
+    public var probeTimeoutSeconds: Double
+    /// The image catalog; relative paths are relative to the state directory.
+    public var imageCatalog: String
+    /// The agent bundle (`agent-dist/out`: binary, unit, cloud-init files) put on seed ISOs; found automatically when unset.
+    public var agentBundle: String?
 
     public static let defaultListen = Endpoint(host: "127.0.0.1", port: 7443)
 
     public init(listen: Endpoint = ControllerConfig.defaultListen, advertise: [Endpoint] = [],
-                agentCertificateSeconds: Double = 86_400, tokenTtlSeconds: Double = 7_200, agentDownAfterSeconds: Double = 35) {
+                agentCertificateSeconds: Double = 86_400, tokenTtlSeconds: Double = 7_200, agentDownAfterSeconds: Double = 35,
+                backends: [BackendConfig] = BackendConfig.defaultBackends, probeTimeoutSeconds: Double = 20,
+                imageCatalog: String = "images.yaml", agentBundle: String? = nil) {
         self.listen = listen
         self.advertise = advertise
         self.agentCertificateSeconds = agentCertificateSeconds
         self.tokenTtlSeconds = tokenTtlSeconds
         self.agentDownAfterSeconds = agentDownAfterSeconds
+        self.backends = backends
+        self.probeTimeoutSeconds = probeTimeoutSeconds
+        self.imageCatalog = imageCatalog
+        self.agentBundle = agentBundle
     }
 
     enum CodingKeys: String, CodingKey {
         case listen, advertise, agentCertificateSeconds, tokenTtlSeconds, agentDownAfterSeconds
+        case backends, probeTimeoutSeconds, imageCatalog, agentBundle
     }
 
     public init(from decoder: Decoder) throws {
@@ -36,6 +51,27 @@ public struct ControllerConfig: Codable, Sendable, Equatable {
         tokenTtlSeconds = try container.decodeIfPresent(Double.self, forKey: .tokenTtlSeconds, check: Check.seconds) ?? defaults.tokenTtlSeconds
         agentDownAfterSeconds = try container.decodeIfPresent(Double.self, forKey: .agentDownAfterSeconds, check: Check.seconds)
             ?? defaults.agentDownAfterSeconds
+        backends = try container.decodeIfPresent([BackendConfig].self, forKey: .backends, check: Self.checkBackends) ?? defaults.backends
+        probeTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .probeTimeoutSeconds, check: Check.seconds)
+            ?? defaults.probeTimeoutSeconds
+        imageCatalog = try container.decodeIfPresent(String.self, forKey: .imageCatalog, check: Check.nonEmpty) ?? defaults.imageCatalog
+        agentBundle = try container.decodeIfPresent(String.self, forKey: .agentBundle, check: Check.absolutePath)
+    }
+
+    static func checkBackends(_ backends: [BackendConfig]) throws {
+        try Check.nonEmpty(backends)
+        var seen = Set<String>()
+        for backend in backends where !seen.insert(backend.name).inserted {
+            throw ValueError("backend '\(backend.name)' is listed twice")
+        }
+    }
+
+    public func backend(named name: String?) throws -> BackendConfig {
+        guard let name else { return backends[0] }
+        guard let backend = backends.first(where: { $0.name == name }) else {
+            throw ValueError("no backend '\(name)' in the controller config (known: \(backends.map(\.name).joined(separator: ", ")))")
+        }
+        return backend
     }
 
     /// The endpoints written into agent configs.
@@ -57,6 +93,19 @@ public struct ControllerConfig: Codable, Sendable, Equatable {
         lines.append("agent_certificate_seconds: \(Int(agentCertificateSeconds))")
         lines.append("token_ttl_seconds: \(Int(tokenTtlSeconds))")
         lines.append("agent_down_after_seconds: \(Int(agentDownAfterSeconds))")
+        lines.append("probe_timeout_seconds: \(Int(probeTimeoutSeconds))")
+        lines.append("image_catalog: \(YAMLText.quote(imageCatalog))")
+        if let agentBundle { lines.append("agent_bundle: \(YAMLText.quote(agentBundle))") }
+        lines.append("backends:")
+        for backend in backends {
+            lines.append("  - name: \(YAMLText.quote(backend.name))")
+            lines.append("    uri: \(YAMLText.quote(backend.uri))")
+            lines.append("    pool: \(YAMLText.quote(backend.pool))")
+            lines.append("    pool_path: \(YAMLText.quote(backend.poolPath))")
+            lines.append("    network: \(YAMLText.quote(backend.network.description))")
+            lines.append("    controller_address: \(YAMLText.quote(backend.controllerAddress))")
+            if let type = backend.domainType { lines.append("    domain_type: \(YAMLText.quote(type))") }
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

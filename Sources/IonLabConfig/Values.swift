@@ -1,7 +1,7 @@
 import Foundation
 
 /// A `HOST:PORT` address (`[::1]:7443` for IPv6).
-public struct Endpoint: Codable, Sendable, Hashable, CustomStringConvertible {
+public struct Endpoint: TextValue, Sendable, Hashable {
     public var host: String
     public var port: Int
 
@@ -34,20 +34,6 @@ public struct Endpoint: Codable, Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        do {
-            try self.init(parsing: text)
-        } catch let error as ValueError {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
-        }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
 }
 
 /// A name for an agent or VM: lowercase letters, digits, '-', '_' and '.', starting with a letter or digit.
@@ -62,7 +48,7 @@ public enum AgentName {
 }
 
 /// The SHA-256 of a CA's SubjectPublicKeyInfo, written `sha256:` and 64 hex digits.
-public struct CAPin: Codable, Sendable, Hashable, CustomStringConvertible {
+public struct CAPin: TextValue, Sendable, Hashable {
     public let hex: String
 
     public init(parsing text: String) throws {
@@ -76,20 +62,6 @@ public struct CAPin: Codable, Sendable, Hashable, CustomStringConvertible {
     public init(hex: String) { self.hex = hex.lowercased() }
 
     public var description: String { "sha256:\(hex)" }
-
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        do {
-            try self.init(parsing: text)
-        } catch let error as ValueError {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
-        }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
 }
 
 /// A value that failed validation; decoding turns it into a located ``ConfigError``.
@@ -132,5 +104,27 @@ public enum Check {
 
     public static func nonEmpty<C: Collection>(_ value: C) throws {
         guard !value.isEmpty else { throw ValueError("must not be empty") }
+    }
+}
+
+/// A value written in configs as one string: parsed by `init(parsing:)`, written back as `description`.
+/// A parse failure becomes a located ``ConfigError`` through the decoder.
+public protocol TextValue: Codable, CustomStringConvertible {
+    init(parsing text: String) throws
+}
+
+extension TextValue {
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do {
+            try self.init(parsing: text)
+        } catch let error as ValueError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
     }
 }

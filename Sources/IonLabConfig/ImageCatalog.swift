@@ -1,0 +1,81 @@
+import Foundation
+
+/// The named base images VMs are made from (`controller-config/images.yaml`).
+public struct ImageCatalog: Codable, Sendable, Equatable {
+    public var images: [BaseImage]
+
+    public init(images: [BaseImage]) { self.images = images }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        images = try container.decode([BaseImage].self, forKey: .images)
+        var seen = Set<String>()
+        for image in images where !seen.insert(image.name).inserted {
+            throw DecodingError.dataCorruptedError(forKey: .images, in: container, debugDescription: "image '\(image.name)' is listed twice")
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case images }
+
+    public func image(named name: String) throws -> BaseImage {
+        guard let image = images.first(where: { $0.name == name }) else {
+            throw ValueError("no image '\(name)' in the catalog (known: \(images.map(\.name).joined(separator: ", ")))")
+        }
+        return image
+    }
+
+    public static func load(path: String) throws -> ImageCatalog { try StrictYAML.load(ImageCatalog.self, path: path) }
+}
+
+/// A base image: a disk file (or pool volume) that overlays are created on, and how to boot it.
+public struct BaseImage: Codable, Sendable, Equatable {
+    public var name: String
+    /// An absolute path on the backend host, or `POOL/VOLUME` for a libvirt volume.
+    public var path: String
+    /// `raw` or `qcow2`: the backing format written into each overlay.
+    public var format: String
+    /// Direct kernel boot (the test image): kernel, initrd and command line. Cloud images leave these out.
+    public var kernel: String?
+    public var initrd: String?
+    public var cmdline: String?
+    /// The OS family (`debian`, `ubuntu`, `pop`), for recipes that differ by distribution.
+    public var os: String
+
+    public init(name: String, path: String, format: String, kernel: String? = nil, initrd: String? = nil,
+                cmdline: String? = nil, os: String) {
+        self.name = name
+        self.path = path
+        self.format = format
+        self.kernel = kernel
+        self.initrd = initrd
+        self.cmdline = cmdline
+        self.os = os
+    }
+
+    enum CodingKeys: String, CodingKey { case name, path, format, kernel, initrd, cmdline, os }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name, check: AgentName.validate)
+        path = try container.decode(String.self, forKey: .path, check: Check.nonEmpty)
+        format = try container.decodeIfPresent(String.self, forKey: .format, check: Self.checkFormat) ?? "qcow2"
+        kernel = try container.decodeIfPresent(String.self, forKey: .kernel, check: Check.absolutePath)
+        initrd = try container.decodeIfPresent(String.self, forKey: .initrd, check: Check.absolutePath)
+        cmdline = try container.decodeIfPresent(String.self, forKey: .cmdline)
+        os = try container.decode(String.self, forKey: .os, check: Check.nonEmpty)
+        if initrd != nil, kernel == nil {
+            throw DecodingError.dataCorruptedError(forKey: .initrd, in: container, debugDescription: "an initrd needs a kernel")
+        }
+    }
+
+    /// The pool and volume when `path` names a libvirt volume rather than a file.
+    public var poolVolume: (pool: String, volume: String)? {
+        guard !path.hasPrefix("/") else { return nil }
+        let parts = path.split(separator: "/", maxSplits: 1).map(String.init)
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
+    }
+
+    static func checkFormat(_ format: String) throws {
+        guard ["raw", "qcow2"].contains(format) else { throw ValueError("expected raw or qcow2, found '\(format)'") }
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import IonLabConfig
+import Libvirt
+
+/// What discovery found out about one backend.
+public struct BackendReport: Codable, Sendable {
+    public struct DomainTypeCheck: Codable, Sendable {
+        public let type: String
+        public let works: Bool
+        /// How it was verified, or why it failed.
+        public let detail: String
+    }
+
+    public struct PoolReport: Codable, Sendable {
+        public let name: String
+        public let active: Bool
+        public let capacityBytes: UInt64
+        public let availableBytes: UInt64
+    }
+
+    public enum Health: String, Codable, Sendable { case ok, degraded, down }
+
+    public let name: String
+    public let uri: String
+    public var reachable = false
+    public var libvirtVersion: String?
+    public var driver: String?
+    public var hostname: String?
+    public var arch: String?
+    public var cpus: Int?
+    public var memoryBytes: UInt64?
+    public var freeMemoryBytes: UInt64?
+    public var domainTypes: [DomainTypeCheck] = []
+    public var pools: [PoolReport] = []
+    public var networks: [NetworkInfo] = []
+    public var capabilities: [String] = []
+    public var health: Health = .down
+    public var reason: String = ""
+    public var probeSeconds: Double = 0
+
+    public init(name: String, uri: String) {
+        self.name = name
+        self.uri = uri
+    }
+
+    /// The domain type to use: a forced one, else kvm when verified, else the first verified type.
+    public func preferredDomainType(forced: String?) -> String? {
+        if let forced { return forced }
+        let working = domainTypes.filter(\.works).map(\.type)
+        return working.contains("kvm") ? "kvm" : working.first
+    }
+}
+
+/// Probes libvirt backends, all at once, each bounded by a timeout.
+public enum Discovery {
+    /// Probes every backend in parallel; the reports come back in the order given.
+    public static func probe(_ backends: [BackendConfig], timeoutSeconds: Double) async -> [BackendReport] {
+        await withTaskGroup(of: (Int, BackendReport).self) { group in
+            for (index, backend) in backends.enumerated() {
+                group.addTask { (index, await probe(backend, timeoutSeconds: timeoutSeconds)) }
+            }
+            var reports = [BackendReport?](repeating: nil, count: backends.count)
+            for await (index, report) in group { reports[index] = report }
+            return reports.compactMap { $0 }
+        }
+    }
+
+    /// Probes one backend. A backend that does not answer within the timeout is reported down.
+    public static func probe(_ backend: BackendConfig, timeoutSeconds: Double) async -> BackendReport {
+        let started = ContinuousClock.now
+        var report: BackendReport
+        do {
+            report = try await withDeadline(seconds: timeoutSeconds, "probe \(backend.uri)") { try await inspect(backend) }
+        } catch {
+            report = BackendReport(name: backend.name, uri: backend.uri)
+            report.reason = "\(error)"
+        }
+        let elapsed = ContinuousClock.now - started
+        report.probeSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return report
+    }
+
+    static func inspect(_ backend: BackendConfig) async throws -> BackendReport {
+        var report = BackendReport(name: backend.name, uri: backend.uri)
+        let connection = try await Connection.open(backend.uri)
+        report.reachable = true
+        report.libvirtVersion = try await connection.libvirtVersion()
+        report.driver = try await connection.driverType()
+        report.hostname = try? await connection.hostname()
+        let node = try await connection.nodeInfo()
+        report.cpus = node.cpus
+        report.memoryBytes = node.memoryKiB * 1024
+        report.freeMemoryBytes = try? await connection.freeMemory()
+        let capabilities = try Capabilities(xml: try await connection.capabilities())
+        report.arch = capabilities.hostArch
+        let arch = capabilities.hostArch ?? "x86_64"
+        report.domainTypes = await verifyDomainTypes(capabilities.domainTypes(arch: arch), arch: arch, on: connection)
+        for pool in try await connection.pools() {
+            let info = try await pool.info()
+            report.pools.append(.init(name: pool.name, active: info.active, capacityBytes: info.capacityBytes,
+                                      availableBytes: info.availableBytes))
+        }
+        report.networks = (try? await connection.networks()) ?? []
+        report.capabilities = capabilityList(report, backend: backend)
+        (report.health, report.reason) = health(report, backend: backend)
+        return report
+    }
+
+    /// Starts a throwaway transient domain of each type and checks that its vCPU actually runs.
+    static func verifyDomainTypes(_ types: [String], arch: String, on connection: Connection) async -> [BackendReport.DomainTypeCheck] {
+        var checks: [BackendReport.DomainTypeCheck] = []
+        for type in types {
+            do {
+                let detail = try await withDeadline(seconds: 8, "\(type) probe guest") { try await runProbeGuest(type: type, arch: arch, on: connection) }
+                checks.append(.init(type: type, works: true, detail: detail))
+            } catch {
+                checks.append(.init(type: type, works: false, detail: "\(error)"))
+            }
+        }
+        return checks
+    }
+
+    static func runProbeGuest(type: String, arch: String, on connection: Connection) async throws -> String {
+        let name = "ionlab-probe-\(type)-\(UUID().uuidString.prefix(8).lowercased())"
+        let xml = """
+        <domain type='\(XMLText.escape(type))'>
+          <name>\(name)</name>
+          <memory unit='MiB'>32</memory>
+          <vcpu>1</vcpu>
+          <os><type arch='\(XMLText.escape(arch))'>hvm</type></os>
+          <devices><memballoon model='none'/></devices>
+        </domain>
+        """
+        // Autodestroy kills the guest with the connection should this probe be abandoned; not every driver has it.
+        let domain: Domain
+        do {
+            domain = try await connection.createTransientDomain(xml: xml, autodestroy: true)
+        } catch let error as LibvirtError where error.kind == .invalidConfig {
+            domain = try await connection.createTransientDomain(xml: xml, autodestroy: false)
+        }
+        do {
+            let first = try await domain.info().cpuTimeNanoseconds
+            try await Task.sleep(for: .milliseconds(700))
+            let second = try await domain.info().cpuTimeNanoseconds
+            try? await domain.destroy()
+            guard second > first else { throw ProvisionError("the probe guest's vCPU did not run (cpu time stayed at \(first) ns)") }
+            return "probe guest ran \((second - first) / 1_000_000) ms of CPU in 0.7 s"
+        } catch {
+            try? await domain.destroy()
+            throw error
+        }
+    }
+
+    static func capabilityList(_ report: BackendReport, backend: BackendConfig) -> [String] {
+        var list: [String] = []
+        let isQEMU = report.driver == "QEMU"
+        if report.domainTypes.contains(where: \.works) { list += ["provision", "clone", "overlay-disks"] }
+        if isQEMU { list += ["serial-console", "volume-upload", "direct-kernel-boot"] }
+        if isQEMU, backend.network == .user { list.append("user-networking") }
+        return list
+    }
+
+    static func health(_ report: BackendReport, backend: BackendConfig) -> (BackendReport.Health, String) {
+        if !report.domainTypes.contains(where: \.works) {
+            return (.degraded, "no domain type works: " + report.domainTypes.map { "\($0.type): \($0.detail)" }.joined(separator: "; "))
+        }
+        if let free = report.freeMemoryBytes, free < 600 << 20 {
+            return (.degraded, "only \(free >> 20) MiB of memory free")
+        }
+        if let pool = report.pools.first(where: { $0.name == backend.pool }), !pool.active {
+            return (.degraded, "storage pool \(backend.pool) is not active")
+        }
+        return (.ok, "")
+    }
+}
+
+/// Runs `body`, or fails with a timeout error after `seconds` (the body's blocking call may finish later).
+func withDeadline<T: Sendable>(seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            throw ProvisionError("\(what): no answer within \(seconds) s")
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}

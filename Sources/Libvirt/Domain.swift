@@ -1,0 +1,87 @@
+import CLibvirt
+import Foundation
+
+/// A libvirt domain (a VM), defined or running.
+public final class Domain: @unchecked Sendable {
+    let connection: Connection
+    let pointer: OpaquePointer
+    public let name: String
+
+    init(connection: Connection, pointer: OpaquePointer) {
+        self.connection = connection
+        self.pointer = pointer
+        self.name = virDomainGetName(pointer).map { String(cString: $0) } ?? "?"
+    }
+
+    deinit { virDomainFree(pointer) }
+
+    public enum State: String, Sendable, Codable {
+        case running, blocked, paused, shuttingDown = "shutting-down", shutOff = "shut-off", crashed, suspended, unknown
+    }
+
+    public struct Info: Sendable {
+        public let state: State
+        public let maxMemoryKiB: UInt64
+        public let vcpus: Int
+        /// CPU time used so far, in nanoseconds.
+        public let cpuTimeNanoseconds: UInt64
+    }
+
+    public var uuid: String {
+        var buffer = [CChar](repeating: 0, count: Int(VIR_UUID_STRING_BUFLEN))
+        return virDomainGetUUIDString(pointer, &buffer) == 0 ? String(cString: buffer) : ""
+    }
+
+    public func info() async throws -> Info {
+        try await connection.run("read state of domain \(name)") {
+            var info = virDomainInfo()
+            guard virDomainGetInfo(self.pointer, &info) == 0 else { return nil }
+            return Info(state: Self.state(info.state), maxMemoryKiB: UInt64(info.maxMem), vcpus: Int(info.nrVirtCpu),
+                        cpuTimeNanoseconds: UInt64(info.cpuTime))
+        }
+    }
+
+    public func xml() async throws -> String {
+        try await connection.run("read XML of domain \(name)") { Connection.string(virDomainGetXMLDesc(self.pointer, 0)) }
+    }
+
+    public func isActive() async throws -> Bool {
+        try await connection.run("check domain \(name)") {
+            let active = virDomainIsActive(self.pointer)
+            return active < 0 ? nil : active == 1
+        }
+    }
+
+    /// Starts a defined domain.
+    public func start() async throws {
+        try await connection.check("start domain \(name)") { virDomainCreate(self.pointer) }
+    }
+
+    /// Stops the domain at once, like pulling the plug.
+    public func destroy() async throws {
+        try await connection.check("destroy domain \(name)") { virDomainDestroy(self.pointer) }
+    }
+
+    /// Removes the definition (and any NVRAM and managed save image).
+    public func undefine() async throws {
+        let flags = UInt32(VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_NVRAM.rawValue)
+        do {
+            try await connection.check("undefine domain \(name)") { virDomainUndefineFlags(self.pointer, flags) }
+        } catch let error as LibvirtError where error.kind == .unsupported || error.kind == .invalidConfig {
+            try await connection.check("undefine domain \(name)") { virDomainUndefine(self.pointer) }
+        }
+    }
+
+    static func state(_ raw: UInt8) -> State {
+        switch Int32(raw) {
+        case Int32(VIR_DOMAIN_RUNNING.rawValue): return .running
+        case Int32(VIR_DOMAIN_BLOCKED.rawValue): return .blocked
+        case Int32(VIR_DOMAIN_PAUSED.rawValue): return .paused
+        case Int32(VIR_DOMAIN_SHUTDOWN.rawValue): return .shuttingDown
+        case Int32(VIR_DOMAIN_SHUTOFF.rawValue): return .shutOff
+        case Int32(VIR_DOMAIN_CRASHED.rawValue): return .crashed
+        case Int32(VIR_DOMAIN_PMSUSPENDED.rawValue): return .suspended
+        default: return .unknown
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import IonLabConfig
+@testable import IonLabProvision
+import Libvirt
+import Testing
+
+/// libvirt logic on `test:///default`: real libvirt with an in-memory hypervisor, fresh per connection.
+@Suite struct LibvirtTests {
+    func spec(_ name: String, kernel: String? = "/boot/vmlinuz") -> DomainSpec {
+        DomainSpec(name: name, uuid: UUID().uuidString.lowercased(), instanceID: "\(name)-1a2b3c4d", domainType: "test", cpus: 2,
+                   memoryMiB: 512, diskPath: "/default-pool/\(name).qcow2", seedPath: "/default-pool/\(name)-seed.iso",
+                   kernel: kernel, initrd: kernel == nil ? nil : "/boot/initrd.img", cmdline: kernel == nil ? nil : "root=/dev/vda rw console=ttyS0",
+                   network: .user, consoleLog: "/var/log/ionlab/\(name).console.log")
+    }
+
+    @Test func generatedDomainXMLIsAcceptedAndKeptByLibvirt() async throws {
+        let connection = try await Connection.open("test:///default")
+        let spec = spec("vm1")
+        let domain = try await connection.defineDomain(xml: spec.xml)
+        #expect(domain.name == "vm1")
+        #expect(domain.uuid == spec.uuid)
+        let xml = try await domain.xml()
+        #expect(xml.contains("<kernel>/boot/vmlinuz</kernel>"))
+        #expect(xml.contains("root=/dev/vda rw console=ttyS0"))
+        #expect(xml.contains("/default-pool/vm1.qcow2"))
+        #expect(xml.contains("/default-pool/vm1-seed.iso"))
+        #expect(xml.contains("<interface type='user'>"))
+        #expect(xml.contains("<acpi/>"))
+        #expect(xml.contains("vm1-1a2b3c4d"))  // the instance id travels in ionlab's metadata
+        let info = try await domain.info()
+        #expect(info.vcpus == 2)
+        #expect(info.maxMemoryKiB == 512 * 1024)
+    }
+
+    @Test func namesAndPathsAreEscapedInXML() {
+        var hostile = spec("vm2", kernel: nil)
+        hostile.consoleLog = "/tmp/a'b<c>&d.log"
+        #expect(hostile.xml.contains("/tmp/a&apos;b&lt;c&gt;&amp;d.log"))
+        #expect(hostile.xml.contains("<boot dev='hd'/>"))
+        #expect(!hostile.xml.contains("<kernel>"))
+    }
+
+    @Test func lifecycleDefineStartDestroyUndefine() async throws {
+        let connection = try await Connection.open("test:///default")
+        let domain = try await connection.defineDomain(xml: spec("life").xml)
+        #expect(try await domain.isActive() == false)
+        try await domain.start()
+        #expect(try await domain.info().state == .running)
+        try await domain.destroy()
+        #expect(try await domain.info().state == .shutOff)
+        try await domain.undefine()
+        await #expect(throws: LibvirtError.self) { try await connection.domain(named: "life") }
+    }
+
+    @Test func libvirtErrorsKeepTheirCodeAndMapToKinds() async throws {
+        let connection = try await Connection.open("test:///default")
+        do {
+            _ = try await connection.domain(named: "no-such-vm")
+            Issue.record("lookup of a missing domain succeeded")
+        } catch let error as LibvirtError {
+            #expect(error.code == 42)  // VIR_ERR_NO_DOMAIN
+            #expect(error.kind == .notFound)
+            #expect(error.description.hasPrefix("find domain no-such-vm: "))
+            #expect(error.description.contains("no-such-vm"))
+        }
+        do {
+            _ = try await connection.defineDomain(xml: "<domain type='test'><name>broken")
+            Issue.record("malformed XML was accepted")
+        } catch let error as LibvirtError {
+            #expect(error.kind == .invalidConfig)
+        }
+        let domain = try await connection.defineDomain(xml: spec("idle").xml)
+        do {
+            try await domain.destroy()
+            Issue.record("destroying a domain that is not running succeeded")
+        } catch let error as LibvirtError {
+            #expect(error.kind == .invalidState, "code \(error.code): \(error.message)")
+        }
+        do {
+            _ = try await Connection.open("bogus+scheme:///nowhere")
+            Issue.record("a bogus URI connected")
+        } catch let error as LibvirtError {
+            #expect(error.operation == "connect to bogus+scheme:///nowhere")
+        }
+    }
+
+    @Test func overlayVolumesCarryTheirBackingStore() async throws {
+        let connection = try await Connection.open("test:///default")
+        let pool = try await connection.pool(named: "default-pool")
+        let base = try await pool.createVolume(xml: VolumeXML.raw(name: "base.raw", capacityBytes: 1 << 30))
+        let basePath = try await base.path()
+        let overlay = try await pool.createVolume(xml: VolumeXML.overlay(name: "vm1.qcow2", capacityBytes: 8 << 30,
+                                                                        backingPath: basePath, backingFormat: "raw"))
+        #expect(try await overlay.sizes().capacity == 8 << 30)
+        #expect(try await pool.volumes().map(\.name).sorted() == ["base.raw", "vm1.qcow2"])
+        try await overlay.delete()
+        await #expect(throws: LibvirtError.self) { try await pool.volume(named: "vm1.qcow2") }
+    }
+}

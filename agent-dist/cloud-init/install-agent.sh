@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs the ionlab agent from the mounted cloud-init seed ISO and starts it.
+#   install-agent.sh SEED_DIR    (run as root by the runcmd in user-data)
+# The seed holds ionlab-agent (the binary), agent.yaml (config with a secret token) and ionlab-agent.service.
+# Safe to run again: files are replaced atomically and the service is restarted.
+set -eu
+seed=${1:?usage: install-agent.sh SEED_DIR}
+for file in ionlab-agent agent.yaml ionlab-agent.service; do
+  if [ ! -s "$seed/$file" ]; then
+    echo "install-agent: missing $seed/$file" >&2
+    exit 1
+  fi
+done
+umask 077
+
+install -d -m 0755 /usr/local/bin
+install -m 0755 "$seed/ionlab-agent" /usr/local/bin/.ionlab-agent.new
+mv -f /usr/local/bin/.ionlab-agent.new /usr/local/bin/ionlab-agent
+
+# The config holds the enrollment token: root only.
+install -d -m 0700 /etc/ionlab
+install -m 0600 "$seed/agent.yaml" /etc/ionlab/.agent.yaml.new
+mv -f /etc/ionlab/.agent.yaml.new /etc/ionlab/agent.yaml
+
+install -m 0644 "$seed/ionlab-agent.service" /etc/systemd/system/ionlab-agent.service
+systemctl daemon-reload
+systemctl enable ionlab-agent.service
+# --no-block: this runs inside cloud-init's final stage, part of the boot transaction.
+systemctl restart --no-block ionlab-agent.service
+echo "install-agent: installed /usr/local/bin/ionlab-agent ($(wc -c </usr/local/bin/ionlab-agent) bytes), service started"
