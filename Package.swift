@@ -76,7 +76,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ionlab", dependencies: [
-            "IonLabController", "IonLabTransfer", "IonLabConfig", "IonLabWire",
+            "IonLabController", "IonLabProvision", "IonLabTransfer", "IonLabConfig", "IonLabWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ionlab-agent", dependencies: [

@@ -146,7 +146,9 @@ configure_rootfs() {
   rm -f "$root/etc/resolv.conf" # dhclient writes it from the DHCP lease
   echo ionlab-guest >"$root/etc/hostname"
   printf '127.0.0.1\tlocalhost\n127.0.1.1\tionlab-guest\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
-  printf '# The root file system is the whole disk, no partition table (ionlab test image).\n/dev/vda\t/\text4\trw,errors=remount-ro\t0\t1\n' >"$root/etc/fstab"
+  # The whole disk is the root file system, no partition table. No fsck: the kernel mounts it rw (cmdline) and
+  # every VM starts from a fresh overlay.
+  printf '# ionlab test image\n/dev/vda\t/\text4\trw,errors=remount-ro\t0\t0\n' >"$root/etc/fstab"
   # Each VM generates its own machine id at first boot.
   : >"$root/etc/machine-id"
   rm -f "$root/var/lib/dbus/machine-id"
@@ -156,18 +158,52 @@ configure_rootfs() {
   fi
   mkdir -p "$root/etc/cloud/cloud.cfg.d"
   cat >"$root/etc/cloud/cloud.cfg.d/90-ionlab.cfg" <<'EOF'
-# ionlab test image (scripts/build-test-image.sh)
+# ionlab test image (scripts/build-test-image.sh). Keep it valid for `cloud-init schema`: a schema error
+# prints "Invalid cloud-config provided" on every boot.
 # Only the seed ISO (label cidata); no network metadata probes.
 datasource_list: [ NoCloud, None ]
 # The locale module fails on a minbase system (no locales package) and marks cloud-init as errored.
-locale: false
-# No SSH server in this image: no host keys, nothing to print.
-ssh_genkeytypes: []
-ssh_deletekeys: false
+# A string: the 22.4 schema wants one, and cloud-init reads "false" as false.
+locale: "false"
+# No SSH server in this image. The `ssh` module would run ssh-keygen, and `ssh_genkeytypes: []` fails the
+# schema ("[] is too short"), so `ssh` is left out of the init modules. `set-passwords` is left out of the
+# config modules: it warns on every boot that sshd is missing. Otherwise these are Debian's lists (22.4).
+cloud_init_modules:
+ - migrator
+ - seed_random
+ - bootcmd
+ - write-files
+ - growpart
+ - resizefs
+ - disk_setup
+ - mounts
+ - set_hostname
+ - update_hostname
+ - update_etc_hosts
+ - ca-certs
+ - rsyslog
+ - users-groups
+cloud_config_modules:
+ - snap
+ - ssh-import-id
+ - keyboard
+ - locale
+ - grub-dpkg
+ - apt-pipelining
+ - apt-configure
+ - ntp
+ - timezone
+ - disable-ec2-metadata
+ - runcmd
+ - byobu
+no_ssh_fingerprints: true
 ssh:
   emit_keys_to_console: false
-no_ssh_fingerprints: true
 EOF
+  # Check it with the image's own cloud-init (the schema wants the #cloud-config header).
+  { echo '#cloud-config'; cat "$root/etc/cloud/cloud.cfg.d/90-ionlab.cfg"; } >"$root/tmp/90-ionlab.yaml"
+  chroot "$root" cloud-init schema --config-file /tmp/90-ionlab.yaml
+  rm -f "$root/tmp/90-ionlab.yaml"
   # Under TCG a background apt run costs minutes of CPU; the test guest never updates itself.
   local unit
   for unit in apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service; do

@@ -23,7 +23,7 @@ public struct ControllerConfig: Codable, Sendable, Equatable {
 
     public init(listen: Endpoint = ControllerConfig.defaultListen, advertise: [Endpoint] = [],
                 agentCertificateSeconds: Double = 86_400, tokenTtlSeconds: Double = 7_200, agentDownAfterSeconds: Double = 35,
-                backends: [BackendConfig] = BackendConfig.defaultBackends, probeTimeoutSeconds: Double = 20,
+                backends: [BackendConfig] = BackendConfig.defaultBackends, probeTimeoutSeconds: Double = 45,
                 imageCatalog: String = "images.yaml", agentBundle: String? = nil) {
         self.listen = listen
         self.advertise = advertise

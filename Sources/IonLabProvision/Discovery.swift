@@ -54,10 +54,11 @@ public struct BackendReport: Codable, Sendable {
 /// Probes libvirt backends, all at once, each bounded by a timeout.
 public enum Discovery {
     /// Probes every backend in parallel; the reports come back in the order given.
-    public static func probe(_ backends: [BackendConfig], timeoutSeconds: Double) async -> [BackendReport] {
+    /// `kernel` is a Linux kernel on the controller's host that local probe guests boot (see ``ProbeGuest``).
+    public static func probe(_ backends: [BackendConfig], timeoutSeconds: Double, kernel: String? = nil) async -> [BackendReport] {
         await withTaskGroup(of: (Int, BackendReport).self) { group in
             for (index, backend) in backends.enumerated() {
-                group.addTask { (index, await probe(backend, timeoutSeconds: timeoutSeconds)) }
+                group.addTask { (index, await probe(backend, timeoutSeconds: timeoutSeconds, kernel: kernel)) }
             }
             var reports = [BackendReport?](repeating: nil, count: backends.count)
             for await (index, report) in group { reports[index] = report }
@@ -66,11 +67,11 @@ public enum Discovery {
     }
 
     /// Probes one backend. A backend that does not answer within the timeout is reported down.
-    public static func probe(_ backend: BackendConfig, timeoutSeconds: Double) async -> BackendReport {
+    public static func probe(_ backend: BackendConfig, timeoutSeconds: Double, kernel: String? = nil) async -> BackendReport {
         let started = ContinuousClock.now
         var report: BackendReport
         do {
-            report = try await withDeadline(seconds: timeoutSeconds, "probe \(backend.uri)") { try await inspect(backend) }
+            report = try await withDeadline(seconds: timeoutSeconds, "probe \(backend.uri)") { try await inspect(backend, kernel: kernel) }
         } catch {
             report = BackendReport(name: backend.name, uri: backend.uri)
             report.reason = "\(error)"
@@ -80,7 +81,7 @@ public enum Discovery {
         return report
     }
 
-    static func inspect(_ backend: BackendConfig) async throws -> BackendReport {
+    static func inspect(_ backend: BackendConfig, kernel: String?) async throws -> BackendReport {
         var report = BackendReport(name: backend.name, uri: backend.uri)
         let connection = try await Connection.open(backend.uri)
         report.reachable = true
@@ -94,7 +95,8 @@ public enum Discovery {
         let capabilities = try Capabilities(xml: try await connection.capabilities())
         report.arch = capabilities.hostArch
         let arch = capabilities.hostArch ?? "x86_64"
-        report.domainTypes = await verifyDomainTypes(capabilities.domainTypes(arch: arch), arch: arch, on: connection)
+        report.domainTypes = await verifyDomainTypes(capabilities.domainTypes(arch: arch), arch: arch, on: connection,
+                                                     driver: report.driver, kernel: kernel)
         for pool in try await connection.pools() {
             let info = try await pool.info()
             report.pools.append(.init(name: pool.name, active: info.active, capacityBytes: info.capacityBytes,
@@ -106,48 +108,24 @@ public enum Discovery {
         return report
     }
 
-    /// Starts a throwaway transient domain of each type and checks that its vCPU actually runs.
-    static func verifyDomainTypes(_ types: [String], arch: String, on connection: Connection) async -> [BackendReport.DomainTypeCheck] {
-        var checks: [BackendReport.DomainTypeCheck] = []
-        for type in types {
-            do {
-                let detail = try await withDeadline(seconds: 8, "\(type) probe guest") { try await runProbeGuest(type: type, arch: arch, on: connection) }
-                checks.append(.init(type: type, works: true, detail: detail))
-            } catch {
-                checks.append(.init(type: type, works: false, detail: "\(error)"))
+    /// Starts a throwaway guest of each type at once and checks that it really runs (see ``ProbeGuest``).
+    static func verifyDomainTypes(_ types: [String], arch: String, on connection: Connection, driver: String?,
+                                  kernel: String?) async -> [BackendReport.DomainTypeCheck] {
+        let local = ProbeGuest.isLocal(connection.uri) && driver == "QEMU"
+        return await withTaskGroup(of: (Int, BackendReport.DomainTypeCheck).self) { group in
+            for (index, type) in types.enumerated() {
+                group.addTask {
+                    let probe = ProbeGuest(type: type, arch: arch, kernel: local ? kernel : nil, watchesSerial: local)
+                    do {
+                        return (index, .init(type: type, works: true, detail: try await probe.run(on: connection)))
+                    } catch {
+                        return (index, .init(type: type, works: false, detail: "\(error)"))
+                    }
+                }
             }
-        }
-        return checks
-    }
-
-    static func runProbeGuest(type: String, arch: String, on connection: Connection) async throws -> String {
-        let name = "ionlab-probe-\(type)-\(UUID().uuidString.prefix(8).lowercased())"
-        let xml = """
-        <domain type='\(XMLText.escape(type))'>
-          <name>\(name)</name>
-          <memory unit='MiB'>32</memory>
-          <vcpu>1</vcpu>
-          <os><type arch='\(XMLText.escape(arch))'>hvm</type></os>
-          <devices><memballoon model='none'/></devices>
-        </domain>
-        """
-        // Autodestroy kills the guest with the connection should this probe be abandoned; not every driver has it.
-        let domain: Domain
-        do {
-            domain = try await connection.createTransientDomain(xml: xml, autodestroy: true)
-        } catch let error as LibvirtError where error.kind == .invalidConfig {
-            domain = try await connection.createTransientDomain(xml: xml, autodestroy: false)
-        }
-        do {
-            let first = try await domain.info().cpuTimeNanoseconds
-            try await Task.sleep(for: .milliseconds(700))
-            let second = try await domain.info().cpuTimeNanoseconds
-            try? await domain.destroy()
-            guard second > first else { throw ProvisionError("the probe guest's vCPU did not run (cpu time stayed at \(first) ns)") }
-            return "probe guest ran \((second - first) / 1_000_000) ms of CPU in 0.7 s"
-        } catch {
-            try? await domain.destroy()
-            throw error
+            var checks = [BackendReport.DomainTypeCheck?](repeating: nil, count: types.count)
+            for await (index, check) in group { checks[index] = check }
+            return checks.compactMap { $0 }
         }
     }
 
