@@ -17,7 +17,8 @@ enum HealthProbe {
             diskTotalBytes: diskOK ? UInt64(disk.f_blocks) * UInt64(disk.f_frsize) : 0,
             diskFreeBytes: diskOK ? UInt64(disk.f_bavail) * UInt64(disk.f_frsize) : 0,
             agentVersion: agentVersion,
-            cloudInit: cloudInitState())
+            cloudInit: cloudInitState(),
+            instanceID: text(of: "/var/lib/cloud/data/instance-id")?.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// gethostname(2) only: Foundation's hostName may ask DNS.

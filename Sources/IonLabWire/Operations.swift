@@ -13,10 +13,12 @@ public struct Health: Codable, Sendable, Equatable {
     public var agentVersion: String
     /// `cloud-init status` as the agent last read it, when cloud-init exists.
     public var cloudInit: String?
+    /// cloud-init's instance id (from the seed's meta-data): tells this provision of a VM from an earlier one.
+    public var instanceID: String?
 
     public init(bootID: String, hostname: String, uptimeSeconds: Double, load: [Double],
                 memoryTotalBytes: UInt64, memoryAvailableBytes: UInt64, diskTotalBytes: UInt64,
-                diskFreeBytes: UInt64, agentVersion: String, cloudInit: String? = nil) {
+                diskFreeBytes: UInt64, agentVersion: String, cloudInit: String? = nil, instanceID: String? = nil) {
         self.bootID = bootID
         self.hostname = hostname
         self.uptimeSeconds = uptimeSeconds
@@ -27,6 +29,7 @@ public struct Health: Codable, Sendable, Equatable {
         self.diskFreeBytes = diskFreeBytes
         self.agentVersion = agentVersion
         self.cloudInit = cloudInit
+        self.instanceID = instanceID
     }
 }
 
