@@ -69,7 +69,7 @@ let package = Package(
         ]),
         /// The controller: agent listener, sessions, store, events, admin API.
         .target(name: "IonLabController", dependencies: [
-            "IonLabWire", "IonLabPKI", "IonLabConfig", "IonLabTransfer",
+            "IonLabWire", "IonLabPKI", "IonLabConfig", "IonLabTransfer", "IonLabProvision", "Libvirt",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "GRDB", package: "GRDB.swift"),

@@ -79,3 +79,36 @@ public struct BaseImage: Codable, Sendable, Equatable {
         guard ["raw", "qcow2"].contains(format) else { throw ValueError("expected raw or qcow2, found '\(format)'") }
     }
 }
+
+extension ImageCatalog {
+    /// The catalog `ionlab init` writes; the same text as `controller-config/images.yaml` (a test keeps them equal).
+    public static let defaultYAML = """
+    # ionlab image catalog: the base images VMs are made from. Each VM gets a qcow2 overlay on its image.
+    #   name     what `ionlab vm create --image` takes
+    #   path     an absolute path on the backend host, or POOL/VOLUME for a libvirt volume
+    #   format   raw or qcow2 (the overlay's backing format)
+    #   kernel, initrd, cmdline   direct kernel boot (leave out for cloud images, which boot from their disk)
+    #   os       the OS family, for recipes that differ by distribution
+    images:
+      # The small test guest: bookworm with cloud-init, built and cached by scripts/build-test-image.sh.
+      - name: bookworm-test
+        path: /var/cache/ionlab/images/bookworm-test/disk.raw
+        format: raw
+        kernel: /var/cache/ionlab/images/bookworm-test/vmlinuz
+        initrd: /var/cache/ionlab/images/bookworm-test/initrd.img
+        cmdline: "root=/dev/vda rw console=ttyS0"
+        os: debian
+      # A real cloud image: download it once, then `ionlab vm create NAME --image debian-12 --memory 1024 --disk 8`.
+      #   https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-generic-amd64.qcow2
+      - name: debian-12
+        path: /var/lib/ionlab/images/debian-12-generic-amd64.qcow2
+        format: qcow2
+        os: debian
+      #   https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img
+      - name: ubuntu-24.04
+        path: /var/lib/ionlab/images/noble-server-cloudimg-amd64.img
+        format: qcow2
+        os: ubuntu
+
+    """
+}

@@ -98,6 +98,15 @@ struct AdminHandler {
                 try await streamEvents(since: since ?? 0, follow: follow, stream: stream)
             case .jobs(let agent, let limit):
                 try await stream.send(.jobs(try controller.store.jobs(agent: agent, limit: limit)))
+            case .vmCreate(let request):
+                try await createVM(wait: request.wait, name: request.name, stream: stream) { try await controller.vms.create(request) }
+            case .vmClone(let source, let name, let wait):
+                try await createVM(wait: wait, name: name, stream: stream) { try await controller.vms.clone(source: source, name: name, wait: wait) }
+            case .vmList:
+                try await stream.send(.vms(try controller.store.vms()))
+            case .vmDestroy(let name):
+                try await controller.vms.destroy(name)
+                try await stream.send(.ok("destroyed \(name)"))
             }
         } catch is CancellationError {
             return
@@ -190,6 +199,20 @@ struct AdminHandler {
         defer { remote.close() }
         try await remote.send(.get(request))
         try await StreamRelay.relayTransfer(from: remote, to: stream)
+    }
+
+    /// Provisions a VM and streams its timeline events to the CLI: until it started, or with `wait` until it is
+    /// ready or failed. Then the record. The CLI leaving does not stop the VM's boot being followed.
+    private func createVM(wait: Bool, name: String, stream: WireStream, _ create: () async throws -> VMRecord) async throws {
+        let live = controller.events.follow()
+        defer { live.stop() }
+        let record = try await create()
+        let ends: Set<String> = wait ? [EventKind.vmReady.rawValue, EventKind.vmFailed.rawValue] : [EventKind.vmStarted.rawValue]
+        for await event in live.events where event.agent == name {
+            try await stream.send(.events([event]))
+            if ends.contains(event.kind) { break }
+        }
+        try await stream.send(.vms([try controller.store.vm(name) ?? record]))
     }
 
     /// Replays stored events, then (if following) streams new ones, with no gap and no repeat.

@@ -16,6 +16,8 @@ public final class Controller: @unchecked Sendable {
     let ca: CertificateAuthority
     let serverIdentity: Identity
     let sessions = SessionRegistry()
+    let backendConnections = BackendConnections()
+    var vms: VMManager { VMManager(controller: self) }
     let group: EventLoopGroup
     let logger: Logger
 

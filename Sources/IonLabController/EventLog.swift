@@ -19,6 +19,15 @@ public enum EventKind: String, Sendable {
     case jobFinished = "job.finished"
     case jobLost = "job.lost"
     case protocolError = "protocol.error"
+    case vmProvisioning = "vm.provisioning"
+    case vmDefined = "vm.defined"
+    case vmStarted = "vm.started"
+    case vmKernelUp = "vm.kernel-up"
+    case vmCloudInit = "vm.cloud-init"
+    case vmAgentInstalled = "vm.agent-installed"
+    case vmReady = "vm.ready"
+    case vmFailed = "vm.failed"
+    case vmDestroyed = "vm.destroyed"
 }
 
 /// The persistent event stream: every event is stored, logged, then handed to live followers in order.

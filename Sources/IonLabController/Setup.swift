@@ -33,6 +33,8 @@ public enum ControllerSetup {
         try ca.identity.save(directory: paths.directory, name: paths.caName)
         try server.save(directory: paths.directory, name: paths.serverName)
         try PEMFile.write(config.yaml(), path: paths.config, mode: 0o644)
+        let catalog = paths.resolve(config.imageCatalog)
+        if !FileManager.default.fileExists(atPath: catalog) { try PEMFile.write(ImageCatalog.defaultYAML, path: catalog, mode: 0o644) }
         _ = try Store(path: paths.database)
         return Outcome(created: true, pin: ca.pin, config: config)
     }

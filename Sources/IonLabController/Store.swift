@@ -40,6 +40,11 @@ public final class Store: Sendable {
                     job TEXT, message TEXT NOT NULL, fields TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v2-vms") { db in
+            try db.execute(sql: """
+                CREATE TABLE vms(name TEXT PRIMARY KEY, state TEXT NOT NULL, record TEXT NOT NULL, updated_at REAL NOT NULL);
+                """)
+        }
         return migrator
     }
 

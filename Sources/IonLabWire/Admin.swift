@@ -16,6 +16,13 @@ public enum AdminRequest: Codable, Sendable {
     /// Replays events after `since` (a sequence number), then streams new ones if `follow`.
     case events(since: Int64?, follow: Bool)
     case jobs(agent: String?, limit: Int)
+    /// Streams the VM's timeline as `events` until it is ready (or only until it started, without `wait`),
+    /// then `vms` with its record.
+    case vmCreate(VMCreateRequest)
+    case vmList
+    case vmDestroy(name: String)
+    /// Creates `name` with the image, backend and resources of `source`; replies like `vmCreate`.
+    case vmClone(source: String, name: String, wait: Bool)
 }
 
 /// An agent as the controller knows it.

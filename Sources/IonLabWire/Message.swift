@@ -37,6 +37,7 @@ public enum Message: Codable, Sendable {
     case events([Event])
     case jobs([JobRecord])
     case fanoutResult(FanoutLine)
+    case vms([VMRecord])
     case ok(String)
 }
 

@@ -1,0 +1,75 @@
+import Foundation
+
+/// What `ionlab vm create` asks for.
+public struct VMCreateRequest: Codable, Sendable {
+    public var name: String
+    public var image: String
+    public var cpus: Int
+    public var memoryMiB: Int
+    public var diskGiB: Int
+    /// A backend name from the controller config; the first one when nil.
+    public var backend: String?
+    /// Stream the timeline until the VM is ready (else reply once it has started).
+    public var wait: Bool
+
+    public init(name: String, image: String, cpus: Int = 1, memoryMiB: Int = 512, diskGiB: Int = 4, backend: String? = nil,
+                wait: Bool = true) {
+        self.name = name
+        self.image = image
+        self.cpus = cpus
+        self.memoryMiB = memoryMiB
+        self.diskGiB = diskGiB
+        self.backend = backend
+        self.wait = wait
+    }
+}
+
+/// A VM as the controller's store keeps it.
+public struct VMRecord: Codable, Sendable {
+    public enum State: String, Codable, Sendable {
+        /// Created and booting; the agent of this instance has not connected yet.
+        case provisioning
+        /// The agent of this instance has enrolled and connected.
+        case ready
+        /// Provisioning failed; what it had created was removed.
+        case failed
+    }
+
+    public var name: String
+    public var backend: String
+    public var image: String
+    public var state: State
+    public var instanceID: String
+    public var cpus: Int
+    public var memoryMiB: Int
+    public var diskGiB: Int
+    public var domainType: String
+    public var domainUUID: String
+    public var pool: String
+    public var volumes: [String]
+    public var seedHash: String
+    public var consoleLog: String
+    public var createdAt: Date
+    public var readyAt: Date?
+
+    public init(name: String, backend: String, image: String, state: State, instanceID: String, cpus: Int, memoryMiB: Int,
+                diskGiB: Int, domainType: String, domainUUID: String, pool: String, volumes: [String], seedHash: String,
+                consoleLog: String, createdAt: Date, readyAt: Date? = nil) {
+        self.name = name
+        self.backend = backend
+        self.image = image
+        self.state = state
+        self.instanceID = instanceID
+        self.cpus = cpus
+        self.memoryMiB = memoryMiB
+        self.diskGiB = diskGiB
+        self.domainType = domainType
+        self.domainUUID = domainUUID
+        self.pool = pool
+        self.volumes = volumes
+        self.seedHash = seedHash
+        self.consoleLog = consoleLog
+        self.createdAt = createdAt
+        self.readyAt = readyAt
+    }
+}

@@ -1,0 +1,171 @@
+import ArgumentParser
+import Foundation
+import IonLabController
+import IonLabWire
+
+/// `ionlab vm …`: VMs provisioned through libvirt, each with its agent injected by cloud-init.
+struct VMCommands: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vm", abstract: "Create, list, clone and destroy VMs.",
+        subcommands: [VMCreate.self, VMList.self, VMClone.self, VMDestroy.self])
+}
+
+/// How long `vm create` and `vm clone` wait for ready, and how they show progress.
+struct WaitOptions: ParsableArguments {
+    @Flag(help: "Return once the domain has started instead of waiting for its agent.")
+    var noWait = false
+
+    @Option(help: "Seconds to wait for the agent before giving up waiting (the VM keeps booting).")
+    var timeout: Double = 900
+}
+
+struct VMCreate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create", abstract: "Provision a VM and wait until its agent has connected back.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The VM's name (a-z, 0-9, '-', '_', '.').") var name: String
+    @Option(help: "An image from the catalog.") var image: String
+    @Option(help: "Virtual CPUs.") var cpus = 1
+    @Option(help: "Memory in MiB.") var memory = 512
+    @Option(help: "Disk size in GiB (at least the image's).") var disk = 4
+    @Option(help: "A backend from the controller config (default: the first).") var backend: String?
+    @OptionGroup var wait: WaitOptions
+
+    func run() async throws {
+        let request = VMCreateRequest(name: name, image: image, cpus: cpus, memoryMiB: memory, diskGiB: disk, backend: backend,
+                                      wait: !wait.noWait)
+        try await VMProgress.run(.vmCreate(request), name: name, paths: global.paths, timeout: wait.timeout)
+    }
+}
+
+struct VMClone: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clone", abstract: "Create a VM with the image, backend and resources of another (fresh disk and identity).")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The VM to copy.") var source: String
+    @Argument(help: "The new VM's name.") var name: String
+    @OptionGroup var wait: WaitOptions
+
+    func run() async throws {
+        try await VMProgress.run(.vmClone(source: source, name: name, wait: !wait.noWait), name: name, paths: global.paths,
+                                 timeout: wait.timeout)
+    }
+}
+
+/// Prints a VM's timeline as it arrives, one line per step with the elapsed time.
+enum VMProgress {
+    static func run(_ request: AdminRequest, name: String, paths: StatePaths, timeout: Double) async throws {
+        let started = Date()
+        try await reportingErrors {
+            let finished: Bool = try await AdminClient.with(paths: paths) { client in
+                let stream = try await client.request(request)
+                return try await withThrowingTaskGroup(of: Bool.self) { group in
+                    group.addTask {
+                        while true {
+                            switch try await stream.nextMessage() {
+                            case .events(let events):
+                                for event in events {
+                                    print(String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind, event.message))
+                                }
+                                fflush(stdout)
+                            case .vms(let records):
+                                if let record = records.first {
+                                    print("\(record.name): \(record.state.rawValue) (instance \(record.instanceID), \(record.domainType) on \(record.backend))")
+                                }
+                                return true
+                            case .failure(let failure):
+                                throw failure
+                            case let other:
+                                throw ControllerError("unexpected \(other.name) while creating \(name)")
+                            }
+                        }
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                        return false
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next()!
+                }
+            }
+            if !finished {
+                printError("ionlab: \(name) is not ready after \(Int(timeout)) s; it is still provisioning and watched (ionlab events --follow, ionlab logs \(name) --console)")
+                throw ExitCode(3)
+            }
+        }
+    }
+}
+
+struct VMList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List VMs.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let vms = try await VMList.fetch(global.paths)
+            if json {
+                print(JSONOutput.line(vms))
+                return
+            }
+            let rows = vms.map { vm in
+                [vm.name, vm.state.rawValue, vm.backend, vm.image, "\(vm.cpus)", "\(vm.memoryMiB)M", "\(vm.diskGiB)G", vm.domainType,
+                 vm.instanceID, Table.ago(vm.createdAt)]
+            }
+            print(Table.render(["NAME", "STATE", "BACKEND", "IMAGE", "CPUS", "MEM", "DISK", "TYPE", "INSTANCE", "CREATED"], rows))
+        }
+    }
+
+    static func fetch(_ paths: StatePaths) async throws -> [VMRecord] {
+        guard case .vms(let vms) = try await AdminClient.with(paths: paths, { try await $0.call(.vmList) }) else {
+            throw ControllerError("unexpected reply to vm list")
+        }
+        return vms
+    }
+}
+
+struct VMDestroy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "destroy", abstract: "Remove a VM: domain, volumes, seed and console log; revoke its agent.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+
+    func run() async throws {
+        try await reportingErrors {
+            _ = try await AdminClient.with(paths: global.paths) { try await $0.call(.vmDestroy(name: name)) }
+            print("destroyed \(name)")
+        }
+    }
+}
+
+/// `ionlab logs NAME --console`: the VM's serial console log.
+struct Logs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show a VM's serial console log.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Flag(help: "The serial console (the only log so far).") var console = false
+    @Flag(name: [.short, .long], help: "Keep printing what the console writes.") var follow = false
+
+    func run() async throws {
+        try await reportingErrors {
+            guard console else { throw ValidationError("say which log: --console") }
+            guard let vm = try await VMList.fetch(global.paths).first(where: { $0.name == name }) else {
+                throw ControllerError("no VM named '\(name)'")
+            }
+            guard let handle = FileHandle(forReadingAtPath: vm.consoleLog) else {
+                throw ControllerError("\(vm.consoleLog): no console log yet (is the domain running on this host?)")
+            }
+            while true {
+                let data = handle.readDataToEndOfFile()
+                if !data.isEmpty { FileHandle.standardOutput.write(data) }
+                guard follow else { return }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+        }
+    }
+}
