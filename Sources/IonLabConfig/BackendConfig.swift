@@ -16,7 +16,7 @@ public struct BackendConfig: Codable, Sendable, Equatable {
     /// Forces a domain type (`qemu` or `kvm`); by default the first one discovery verified, preferring kvm.
     public var domainType: String?
 
-    public init(name: String, uri: String, pool: String = "ionlab", poolPath: String = "/var/lib/ionlab/pool",
+    public init(name: String, uri: String, pool: String = "ionlab", poolPath: String = "/var/lib/libvirt/images/ionlab",
                 network: GuestNetwork = .user, controllerAddress: String = "10.0.2.2", domainType: String? = nil) {
         self.name = name
         self.uri = uri
