@@ -1,0 +1,45 @@
+# Shared by scripts/demo-local.sh and scripts/e2e-vm.sh: build what a VM needs, and run a controller
+# inside the loopback-only namespace of scripts/in-netns.sh. Source it; it defines functions only.
+
+# lab_phase NAME START: prints how long the phase that began at START (date +%s.%N) took.
+lab_phase() { printf '%s: %-28s %6.1f s\n' "${LAB_NAME:-lab}" "$1" "$(echo "$(date +%s.%N) - $2" | bc)"; }
+
+# lab_build: the CLI, the agent bundle (release, static, stripped) and the cached test image.
+lab_build() {
+  local s
+  s=$(date +%s.%N); swift build --product ionlab >/dev/null; lab_phase "build ionlab" "$s"
+  s=$(date +%s.%N); agent-dist/build.sh >/dev/null; lab_phase "build agent bundle" "$s"
+  s=$(date +%s.%N); scripts/build-test-image.sh >/dev/null; lab_phase "test image (build or cache)" "$s"
+}
+
+# lab_controller STATE PORT POOL: `ionlab init` in STATE listening on 127.0.0.1:PORT, with one backend
+# (qemu:///system, pool POOL under /var/lib/libvirt/images), then `ionlab serve` in the background.
+# Sets LAB_IONLAB (the binary) and LAB_SERVE_PID; the controller's log is STATE/serve.log.
+lab_controller() {
+  local state=$1 port=$2 pool=$3
+  LAB_IONLAB=$(swift build --show-bin-path)/ionlab
+  "$LAB_IONLAB" init --state-dir "$state" --listen "127.0.0.1:$port" >/dev/null
+  sed -i '/^backends:/,$d' "$state/controller.yaml"
+  cat >>"$state/controller.yaml" <<YAML
+backends:
+  - name: local
+    uri: "qemu:///system"
+    pool: $pool
+    pool_path: /var/lib/libvirt/images/$pool
+YAML
+  "$LAB_IONLAB" serve --state-dir "$state" >"$state/serve.log" 2>&1 &
+  LAB_SERVE_PID=$!
+  for _ in $(seq 100); do "$LAB_IONLAB" agents --state-dir "$state" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "lab: the controller did not start:" >&2
+  cat "$state/serve.log" >&2
+  return 1
+}
+
+# lab_stop: stops the controller started by lab_controller.
+lab_stop() {
+  if [[ -n ${LAB_SERVE_PID:-} ]]; then
+    kill "$LAB_SERVE_PID" 2>/dev/null || true
+    wait "$LAB_SERVE_PID" 2>/dev/null || true
+    LAB_SERVE_PID=
+  fi
+}
