@@ -56,6 +56,7 @@ log=$cache/$NAME.build.log
 started=$SECONDS
 work=
 phase_name=
+child=
 
 # Unmounts anything left under a directory (a killed debootstrap can leave proc/sys/dev mounts), then removes
 # it without crossing into other file systems.
@@ -71,10 +72,18 @@ remove_tree() {
 
 cleanup() {
   local status=$?
+  if [[ -n $child ]]; then # interrupted: stop the phase's whole process group (debootstrap, dpkg, ...)
+    kill -TERM -- "-$child" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do kill -0 -- "-$child" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
   if [[ -n $phase_name ]]; then
     printf 'FAILED\n' >&2
     local last
     last=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | cut -c1-200 || true)
+    if ((status >= 128)); then last="interrupted by signal $((status - 128))"; fi
     echo "build-test-image: error: phase '$phase_name' failed (exit $status)${last:+: $last}; full log: $log" >&2
   fi
   [[ -n $work ]] && remove_tree "$work"
@@ -91,7 +100,13 @@ phase() {
   local t0=$SECONDS
   printf 'build-test-image: %-10s ' "$phase_name" >&2
   echo "=== $phase_name: $*" >>"$log"
-  "$@" >>"$log" 2>&1
+  # In the background, in its own process group, so that a signal is handled at once and stops all of it.
+  set -m
+  "$@" >>"$log" 2>&1 &
+  child=$!
+  set +m
+  wait "$child"
+  child=
   printf 'ok %4d s (total %d s)\n' $((SECONDS - t0)) $((SECONDS - started)) >&2
   phase_name=
 }

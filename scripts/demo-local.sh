@@ -21,7 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 lab_controller "$state" "${IONLAB_DEMO_PORT:-17443}" ionlab-demo
-ionlab() { "$LAB_IONLAB" "$@" --state-dir "$state"; }
+export IONLAB_STATE_DIR=$state
+ionlab() { "$LAB_IONLAB" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "ionlab backends   (kvm or TCG: verified by booting a probe guest)"

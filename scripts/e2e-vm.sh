@@ -32,17 +32,22 @@ fail() {
   exit 1
 }
 cleanup() {
-  "$LAB_IONLAB" vm destroy "$vm" --state-dir "$state" >/dev/null 2>&1 || true
+  IONLAB_STATE_DIR=$state "$LAB_IONLAB" vm destroy "$vm" >/dev/null 2>&1 || true
   lab_stop
   rm -rf "$state"
 }
 trap cleanup EXIT
-lab_controller "$state" 17443 "$pool"
-ionlab() { "$LAB_IONLAB" "$@" --state-dir "$state"; }
+lab_controller "$state" 17443 "$pool" '  - name: test
+    uri: "test:///default"
+    pool: default-pool'
+export IONLAB_STATE_DIR=$state
+ionlab() { "$LAB_IONLAB" "$@"; }
 
 s=$(date +%s.%N)
 ionlab backends --json >"$state/backends.json" || fail "ionlab backends: $(cat "$state/backends.json")"
 grep -q '"type":"qemu","works":true' "$state/backends.json" || fail "TCG does not work: $(cat "$state/backends.json")"
+grep -q '"uri":"test:\\/\\/\\/default"' "$state/backends.json" || fail "no test:///default entry: $(cat "$state/backends.json")"
+ionlab backends
 lab_phase "discovery" "$s"
 
 s=$(date +%s.%N)
@@ -54,6 +59,8 @@ release=$(ionlab exec "$vm" -- cat /etc/os-release) || fail "exec cat /etc/os-re
 grep -q '^ID=debian$' <<<"$release" || fail "not Debian's os-release: $release"
 grep -q 'VERSION_CODENAME=bookworm' <<<"$release" || fail "not bookworm: $release"
 lab_phase "exec cat /etc/os-release" "$s"
+echo "e2e: agent binary $(stat -c %s agent-dist/out/ionlab-agent) bytes; in the guest:" \
+  "$(ionlab exec "$vm" -- sh -c 'grep -E "VmRSS" /proc/$(pidof ionlab-agent)/status' | tr -s ' \t' ' ')"
 
 s=$(date +%s.%N)
 head -c 8M /dev/urandom >"$state/payload.bin"

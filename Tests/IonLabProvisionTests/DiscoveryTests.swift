@@ -14,7 +14,7 @@ import Testing
         #expect((report.memoryBytes ?? 0) > 0)
         let test = try #require(report.domainTypes.first { $0.type == "test" })
         #expect(test.works, "\(test.detail)")
-        #expect(test.detail.contains("probe guest ran"))
+        #expect(test.detail.contains("cpu time only"))  // the test driver has no serial port to watch
         #expect(report.pools.map(\.name) == ["default-pool"])
         #expect(report.networks.map(\.name) == ["default"])
         #expect(report.capabilities.contains("provision"))

@@ -4,7 +4,8 @@ import IonLabConfig
 import Libvirt
 import Testing
 
-/// libvirt logic on `test:///default`: real libvirt with an in-memory hypervisor, fresh per connection.
+/// libvirt logic on `test:///default`: real libvirt with an in-memory hypervisor. Connections in one process
+/// share it while any is open, so these tests use names no other test uses (prefix `lt-`).
 @Suite struct LibvirtTests {
     func spec(_ name: String, kernel: String? = "/boot/vmlinuz") -> DomainSpec {
         DomainSpec(name: name, uuid: UUID().uuidString.lowercased(), instanceID: "\(name)-1a2b3c4d", domainType: "test", cpus: 2,
@@ -15,25 +16,25 @@ import Testing
 
     @Test func generatedDomainXMLIsAcceptedAndKeptByLibvirt() async throws {
         let connection = try await Connection.open("test:///default")
-        let spec = spec("vm1")
+        let spec = spec("lt-vm1")
         let domain = try await connection.defineDomain(xml: spec.xml)
-        #expect(domain.name == "vm1")
+        #expect(domain.name == "lt-vm1")
         #expect(domain.uuid == spec.uuid)
         let xml = try await domain.xml()
         #expect(xml.contains("<kernel>/boot/vmlinuz</kernel>"))
         #expect(xml.contains("root=/dev/vda rw console=ttyS0"))
-        #expect(xml.contains("/default-pool/vm1.qcow2"))
-        #expect(xml.contains("/default-pool/vm1-seed.iso"))
+        #expect(xml.contains("/default-pool/lt-vm1.qcow2"))
+        #expect(xml.contains("/default-pool/lt-vm1-seed.iso"))
         #expect(xml.contains("<interface type='user'>"))
         #expect(xml.contains("<acpi/>"))
-        #expect(xml.contains("vm1-1a2b3c4d"))  // the instance id travels in ionlab's metadata
+        #expect(xml.contains("lt-vm1-1a2b3c4d"))  // the instance id travels in ionlab's metadata
         let info = try await domain.info()
         #expect(info.vcpus == 2)
         #expect(info.maxMemoryKiB == 512 * 1024)
     }
 
     @Test func namesAndPathsAreEscapedInXML() {
-        var hostile = spec("vm2", kernel: nil)
+        var hostile = spec("lt-vm2", kernel: nil)
         hostile.consoleLog = "/tmp/a'b<c>&d.log"
         #expect(hostile.xml.contains("/tmp/a&apos;b&lt;c&gt;&amp;d.log"))
         #expect(hostile.xml.contains("<boot dev='hd'/>"))
@@ -42,14 +43,14 @@ import Testing
 
     @Test func lifecycleDefineStartDestroyUndefine() async throws {
         let connection = try await Connection.open("test:///default")
-        let domain = try await connection.defineDomain(xml: spec("life").xml)
+        let domain = try await connection.defineDomain(xml: spec("lt-life").xml)
         #expect(try await domain.isActive() == false)
         try await domain.start()
         #expect(try await domain.info().state == .running)
         try await domain.destroy()
         #expect(try await domain.info().state == .shutOff)
         try await domain.undefine()
-        await #expect(throws: LibvirtError.self) { try await connection.domain(named: "life") }
+        await #expect(throws: LibvirtError.self) { try await connection.domain(named: "lt-life") }
     }
 
     @Test func libvirtErrorsKeepTheirCodeAndMapToKinds() async throws {
@@ -69,7 +70,7 @@ import Testing
         } catch let error as LibvirtError {
             #expect(error.kind == .invalidConfig)
         }
-        let domain = try await connection.defineDomain(xml: spec("idle").xml)
+        let domain = try await connection.defineDomain(xml: spec("lt-idle").xml)
         do {
             try await domain.destroy()
             Issue.record("destroying a domain that is not running succeeded")
@@ -87,13 +88,13 @@ import Testing
     @Test func overlayVolumesCarryTheirBackingStore() async throws {
         let connection = try await Connection.open("test:///default")
         let pool = try await connection.pool(named: "default-pool")
-        let base = try await pool.createVolume(xml: VolumeXML.raw(name: "base.raw", capacityBytes: 1 << 30))
+        let base = try await pool.createVolume(xml: VolumeXML.raw(name: "lt-base.raw", capacityBytes: 1 << 30))
         let basePath = try await base.path()
-        let overlay = try await pool.createVolume(xml: VolumeXML.overlay(name: "vm1.qcow2", capacityBytes: 8 << 30,
+        let overlay = try await pool.createVolume(xml: VolumeXML.overlay(name: "lt-vm1.qcow2", capacityBytes: 8 << 30,
                                                                         backingPath: basePath, backingFormat: "raw"))
         #expect(try await overlay.sizes().capacity == 8 << 30)
-        #expect(try await pool.volumes().map(\.name).sorted() == ["base.raw", "vm1.qcow2"])
+        #expect(try await pool.volumes().map(\.name).filter { $0.hasPrefix("lt-") }.sorted() == ["lt-base.raw", "lt-vm1.qcow2"])
         try await overlay.delete()
-        await #expect(throws: LibvirtError.self) { try await pool.volume(named: "vm1.qcow2") }
+        await #expect(throws: LibvirtError.self) { try await pool.volume(named: "lt-vm1.qcow2") }
     }
 }

@@ -12,11 +12,12 @@ lab_build() {
   s=$(date +%s.%N); scripts/build-test-image.sh >/dev/null; lab_phase "test image (build or cache)" "$s"
 }
 
-# lab_controller STATE PORT POOL: `ionlab init` in STATE listening on 127.0.0.1:PORT, with one backend
-# (qemu:///system, pool POOL under /var/lib/libvirt/images), then `ionlab serve` in the background.
+# lab_controller STATE PORT POOL [EXTRA]: `ionlab init` in STATE listening on 127.0.0.1:PORT, with the backend
+# `local` (qemu:///system, pool POOL under /var/lib/libvirt/images) and any backends in the YAML list items
+# EXTRA, then `ionlab serve` in the background.
 # Sets LAB_IONLAB (the binary) and LAB_SERVE_PID; the controller's log is STATE/serve.log.
 lab_controller() {
-  local state=$1 port=$2 pool=$3
+  local state=$1 port=$2 pool=$3 extra=${4:-}
   LAB_IONLAB=$(swift build --show-bin-path)/ionlab
   "$LAB_IONLAB" init --state-dir "$state" --listen "127.0.0.1:$port" >/dev/null
   sed -i '/^backends:/,$d' "$state/controller.yaml"
@@ -26,6 +27,7 @@ backends:
     uri: "qemu:///system"
     pool: $pool
     pool_path: /var/lib/libvirt/images/$pool
+$extra
 YAML
   "$LAB_IONLAB" serve --state-dir "$state" >"$state/serve.log" 2>&1 &
   LAB_SERVE_PID=$!
