@@ -59,6 +59,8 @@ release=$(ionlab exec "$vm" -- cat /etc/os-release) || fail "exec cat /etc/os-re
 grep -q '^ID=debian$' <<<"$release" || fail "not Debian's os-release: $release"
 grep -q 'VERSION_CODENAME=bookworm' <<<"$release" || fail "not bookworm: $release"
 lab_phase "exec cat /etc/os-release" "$s"
+ionlab logs "$vm" --console >"$state/console.txt" || fail "ionlab logs --console"
+grep -q "Linux version" "$state/console.txt" || fail "ionlab logs --console shows no kernel banner"
 echo "e2e: agent binary $(stat -c %s agent-dist/out/ionlab-agent) bytes; in the guest:" \
   "$(ionlab exec "$vm" -- sh -c 'grep -E "VmRSS" /proc/$(pidof ionlab-agent)/status' | tr -s ' \t' ' ')"
 

@@ -8,6 +8,7 @@ packages=(
   qemu-system-x86 qemu-utils   # TCG guests
   xorriso genisoimage   # the seed ISO (xorriso writes it; tests read it back with genisoimage's isoinfo)
   debootstrap e2fsprogs util-linux iproute2   # the test guest image; network namespaces for real-VM runs
+  binutils bc   # strip for the agent bundle; phase timings in the scripts
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -16,6 +17,14 @@ done
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # No daemon may start on the host during the install: libvirtd runs only inside scripts/in-netns.sh.
+  added_policy=
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && added_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ -n $added_policy ]]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
+# Never autostart libvirt's NAT network (it would create a bridge).
+rm -f /etc/libvirt/qemu/networks/autostart/default.xml

@@ -46,6 +46,10 @@ public final class Controller: @unchecked Sendable {
             group.addTask { try await listener.run() }
             group.addTask { try await admin.run() }
             group.addTask { try await self.watchHeartbeats() }
+            // VMs still booting when the controller last stopped are watched again until ready.
+            for vm in try store.vms() where vm.state == .provisioning {
+                group.addTask { await self.vms.followBoot(vm) }
+            }
         }
     }
 

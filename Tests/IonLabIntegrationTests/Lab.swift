@@ -35,12 +35,17 @@ final class Lab: @unchecked Sendable {
         }
     }
 
-    /// Replaces top-level YAML settings in a file with those in `extra`.
+    /// Replaces top-level YAML settings (with any nested lines under them) in a file with those in `extra`.
     static func override(_ path: String, with extra: String) throws {
-        let keys = Set(extra.split(separator: "\n").compactMap { $0.split(separator: ":").first.map(String.init) })
-        let kept = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
-            .filter { line in !keys.contains(line.split(separator: ":").first.map(String.init) ?? "") }
-        try (kept.joined(separator: "\n") + extra).write(toFile: path, atomically: true, encoding: .utf8)
+        func key(_ line: Substring) -> String { line.split(separator: ":").first.map(String.init) ?? "" }
+        let keys = Set(extra.split(separator: "\n").filter { !$0.hasPrefix(" ") && !$0.hasPrefix("-") }.map(key))
+        var kept: [Substring] = []
+        var skipping = false
+        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false) {
+            if !(line.hasPrefix(" ") || line.hasPrefix("-")) { skipping = keys.contains(key(line)) }
+            if !skipping { kept.append(line) }
+        }
+        try (kept.joined(separator: "\n") + "\n" + extra).write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     deinit { tearDown() }

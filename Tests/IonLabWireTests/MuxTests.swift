@@ -81,8 +81,12 @@ import Testing
         }
         var iterator = pair.opened.makeAsyncIterator()
         let (peer, _) = try #require(await iterator.next())
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(sent.value == MuxConnection.initialWindow)  // stalled: the receiver has read nothing
+        // The sender fills one window (however slowly a loaded machine lets it), then stalls: the receiver
+        // has read nothing.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while sent.value < MuxConnection.initialWindow, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(sent.value == MuxConnection.initialWindow)
         var received = 0
         while received < 4 * MuxConnection.initialWindow {
             if case .data(_, let bytes) = try await peer.next() { received += bytes.readableBytes }

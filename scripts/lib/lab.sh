@@ -2,7 +2,8 @@
 # inside the loopback-only namespace of scripts/in-netns.sh. Source it; it defines functions only.
 
 # lab_phase NAME START: prints how long the phase that began at START (date +%s.%N) took.
-lab_phase() { printf '%s: %-28s %6.1f s\n' "${LAB_NAME:-lab}" "$1" "$(echo "$(date +%s.%N) - $2" | bc)"; }
+lab_phase() { awk -v name="${LAB_NAME:-lab}" -v phase="$1" -v start="$2" -v now="$(date +%s.%N)" \
+  'BEGIN { printf "%s: %-28s %6.1f s\n", name, phase, now - start }'; }
 
 # lab_build: the CLI, the agent bundle (release, static, stripped) and the cached test image.
 lab_build() {

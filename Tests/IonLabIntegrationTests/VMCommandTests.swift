@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+/// The VM commands through a real `ionlab serve` whose only backend is libvirt's `test:///default` (real
+/// libvirt, in-memory hypervisor: domains "run" but boot nothing, so no agent ever connects and `--no-wait`
+/// is used). The real boot is scripts/e2e-vm.sh.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct VMCommandTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A lab with the test backend, a one-image catalog and an agent bundle whose binary is a stand-in (the
+    /// unit, install script and user-data are the real ones from agent-dist).
+    func makeLab() throws -> Lab {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-vm-\(UUID().uuidString.prefix(8))").path
+        let bundle = "\(scratch)/bundle"
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
+        try "#!/bin/sh\n# STAND-IN for ionlab-agent: test:///default boots nothing, so this never runs.\nexit 1\n"
+            .write(toFile: "\(bundle)/ionlab-agent", atomically: true, encoding: .utf8)
+        for (source, name) in [("systemd/ionlab-agent.service", "ionlab-agent.service"), ("cloud-init/install-agent.sh", "install-agent.sh"),
+                               ("cloud-init/user-data", "user-data")] {
+            try FileManager.default.copyItem(atPath: Self.repo.appendingPathComponent("agent-dist/\(source)").path, toPath: "\(bundle)/\(name)")
+        }
+        FileManager.default.createFile(atPath: "\(scratch)/base.raw", contents: Data(count: 1 << 20))
+        try "images:\n  - name: test-base\n    path: \(scratch)/base.raw\n    format: raw\n    os: debian\n"
+            .write(toFile: "\(scratch)/images.yaml", atomically: true, encoding: .utf8)
+        return try Lab(config: """
+            agent_bundle: "\(bundle)"
+            image_catalog: "\(scratch)/images.yaml"
+            backends:
+              - name: t
+                uri: "test:///default"
+                pool: default-pool
+            """)
+    }
+
+    func vms(_ lab: Lab) throws -> [[String: Any]] {
+        let result = lab.run(["vm", "list", "--json"])
+        try #require(result.status == 0, "vm list: \(result.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+    }
+
+    @Test func createListCloneDestroy() async throws {
+        let lab = try makeLab()
+        try await lab.startController()
+
+        let created = lab.run(["vm", "create", "vm1", "--image", "test-base", "--cpus", "2", "--memory", "256", "--no-wait"])
+        #expect(created.status == 0, "\(created.stderr)")
+        for step in ["vm.provisioning", "vm.defined", "vm.started"] { #expect(created.stdout.contains(step), "\(step) missing: \(created.stdout)") }
+        #expect(created.stdout.contains("vm1: provisioning (instance vm1-"))
+
+        var list = try vms(lab)
+        #expect(list.count == 1)
+        #expect(list.first?["state"] as? String == "provisioning")
+        #expect(list.first?["volumes"] as? [String] == ["vm1.qcow2", "vm1-seed.iso"])
+        #expect(list.first?["domainType"] as? String == "test")
+        #expect(list.first?["cpus"] as? Int == 2)
+        #expect(lab.agentStates()["vm1"] == "pending")  // a token was minted for it
+
+        let again = lab.run(["vm", "create", "vm1", "--image", "test-base", "--no-wait"])
+        #expect(again.status == 1)
+        #expect(again.stderr == "ionlab: a VM named 'vm1' exists already (ionlab vm destroy vm1 first)\n")
+
+        let clone = lab.run(["vm", "clone", "vm1", "vm2", "--no-wait"])
+        #expect(clone.status == 0, "\(clone.stderr)")
+        list = try vms(lab)
+        #expect(list.compactMap { $0["name"] as? String } == ["vm1", "vm2"])
+        #expect(list.last?["cpus"] as? Int == 2)
+        #expect(list[0]["instanceID"] as? String != list[1]["instanceID"] as? String)
+
+        let logs = lab.run(["logs", "vm1", "--console"])
+        #expect(logs.status == 1)
+        #expect(logs.stderr.contains("no console log yet"))
+
+        let destroyed = lab.run(["vm", "destroy", "vm1"])
+        #expect(destroyed.status == 0, "\(destroyed.stderr)")
+        #expect(try vms(lab).compactMap { $0["name"] as? String } == ["vm2"])
+        #expect(lab.agentStates()["vm1"] == "revoked")
+        #expect(lab.run(["events"]).stdout.contains("vm.destroyed  vm1"))
+        #expect(lab.run(["vm", "destroy", "vm2"]).status == 0)
+        #expect(try vms(lab).isEmpty)
+    }
+
+    @Test(arguments: [
+        (["--image", "nope"], "ionlab: no image 'nope' in the catalog (known: test-base)\n"),
+        (["--image", "test-base", "--backend", "nowhere"], "ionlab: no backend 'nowhere' in the controller config (known: t)\n"),
+        (["--image", "test-base", "--memory", "8"], "ionlab: resources out of range: cpus 1-64, memory 128-262144 MiB, disk 1-4096 GiB\n"),
+    ])
+    func badRequestsCreateNothing(arguments: [String], expected: String) async throws {
+        let lab = try makeLab()
+        try await lab.startController()
+        let result = lab.run(["vm", "create", "bad"] + arguments + ["--no-wait"])
+        #expect(result.status == 1)
+        #expect(result.stderr == expected)
+        #expect(try vms(lab).isEmpty)
+    }
+}
