@@ -2,18 +2,10 @@ import CLibvirt
 import Foundation
 
 /// A libvirt domain (a VM), defined or running.
-public final class Domain: @unchecked Sendable {
-    let connection: Connection
-    let pointer: OpaquePointer
-    public let name: String
-
+public final class Domain: LibvirtObject, @unchecked Sendable {
     init(connection: Connection, pointer: OpaquePointer) {
-        self.connection = connection
-        self.pointer = pointer
-        self.name = virDomainGetName(pointer).map { String(cString: $0) } ?? "?"
+        super.init(connection: connection, pointer: pointer, name: virDomainGetName, free: virDomainFree)
     }
-
-    deinit { virDomainFree(pointer) }
 
     public enum State: String, Sendable, Codable {
         case running, blocked, paused, shuttingDown = "shutting-down", shutOff = "shut-off", crashed, suspended, unknown

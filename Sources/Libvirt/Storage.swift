@@ -2,18 +2,10 @@ import CLibvirt
 import Foundation
 
 /// A libvirt storage pool: where a VM's volumes (overlay disk, seed ISO) live.
-public final class StoragePool: @unchecked Sendable {
-    let connection: Connection
-    let pointer: OpaquePointer
-    public let name: String
-
+public final class StoragePool: LibvirtObject, @unchecked Sendable {
     init(connection: Connection, pointer: OpaquePointer) {
-        self.connection = connection
-        self.pointer = pointer
-        self.name = virStoragePoolGetName(pointer).map { String(cString: $0) } ?? "?"
+        super.init(connection: connection, pointer: pointer, name: virStoragePoolGetName, free: virStoragePoolFree)
     }
-
-    deinit { virStoragePoolFree(pointer) }
 
     public struct Info: Sendable, Codable {
         public let active: Bool
@@ -63,18 +55,10 @@ public final class StoragePool: @unchecked Sendable {
 }
 
 /// A volume in a storage pool.
-public final class StorageVolume: @unchecked Sendable {
-    let connection: Connection
-    let pointer: OpaquePointer
-    public let name: String
-
+public final class StorageVolume: LibvirtObject, @unchecked Sendable {
     init(connection: Connection, pointer: OpaquePointer) {
-        self.connection = connection
-        self.pointer = pointer
-        self.name = virStorageVolGetName(pointer).map { String(cString: $0) } ?? "?"
+        super.init(connection: connection, pointer: pointer, name: virStorageVolGetName, free: virStorageVolFree)
     }
-
-    deinit { virStorageVolFree(pointer) }
 
     /// The volume's path on its host.
     public func path() async throws -> String {
