@@ -359,8 +359,10 @@ struct ScalarContainer: SingleValueDecodingContainer {
 
     private func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
         let text = try scalar("an integer")
-        guard let value = T(text.replacingOccurrences(of: "_", with: "")) else {
-            throw decoder.fail("expected an integer in \(T.min)...\(T.max), found '\(text)'")
+        let digits = text.replacingOccurrences(of: "_", with: "")
+        guard let value = T(digits) else {
+            let isNumber = !digits.isEmpty && digits.drop { $0 == "-" || $0 == "+" }.allSatisfy(\.isNumber)
+            throw decoder.fail(isNumber ? "expected an integer in \(T.min)...\(T.max), found '\(text)'" : "expected an integer, found '\(text)'")
         }
         return value
     }

@@ -1,0 +1,249 @@
+import Foundation
+
+/// A fleet: N VMs from one image, placed on backends, each running the same workflow (`controller-config/fleets/`).
+public struct FleetSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var backend: FleetBackend
+    public var image: String
+    public var vms: [FleetVM]
+    public var resources: Resources
+    public var workflow: [WorkflowStep]
+
+    /// CPUs, memory and disk of each VM unless the VM says otherwise.
+    public struct Resources: Codable, Sendable, Equatable {
+        public var cpus: Int
+        public var memoryMib: Int
+        public var diskGib: Int
+
+        public init(cpus: Int = 1, memoryMib: Int = 512, diskGib: Int = 4) {
+            self.cpus = cpus
+            self.memoryMib = memoryMib
+            self.diskGib = diskGib
+        }
+
+        enum CodingKeys: String, CodingKey { case cpus, memoryMib, diskGib }
+
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = Resources()
+            cpus = try container.decodeIfPresent(Int.self, forKey: .cpus, check: Check.range(1...64)) ?? defaults.cpus
+            memoryMib = try container.decodeIfPresent(Int.self, forKey: .memoryMib, check: Check.range(128...262_144)) ?? defaults.memoryMib
+            diskGib = try container.decodeIfPresent(Int.self, forKey: .diskGib, check: Check.range(1...4096)) ?? defaults.diskGib
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case name, backend, image, count, vms, resources, workflow }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name, check: AgentName.validate)
+        backend = try container.decodeIfPresent(FleetBackend.self, forKey: .backend) ?? .auto
+        image = try container.decode(String.self, forKey: .image, check: Check.nonEmpty)
+        resources = try container.decodeIfPresent(Resources.self, forKey: .resources) ?? Resources()
+        let count = try container.decodeIfPresent(Int.self, forKey: .count, check: Check.range(1...1000))
+        let listed = try container.decodeIfPresent([FleetVM].self, forKey: .vms, check: Self.checkUnique)
+        switch (count, listed) {
+        case (let count?, nil):
+            let fleet = name
+            vms = (1...count).map { FleetVM(name: "\(fleet)-\($0)") }
+        case (nil, let listed?): vms = listed
+        case (nil, nil):
+            throw DecodingError.keyNotFound(CodingKeys.count, .init(codingPath: decoder.codingPath, debugDescription: "give count or vms"))
+        case (_?, _?):
+            throw DecodingError.dataCorruptedError(forKey: .vms, in: container, debugDescription: "give count or vms, not both")
+        }
+        workflow = try container.decodeIfPresent([WorkflowStep].self, forKey: .workflow) ?? []
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(backend, forKey: .backend)
+        try container.encode(image, forKey: .image)
+        try container.encode(vms, forKey: .vms)
+        try container.encode(resources, forKey: .resources)
+        try container.encode(workflow, forKey: .workflow)
+    }
+
+    static func checkUnique(_ vms: [FleetVM]) throws {
+        try Check.nonEmpty(vms)
+        var seen = Set<String>()
+        for vm in vms where !seen.insert(vm.name).inserted { throw ValueError("VM '\(vm.name)' is listed twice") }
+    }
+
+    public static func load(path: String) throws -> FleetSpec { try StrictYAML.load(FleetSpec.self, path: path) }
+}
+
+/// Where a fleet's VMs go: `auto` (placement picks), one backend, or a list to spread them over.
+public enum FleetBackend: Codable, Sendable, Equatable {
+    case auto
+    case named([String])
+
+    public init(from decoder: Decoder) throws {
+        if var list = try? decoder.unkeyedContainer() {
+            var names: [String] = []
+            while !list.isAtEnd { names.append(try list.decode(String.self)) }
+            guard !names.isEmpty else { throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "must not be empty")) }
+            self = .named(names)
+            return
+        }
+        let text = try decoder.singleValueContainer().decode(String.self)
+        self = text == "auto" ? .auto : .named([text])
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        switch self {
+        case .auto:
+            var container = encoder.singleValueContainer()
+            try container.encode("auto")
+        case .named(let names):
+            var container = encoder.unkeyedContainer()
+            for name in names { try container.encode(name) }
+        }
+    }
+}
+
+/// One VM of a fleet, optionally with resources of its own.
+public struct FleetVM: Codable, Sendable, Equatable {
+    public var name: String
+    public var cpus: Int?
+    public var memoryMib: Int?
+    public var diskGib: Int?
+
+    public init(name: String, cpus: Int? = nil, memoryMib: Int? = nil, diskGib: Int? = nil) {
+        self.name = name
+        self.cpus = cpus
+        self.memoryMib = memoryMib
+        self.diskGib = diskGib
+    }
+
+    enum CodingKeys: String, CodingKey { case name, cpus, memoryMib, diskGib }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name, check: AgentName.validate)
+        cpus = try container.decodeIfPresent(Int.self, forKey: .cpus, check: Check.range(1...64))
+        memoryMib = try container.decodeIfPresent(Int.self, forKey: .memoryMib, check: Check.range(128...262_144))
+        diskGib = try container.decodeIfPresent(Int.self, forKey: .diskGib, check: Check.range(1...4096))
+    }
+}
+
+/// One step of a workflow: exactly one operation, with a timeout and what to do when it fails.
+public struct WorkflowStep: Codable, Sendable, Equatable {
+    public enum Operation: Codable, Sendable, Equatable {
+        /// Runs an argv (no shell unless the argv asks for one).
+        case exec([String])
+        /// Copies a local file or tree (relative to the spec) into the VM.
+        case copy(from: String, to: String)
+        /// Installs distribution packages.
+        case package([String])
+        /// Brings a systemd service to a state: started, restarted, stopped or enabled.
+        case service(name: String, state: String)
+        /// Runs the steps of a recipe file (relative to the spec).
+        case recipe(String)
+    }
+
+    public enum FailurePolicy: TextValue, Sendable, Equatable {
+        case stop, `continue`, retry(Int)
+
+        public init(parsing text: String) throws {
+            switch text {
+            case "stop": self = .stop
+            case "continue": self = .continue
+            default:
+                guard text.hasPrefix("retry:"), let count = Int(text.dropFirst(6)), (1...10).contains(count) else {
+                    throw ValueError("expected stop, continue or retry:N (N in 1...10), found '\(text)'")
+                }
+                self = .retry(count)
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .stop: "stop"
+            case .continue: "continue"
+            case .retry(let count): "retry:\(count)"
+            }
+        }
+    }
+
+    public var name: String
+    public var operation: Operation
+    public var timeoutSeconds: Double
+    public var onFailure: FailurePolicy
+
+    public init(name: String, operation: Operation, timeoutSeconds: Double = 600, onFailure: FailurePolicy = .stop) {
+        self.name = name
+        self.operation = operation
+        self.timeoutSeconds = timeoutSeconds
+        self.onFailure = onFailure
+    }
+
+    enum CodingKeys: String, CodingKey { case name, exec, copy, package, service, recipe, timeoutSeconds, onFailure }
+
+    struct CopyFields: Codable { var from: String; var to: String }
+    struct ServiceFields: Codable { var name: String; var state: String }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let given = [CodingKeys.exec, .copy, .package, .service, .recipe].filter { container.contains($0) }
+        guard given.count == 1, let key = given.first else {
+            let problem = given.isEmpty ? "a step needs one of exec, copy, package, service, recipe"
+                : "a step takes one operation, found \(given.map(\.stringValue).joined(separator: " and "))"
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: problem))
+        }
+        switch key {
+        case .exec: operation = .exec(try container.decode([String].self, forKey: .exec, check: Check.nonEmpty))
+        case .copy:
+            let fields = try container.decode(CopyFields.self, forKey: .copy)
+            operation = .copy(from: fields.from, to: fields.to)
+        case .package: operation = .package(try container.decode([String].self, forKey: .package, check: Check.nonEmpty))
+        case .service:
+            let fields = try container.decode(ServiceFields.self, forKey: .service)
+            try container.validate(.service) { try Self.checkServiceState(fields.state) }
+            operation = .service(name: fields.name, state: fields.state)
+        default: operation = .recipe(try container.decode(String.self, forKey: .recipe, check: Check.nonEmpty))
+        }
+        name = try container.decodeIfPresent(String.self, forKey: .name, check: Check.nonEmpty) ?? Self.describe(operation)
+        timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds, check: Check.seconds) ?? 600
+        onFailure = try container.decodeIfPresent(FailurePolicy.self, forKey: .onFailure) ?? .stop
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        switch operation {
+        case .exec(let argv): try container.encode(argv, forKey: .exec)
+        case .copy(let from, let to): try container.encode(CopyFields(from: from, to: to), forKey: .copy)
+        case .package(let names): try container.encode(names, forKey: .package)
+        case .service(let name, let state): try container.encode(ServiceFields(name: name, state: state), forKey: .service)
+        case .recipe(let path): try container.encode(path, forKey: .recipe)
+        }
+        try container.encode(timeoutSeconds, forKey: .timeoutSeconds)
+        try container.encode(onFailure, forKey: .onFailure)
+    }
+
+    static func checkServiceState(_ state: String) throws {
+        guard ["started", "restarted", "stopped", "enabled"].contains(state) else {
+            throw ValueError("expected started, restarted, stopped or enabled, found '\(state)'")
+        }
+    }
+
+    static func describe(_ operation: Operation) -> String {
+        switch operation {
+        case .exec(let argv): "exec \(argv.joined(separator: " "))"
+        case .copy(let from, let to): "copy \(from) to \(to)"
+        case .package(let names): "install \(names.joined(separator: ", "))"
+        case .service(let name, let state): "\(name) \(state)"
+        case .recipe(let path): "recipe \(path)"
+        }
+    }
+}
+
+extension Check {
+    public static func range(_ range: ClosedRange<Int>) -> (Int) throws -> Void {
+        { value in
+            guard range.contains(value) else { throw ValueError("must be in \(range.lowerBound)...\(range.upperBound), found \(value)") }
+        }
+    }
+}

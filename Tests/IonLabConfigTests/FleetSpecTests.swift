@@ -1,0 +1,67 @@
+import Foundation
+import IonLabConfig
+import Testing
+
+@Suite struct FleetSpecTests {
+    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func theExampleFleetParses() throws {
+        let spec = try FleetSpec.load(path: repo.appendingPathComponent("controller-config/fleets/smoke.yaml").path)
+        #expect(spec.name == "smoke")
+        #expect(spec.backend == .auto)
+        #expect(spec.vms.map(\.name) == ["smoke-1", "smoke-2"])
+        #expect(spec.resources == FleetSpec.Resources(cpus: 1, memoryMib: 512, diskGib: 4))
+        #expect(spec.workflow.map(\.name) == ["os release", "deploy motd", "agent is active"])
+        #expect(spec.workflow[0].operation == .exec(["cat", "/etc/os-release"]))
+        #expect(spec.workflow[0].timeoutSeconds == 30)
+        #expect(spec.workflow[1].operation == .copy(from: "files/motd", to: "/etc/motd"))
+        #expect(spec.workflow[1].onFailure == .stop)
+        #expect(spec.workflow[2].onFailure == .retry(3))
+    }
+
+    @Test func explicitVMsBackendListsAndDefaultStepNames() throws {
+        let yaml = """
+            name: lab
+            backend: [a, b]
+            image: img
+            vms:
+              - name: one
+              - name: two
+                memory_mib: 2048
+            workflow:
+              - package: [rustdesk]
+              - service: {name: rustdesk, state: started}
+              - recipe: recipes/rustdesk.yaml
+                on_failure: continue
+            """
+        let spec = try StrictYAML.decode(FleetSpec.self, from: yaml, file: "f.yaml")
+        #expect(spec.backend == .named(["a", "b"]))
+        #expect(spec.vms == [FleetVM(name: "one"), FleetVM(name: "two", memoryMib: 2048)])
+        #expect(spec.workflow.map(\.name) == ["install rustdesk", "rustdesk started", "recipe recipes/rustdesk.yaml"])
+        #expect(spec.workflow[2].onFailure == .continue)
+    }
+
+    @Test(arguments: [
+        ("name: f\nimage: i\n", "f.yaml:1: count: missing required field"),
+        ("name: f\nimage: i\ncount: 2\nvms: [{name: a}]\n", "f.yaml:4: vms: give count or vms, not both"),
+        ("name: f\nimage: i\ncount: zero\n", "f.yaml:3: count: expected an integer, found 'zero'"),
+        ("name: f\nimage: i\ncount: 0\n", "f.yaml:3: count: must be in 1...1000, found 0"),
+        ("name: f\ncount: 1\n", "f.yaml:1: image: missing required field"),
+        ("name: f\nimage: i\ncount: 1\ncolour: red\n", "f.yaml:4: colour: unknown field"),
+        ("name: f\nimage: i\ncount: 1\nresources:\n  memory_mib: 64\n", "f.yaml:5: resources.memory_mib: must be in 128...262144, found 64"),
+        ("name: f\nimage: i\nvms: [{name: a}, {name: a}]\n", "f.yaml:3: vms: VM 'a' is listed twice"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - name: nothing\n", "f.yaml:5: workflow[0]: a step needs one of exec, copy, package, service, recipe"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    package: [b]\n", "f.yaml:5: workflow[0]: a step takes one operation, found exec and package"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    on_failure: maybe\n", "f.yaml:6: workflow[0].on_failure: expected stop, continue or retry:N (N in 1...10), found 'maybe'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: x, state: dancing}\n", "f.yaml:5: workflow[0].service: expected started, restarted, stopped or enabled, found 'dancing'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    timeout: 5\n", "f.yaml:6: workflow[0].timeout: unknown field"),
+    ])
+    func badFleetSpecsAreLocated(yaml: String, expected: String) {
+        do {
+            _ = try StrictYAML.decode(FleetSpec.self, from: yaml, file: "f.yaml")
+            Issue.record("accepted:\n\(yaml)")
+        } catch {
+            #expect("\(error)" == expected)
+        }
+    }
+}
