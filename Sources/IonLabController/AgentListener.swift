@@ -15,6 +15,8 @@ struct AgentListener {
     struct Connection: Sendable {
         let channel: NIOAsyncChannel<Frame, Frame>
         let handshake: EventLoopFuture<Void>
+        /// The peer's address, read at accept time: a channel the peer already closed no longer knows it.
+        let remote: String
     }
 
     let controller: Controller
@@ -33,7 +35,8 @@ struct AgentListener {
                         let waiter = HandshakeWaiter(promise: channel.eventLoop.makePromise())
                         try channel.pipeline.syncOperations.addHandlers([TLSSetup.serverHandler(context: context), waiter])
                         try channel.pipeline.syncOperations.addFrameCodec()
-                        return Connection(channel: try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake: waiter.done)
+                        return Connection(channel: try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake: waiter.done,
+                                          remote: Format.peer(channel.remoteAddress))
                     }
                 }
             return AgentListener(controller: controller, server: server)
@@ -55,7 +58,7 @@ struct AgentListener {
     /// Anything a peer does wrong ends its own connection with a logged line, never more.
     private func handle(_ connection: Connection) async {
         let channel = connection.channel.channel
-        let remote = Format.peer(channel.remoteAddress)
+        let remote = connection.remote
         // A peer must finish the handshake and say hello promptly.
         let deadline = channel.eventLoop.scheduleTask(in: .seconds(15)) { channel.close(promise: nil) }
         do {
