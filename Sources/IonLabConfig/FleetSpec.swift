@@ -26,9 +26,9 @@ public struct FleetSpec: Codable, Sendable, Equatable {
         public init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             let defaults = Resources()
-            cpus = try container.decodeIfPresent(Int.self, forKey: .cpus, check: Check.range(1...64)) ?? defaults.cpus
-            memoryMib = try container.decodeIfPresent(Int.self, forKey: .memoryMib, check: Check.range(128...262_144)) ?? defaults.memoryMib
-            diskGib = try container.decodeIfPresent(Int.self, forKey: .diskGib, check: Check.range(1...4096)) ?? defaults.diskGib
+            cpus = try container.decodeIfPresent(Int.self, forKey: .cpus, check: Check.range(VMLimits.cpus)) ?? defaults.cpus
+            memoryMib = try container.decodeIfPresent(Int.self, forKey: .memoryMib, check: Check.range(VMLimits.memoryMiB)) ?? defaults.memoryMib
+            diskGib = try container.decodeIfPresent(Int.self, forKey: .diskGib, check: Check.range(VMLimits.diskGiB)) ?? defaults.diskGib
         }
     }
 
@@ -122,9 +122,9 @@ public struct FleetVM: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         name = try container.decode(String.self, forKey: .name, check: AgentName.validate)
-        cpus = try container.decodeIfPresent(Int.self, forKey: .cpus, check: Check.range(1...64))
-        memoryMib = try container.decodeIfPresent(Int.self, forKey: .memoryMib, check: Check.range(128...262_144))
-        diskGib = try container.decodeIfPresent(Int.self, forKey: .diskGib, check: Check.range(1...4096))
+        cpus = try container.decodeIfPresent(Int.self, forKey: .cpus, check: Check.range(VMLimits.cpus))
+        memoryMib = try container.decodeIfPresent(Int.self, forKey: .memoryMib, check: Check.range(VMLimits.memoryMiB))
+        diskGib = try container.decodeIfPresent(Int.self, forKey: .diskGib, check: Check.range(VMLimits.diskGiB))
     }
 }
 
@@ -237,6 +237,22 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
         case .service(let name, let state): "\(name) \(state)"
         case .recipe(let path): "recipe \(path)"
         }
+    }
+}
+
+/// The resources one VM may ask for, wherever it asks (`vm create`, fleet specs).
+public enum VMLimits {
+    public static let cpus = 1...64
+    public static let memoryMiB = 128...262_144
+    public static let diskGiB = 1...4096
+
+    public static func allow(cpus: Int, memoryMiB: Int, diskGiB: Int) -> Bool {
+        Self.cpus.contains(cpus) && Self.memoryMiB.contains(memoryMiB) && Self.diskGiB.contains(diskGiB)
+    }
+
+    public static var summary: String {
+        func span(_ range: ClosedRange<Int>) -> String { "\(range.lowerBound)-\(range.upperBound)" }
+        return "cpus \(span(cpus)), memory \(span(memoryMiB)) MiB, disk \(span(diskGiB)) GiB"
     }
 }
 

@@ -22,6 +22,9 @@ public struct StatePaths: Sendable {
     }
 
     public var config: String { "\(directory)/controller.yaml" }
+
+    /// A path from the config: absolute, or relative to the state directory.
+    public func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : "\(directory)/\(path)" }
     public var database: String { "\(directory)/ionlab.sqlite" }
     public var adminSocket: String { "\(directory)/admin.sock" }
     public var caName: String { "ca" }

@@ -5,7 +5,7 @@ import IonLabWire
 // MARK: - VMs
 
 extension Store {
-    /// Claims a VM name: fails when a VM of that name exists (provisioning, ready or failed).
+    /// Claims a VM name: fails when a VM of that name exists (provisioning or ready); a failed provision deletes its row.
     func insertVM(_ record: VMRecord) throws {
         try pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM vms WHERE name = ?", arguments: [record.name]) == true {

@@ -17,8 +17,8 @@ struct VMManager: Sendable {
     /// Provisions a VM and returns its record once the domain has started; its timeline goes on in the background.
     func create(_ request: VMCreateRequest) async throws -> VMRecord {
         try AgentName.validate(request.name)
-        guard (1...64).contains(request.cpus), (128...262_144).contains(request.memoryMiB), (1...4096).contains(request.diskGiB) else {
-            throw ControllerError("resources out of range: cpus 1-64, memory 128-262144 MiB, disk 1-4096 GiB")
+        guard VMLimits.allow(cpus: request.cpus, memoryMiB: request.memoryMiB, diskGiB: request.diskGiB) else {
+            throw ControllerError("resources out of range: \(VMLimits.summary)")
         }
         let config = controller.config
         let backend = try config.backend(named: request.backend)
@@ -57,8 +57,6 @@ struct VMManager: Sendable {
             record.seedHash = vm.seedHash
             try store.updateVM(record)
         } catch {
-            record.state = .failed
-            try? store.updateVM(record)
             _ = try? store.revoke(agent: request.name)  // its unspent token goes with it
             events.emit(.vmFailed, agent: request.name, "provisioning failed and was rolled back: \(AdminHandler.describe(error))")
             try? store.deleteVM(request.name)
@@ -145,9 +143,4 @@ actor BackendConnections {
         types[backend.name] = type
         return type
     }
-}
-
-extension StatePaths {
-    /// A path from the config: absolute, or relative to the state directory.
-    func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : "\(directory)/\(path)" }
 }

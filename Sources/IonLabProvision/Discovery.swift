@@ -56,14 +56,7 @@ public enum Discovery {
     /// Probes every backend in parallel; the reports come back in the order given.
     /// `kernel` is a Linux kernel on the controller's host that local probe guests boot (see ``ProbeGuest``).
     public static func probe(_ backends: [BackendConfig], timeoutSeconds: Double, kernel: String? = nil) async -> [BackendReport] {
-        await withTaskGroup(of: (Int, BackendReport).self) { group in
-            for (index, backend) in backends.enumerated() {
-                group.addTask { (index, await probe(backend, timeoutSeconds: timeoutSeconds, kernel: kernel)) }
-            }
-            var reports = [BackendReport?](repeating: nil, count: backends.count)
-            for await (index, report) in group { reports[index] = report }
-            return reports.compactMap { $0 }
-        }
+        await concurrentMap(backends) { await probe($0, timeoutSeconds: timeoutSeconds, kernel: kernel) }
     }
 
     /// Probes one backend. A backend that does not answer within the timeout is reported down.
@@ -112,20 +105,13 @@ public enum Discovery {
     static func verifyDomainTypes(_ types: [String], arch: String, on connection: Connection, driver: String?,
                                   kernel: String?) async -> [BackendReport.DomainTypeCheck] {
         let local = ProbeGuest.isLocal(connection.uri) && driver == "QEMU"
-        return await withTaskGroup(of: (Int, BackendReport.DomainTypeCheck).self) { group in
-            for (index, type) in types.enumerated() {
-                group.addTask {
-                    let probe = ProbeGuest(type: type, arch: arch, kernel: local ? kernel : nil, watchesSerial: local)
-                    do {
-                        return (index, .init(type: type, works: true, detail: try await probe.run(on: connection)))
-                    } catch {
-                        return (index, .init(type: type, works: false, detail: "\(error)"))
-                    }
-                }
+        return await concurrentMap(types) { type in
+            let probe = ProbeGuest(type: type, arch: arch, kernel: local ? kernel : nil, watchesSerial: local)
+            do {
+                return .init(type: type, works: true, detail: try await probe.run(on: connection))
+            } catch {
+                return .init(type: type, works: false, detail: "\(error)")
             }
-            var checks = [BackendReport.DomainTypeCheck?](repeating: nil, count: types.count)
-            for await (index, check) in group { checks[index] = check }
-            return checks.compactMap { $0 }
         }
     }
 
@@ -149,6 +135,16 @@ public enum Discovery {
             return (.degraded, "storage pool \(backend.pool) is not active")
         }
         return (.ok, "")
+    }
+}
+
+/// Runs `transform` on every element at once; the results come back in the elements' order.
+func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @escaping @Sendable (T) async -> R) async -> [R] {
+    await withTaskGroup(of: (Int, R).self) { group in
+        for (index, item) in items.enumerated() { group.addTask { (index, await transform(item)) } }
+        var results = [R?](repeating: nil, count: items.count)
+        for await (index, result) in group { results[index] = result }
+        return results.compactMap { $0 }
     }
 }
 

@@ -45,7 +45,7 @@ public struct ProvisionPlan: Sendable {
 
     /// A fresh instance id: the name and 8 random hex digits, so every re-provision differs.
     public static func newInstanceID(for name: String) -> String {
-        "\(name)-\(String(UInt32.random(in: .min ... .max), radix: 16).leftPadded(to: 8))"
+        "\(name)-\(String(format: "%08x", UInt32.random(in: .min ... .max)))"
     }
 }
 
@@ -235,8 +235,4 @@ public actor PoolLocks {
         }
         return try await body()
     }
-}
-
-extension String {
-    func leftPadded(to length: Int) -> String { String(repeating: "0", count: max(0, length - count)) + self }
 }

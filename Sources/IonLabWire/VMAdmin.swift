@@ -31,8 +31,6 @@ public struct VMRecord: Codable, Sendable {
         case provisioning
         /// The agent of this instance has enrolled and connected.
         case ready
-        /// Provisioning failed; what it had created was removed.
-        case failed
     }
 
     public var name: String

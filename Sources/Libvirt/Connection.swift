@@ -86,7 +86,6 @@ public final class Connection: @unchecked Sendable {
     /// Free host memory in bytes.
     public func freeMemory() async throws -> UInt64 {
         try await run("read free memory of \(uri)") {
-            virResetLastError()
             let free = virNodeGetFreeMemory(self.pointer)
             return free == 0 && virGetLastError() != nil ? nil : free
         }
@@ -115,9 +114,7 @@ public final class Connection: @unchecked Sendable {
 
     public func domains() async throws -> [Domain] {
         try await run("list domains of \(uri)") {
-            var list: UnsafeMutablePointer<OpaquePointer?>?
-            let count = virConnectListAllDomains(self.pointer, &list, 0)
-            return count < 0 ? nil : Self.collect(list, count) { Domain(connection: self, pointer: $0) }
+            Self.listAll({ virConnectListAllDomains(self.pointer, $0, 0) }) { Domain(connection: self, pointer: $0) }
         }
     }
 
@@ -142,9 +139,7 @@ public final class Connection: @unchecked Sendable {
 
     public func pools() async throws -> [StoragePool] {
         try await run("list storage pools of \(uri)") {
-            var list: UnsafeMutablePointer<OpaquePointer?>?
-            let count = virConnectListAllStoragePools(self.pointer, &list, 0)
-            return count < 0 ? nil : Self.collect(list, count) { StoragePool(connection: self, pointer: $0) }
+            Self.listAll({ virConnectListAllStoragePools(self.pointer, $0, 0) }) { StoragePool(connection: self, pointer: $0) }
         }
     }
 
@@ -167,9 +162,7 @@ public final class Connection: @unchecked Sendable {
 
     public func networks() async throws -> [NetworkInfo] {
         try await run("list networks of \(uri)") {
-            var list: UnsafeMutablePointer<OpaquePointer?>?
-            let count = virConnectListAllNetworks(self.pointer, &list, 0)
-            return count < 0 ? nil : Self.collect(list, count) { network -> NetworkInfo in
+            Self.listAll({ virConnectListAllNetworks(self.pointer, $0, 0) }) { network -> NetworkInfo in
                 defer { virNetworkFree(network) }
                 return NetworkInfo(name: virNetworkGetName(network).map { String(cString: $0) } ?? "?",
                                    active: virNetworkIsActive(network) == 1)
@@ -192,8 +185,13 @@ public final class Connection: @unchecked Sendable {
         return String(cString: pointer)
     }
 
-    /// Converts a libvirt-allocated array of object pointers, freeing the array itself.
-    static func collect<T>(_ list: UnsafeMutablePointer<OpaquePointer?>?, _ count: Int32, _ make: (OpaquePointer) -> T) -> [T] {
+    /// Runs one of libvirt's `ListAll` calls and wraps each object it returns, freeing the array itself;
+    /// nil when the call failed.
+    static func listAll<T>(_ fetch: (UnsafeMutablePointer<UnsafeMutablePointer<OpaquePointer?>?>) -> Int32,
+                           _ make: (OpaquePointer) -> T) -> [T]? {
+        var list: UnsafeMutablePointer<OpaquePointer?>?
+        let count = fetch(&list)
+        guard count >= 0 else { return nil }
         guard let list else { return [] }
         defer { free(list) }
         return (0..<Int(count)).compactMap { list[$0].map(make) }

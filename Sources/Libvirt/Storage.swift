@@ -42,9 +42,9 @@ public final class StoragePool: LibvirtObject, @unchecked Sendable {
 
     public func volumes() async throws -> [StorageVolume] {
         try await connection.run("list volumes of pool \(name)") {
-            var list: UnsafeMutablePointer<OpaquePointer?>?
-            let count = virStoragePoolListAllVolumes(self.pointer, &list, 0)
-            return count < 0 ? nil : Connection.collect(list, count) { StorageVolume(connection: self.connection, pointer: $0) }
+            Connection.listAll({ virStoragePoolListAllVolumes(self.pointer, $0, 0) }) {
+                StorageVolume(connection: self.connection, pointer: $0)
+            }
         }
     }
 

@@ -50,7 +50,7 @@ enum ControllerConfigFile {
 
     /// The image catalog the config names (relative to the state directory); empty when there is none yet.
     static func catalog(_ paths: StatePaths, _ config: ControllerConfig) throws -> ImageCatalog {
-        let path = config.imageCatalog.hasPrefix("/") ? config.imageCatalog : "\(paths.directory)/\(config.imageCatalog)"
+        let path = paths.resolve(config.imageCatalog)
         return FileManager.default.fileExists(atPath: path) ? try ImageCatalog.load(path: path) : ImageCatalog(images: [])
     }
 }

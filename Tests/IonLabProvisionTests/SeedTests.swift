@@ -33,14 +33,12 @@ import Testing
         for name in ["user-data", "meta-data", "agent.yaml", "ionlab-agent"] { #expect(listing.contains(" \(name)"), "\(name) missing") }
         #expect(listing.contains("-r-xr-xr-x") || listing.contains("-rwxr-xr-x"))  // the binary stays executable
         #expect(try isoinfo(["-R", "-x", "/meta-data", "-i", iso.path]) == "instance-id: vm1-0001\nlocal-hostname: vm1\n")
-        let copied = try isoinfo(["-R", "-x", "/ionlab-agent", "-i", iso.path])
-        #expect(Data(copied.utf8).count > 0)
         let extracted = iso.deletingPathExtension().appendingPathExtension("bin")
         defer { try? FileManager.default.removeItem(at: extracted) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/isoinfo")
         process.arguments = ["-R", "-x", "/ionlab-agent", "-i", iso.path]
-        FileManager.default.createFile(atPath: extracted.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: extracted.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: extracted)
         try process.run()
         process.waitUntilExit()
@@ -60,7 +58,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         FileManager.default.createFile(atPath: "\(directory)/ionlab-agent", contents: Data())
-        #expect(throws: ProvisionError.self) { try AgentBundle(directory: directory) }
-        do { _ = try AgentBundle(directory: directory) } catch { #expect("\(error)".contains("lacks ionlab-agent.service")) }
+        let error = #expect(throws: ProvisionError.self) { try AgentBundle(directory: directory) }
+        #expect(error?.description.contains("lacks ionlab-agent.service") == true)
     }
 }
