@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "CIonLabSys"),
         /// The wire protocol both sides share: frames, messages, multiplexed flow-controlled streams.
         .target(name: "IonLabWire", dependencies: [
+            "IonLabConfig",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
@@ -78,6 +79,7 @@ let package = Package(
         .executableTarget(name: "ionlab", dependencies: [
             "IonLabController", "IonLabProvision", "IonLabTransfer", "IonLabConfig", "IonLabWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .executableTarget(name: "ionlab-agent", dependencies: [
             "IonLabAgent",

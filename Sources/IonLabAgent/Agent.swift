@@ -21,10 +21,13 @@ public final class Agent: @unchecked Sendable {
     let group: EventLoopGroup
     let logger: Logger
     let jobs: JobManager
+    let instanceIDFile: String
     private let connector: AgentConnector
 
-    public init(config: AgentConfig, stateDirectory: String, group: EventLoopGroup, logger: Logger) throws {
+    public init(config: AgentConfig, stateDirectory: String, group: EventLoopGroup, logger: Logger,
+                instanceIDFile: String = HealthProbe.cloudInitInstanceID) throws {
         self.config = config
+        self.instanceIDFile = instanceIDFile
         self.state = try AgentState(directory: stateDirectory)
         self.group = group
         self.logger = logger
@@ -157,7 +160,7 @@ public final class Agent: @unchecked Sendable {
     private func heartbeats(mux: MuxConnection, identity: Identity) async throws {
         var renewalRequested = false
         while true {
-            try await mux.sendControl(.heartbeat(HealthProbe.read(agentVersion: Self.version)))
+            try await mux.sendControl(.heartbeat(HealthProbe.read(agentVersion: Self.version, instanceIDFile: instanceIDFile)))
             let reports = await jobs.unacknowledged
             if !reports.isEmpty { try await mux.sendControl(.jobReports(reports)) }
             if !renewalRequested, Renewal.isDue(identity.certificate) {

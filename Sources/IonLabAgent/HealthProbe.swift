@@ -2,8 +2,11 @@ import Foundation
 import IonLabWire
 
 /// Reads the machine's health from /proc and statvfs; cheap enough for every heartbeat.
-enum HealthProbe {
-    static func read(agentVersion: String) -> Health {
+public enum HealthProbe {
+    /// Where cloud-init records the instance it booted: which provision of a VM this is.
+    public static let cloudInitInstanceID = "/var/lib/cloud/data/instance-id"
+
+    static func read(agentVersion: String, instanceIDFile: String = cloudInitInstanceID) -> Health {
         let meminfo = memoryInfo()
         var disk = statvfs()
         let diskOK = statvfs("/", &disk) == 0
@@ -18,7 +21,7 @@ enum HealthProbe {
             diskFreeBytes: diskOK ? UInt64(disk.f_bavail) * UInt64(disk.f_frsize) : 0,
             agentVersion: agentVersion,
             cloudInit: cloudInitState(),
-            instanceID: text(of: "/var/lib/cloud/data/instance-id")?.trimmingCharacters(in: .whitespacesAndNewlines))
+            instanceID: text(of: instanceIDFile)?.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// gethostname(2) only: Foundation's hostName may ask DNS.

@@ -25,6 +25,11 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
 /// are errors, and every error names the file, the line and the field.
 public enum StrictYAML {
     public static func decode<T: Decodable>(_ type: T.Type, from text: String, file: String) throws -> T {
+        try decode(type, from: text, file: file) { $0 }
+    }
+
+    /// Decodes, then passes the value through `check`; a `FieldProblem` it throws is located like a decoding error.
+    public static func decode<T: Decodable, R>(_ type: T.Type, from text: String, file: String, check: (T) throws -> R) throws -> R {
         let root: Node
         do {
             guard let composed = try Yams.compose(yaml: text) else {
@@ -45,18 +50,27 @@ public enum StrictYAML {
             throw decoder.configError(from: error)
         }
         try tracker.rejectUnknownKeys(file: file)
-        return value
+        do {
+            return try check(value)
+        } catch let problem as FieldProblem {
+            throw ConfigError(file: file, line: tracker.line(of: problem.path), field: NodeDecoder.render(problem.path), problem: problem.problem)
+        }
     }
 
     /// Reads and decodes a file, with the same located errors.
     public static func load<T: Decodable>(_ type: T.Type, path: String) throws -> T {
+        try load(type, path: path) { $0 }
+    }
+
+    /// Reads and decodes a file, then checks the value as `decode(_:from:file:check:)` does.
+    public static func load<T: Decodable, R>(_ type: T.Type, path: String, check: (T) throws -> R) throws -> R {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw ConfigError(file: path, line: nil, field: "", problem: "cannot read the file (\(Self.reason(error)))")
         }
-        return try decode(type, from: text, file: path)
+        return try decode(type, from: text, file: path, check: check)
     }
 
     static func reason(_ error: Error) -> String {
@@ -214,6 +228,30 @@ struct NodeDecoder: Decoder {
             throw configError(from: error)
         }
     }
+}
+
+/// A problem with a decoded value that checks beyond the file's syntax find (a missing file, an unknown name),
+/// at a field path such as `workflow[1].copy.from`.
+public struct FieldProblem: Error {
+    public var path: [FieldKey]
+    public var problem: String
+    public init(_ path: [FieldKey], _ problem: String) {
+        self.path = path
+        self.problem = problem
+    }
+}
+
+/// One component of a field path: a key (camelCase, as the types name it) or a list index.
+public struct FieldKey: CodingKey, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    public var stringValue: String
+    public var intValue: Int?
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init(intValue: Int) {
+        stringValue = "\(intValue)"
+        self.intValue = intValue
+    }
+    public init(stringLiteral value: String) { self.init(stringValue: value) }
+    public init(integerLiteral value: Int) { self.init(intValue: value) }
 }
 
 struct IndexKey: CodingKey {

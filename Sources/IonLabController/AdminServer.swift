@@ -88,14 +88,14 @@ struct AdminHandler {
                 try await stream.send(.ok("revoked \(name)"))
             case .exec(let agent, let spec):
                 try await exec(spec, on: agent, stream: stream)
-            case .execAll(let spec):
-                try await fanout(spec, stream: stream)
+            case .execAll(let spec, let target):
+                try await fanout(spec, to: target, stream: stream)
             case .put(let agent, let put):
                 try await relayPut(put, to: agent, stream: stream)
             case .get(let agent, let get):
                 try await relayGet(get, from: agent, stream: stream)
-            case .events(let since, let follow):
-                try await streamEvents(since: since ?? 0, follow: follow, stream: stream)
+            case .events(let query):
+                try await streamEvents(query, stream: stream)
             case .jobs(let agent, let limit):
                 try await stream.send(.jobs(try controller.store.jobs(agent: agent, limit: limit)))
             case .vmCreate(let request):
@@ -107,6 +107,14 @@ struct AdminHandler {
             case .vmDestroy(let name):
                 try await controller.vms.destroy(name)
                 try await stream.send(.ok("destroyed \(name)"))
+            case .fleetUp(let request):
+                try await fleetUp(request, stream: stream)
+            case .fleetStatus(let name):
+                try await stream.send(.fleetStatus(try controller.fleets.status(fleet: name)))
+            case .fleetDown(let name):
+                try await relayingFleetEvents(name, to: stream) { try await controller.fleets.down(name) } then: { message in
+                    try await stream.send(.ok(message))
+                }
             }
         } catch is CancellationError {
             return
@@ -159,21 +167,21 @@ struct AdminHandler {
         }
     }
 
-    /// Runs a command on every enrolled agent at once; one line per agent as results arrive.
-    private func fanout(_ spec: ExecSpec, stream: WireStream) async throws {
-        let agents = try controller.store.agents().filter { $0.state == .enrolled }
+    /// Runs a command on the targeted agents at once; one line per agent as results arrive.
+    private func fanout(_ spec: ExecSpec, to target: ExecTarget, stream: WireStream) async throws {
+        let agents = try fanoutTargets(target)
         await withTaskGroup(of: FanoutLine.self) { group in
             for agent in agents {
                 var mine = spec
                 mine.jobID = Format.newJobID()
                 group.addTask {
-                    guard let session = controller.sessions.session(named: agent.name) else {
-                        return FanoutLine(agent: agent.name, error: "down")
+                    guard let session = controller.sessions.session(named: agent) else {
+                        return FanoutLine(agent: agent, error: "down")
                     }
                     do {
-                        return FanoutLine(agent: agent.name, result: try await session.exec(mine, controller: controller).result())
+                        return FanoutLine(agent: agent, result: try await session.exec(mine, controller: controller).result())
                     } catch {
-                        return FanoutLine(agent: agent.name, error: Self.describe(error))
+                        return FanoutLine(agent: agent, error: Self.describe(error))
                     }
                 }
             }
@@ -182,6 +190,48 @@ struct AdminHandler {
             }
         }
         try await stream.send(.ok("\(agents.count) agents"))
+    }
+
+    private func fanoutTargets(_ target: ExecTarget) throws -> [String] {
+        switch target {
+        case .all:
+            return try controller.store.agents().filter { $0.state == .enrolled }.map(\.name)
+        case .fleet(let fleet):
+            let names = try controller.store.vms().filter { $0.fleet == fleet }.map(\.name)
+            guard !names.isEmpty else { throw ControllerError("fleet \(fleet) has no VMs") }
+            return names
+        case .agents(let names):
+            return names
+        }
+    }
+
+    /// `up`: the fleet runs in its own task, so it goes on if the CLI leaves; meanwhile the fleet's events
+    /// go to the CLI as they happen, then the report.
+    private func fleetUp(_ request: FleetUpRequest, stream: WireStream) async throws {
+        let parallel = max(1, request.parallel)
+        var request = request
+        request.parallel = parallel
+        try await relayingFleetEvents(request.spec.name, to: stream) { [request] in
+            try await controller.fleets.up(request)
+        } then: { report in
+            try await stream.send(.fleetReport(report))
+        }
+    }
+
+    /// Runs `work` in a task of its own while relaying the fleet's live events, then hands over its result.
+    private func relayingFleetEvents<T: Sendable>(_ fleet: String, to stream: WireStream, _ work: @escaping @Sendable () async throws -> T,
+                                                  then finish: (T) async throws -> Void) async throws {
+        let live = controller.events.follow()
+        let running = Task { try await work() }
+        let relay = Task {
+            for await event in live.events where event.fleet == fleet {
+                try? await stream.send(.events([event]))
+            }
+        }
+        let result = await running.result
+        live.stop()
+        await relay.value
+        try await finish(try result.get())
     }
 
     private func relayPut(_ request: PutRequest, to agent: String, stream: WireStream) async throws {
@@ -216,12 +266,13 @@ struct AdminHandler {
     }
 
     /// Replays stored events, then (if following) streams new ones, with no gap and no repeat.
-    private func streamEvents(since: Int64, follow: Bool, stream: WireStream) async throws {
-        let live = follow ? controller.events.follow() : nil
+    private func streamEvents(_ query: EventQuery, stream: WireStream) async throws {
+        let live = query.follow ? controller.events.follow() : nil
         defer { live?.stop() }
-        var last = since
+        let store = controller.store
+        var last = query.afterSeq
         while true {
-            let batch = try controller.store.events(after: last, limit: 1000)
+            let batch = try store.events(after: last, since: query.since, fleet: query.fleet, limit: 1000)
             if batch.isEmpty { break }
             try await stream.send(.events(batch))
             last = batch.last!.seq
@@ -236,11 +287,11 @@ struct AdminHandler {
             group.addTask {
                 for await event in live.events where event.seq > last {
                     if event.seq > last + 1 {
-                        let missed = try controller.store.events(after: last, limit: Int(event.seq - last - 1))
+                        let missed = try store.events(after: last, fleet: query.fleet, limit: Int(event.seq - last - 1))
                         if !missed.isEmpty { try await stream.send(.events(missed)) }
                     }
-                    try await stream.send(.events([event]))
                     last = event.seq
+                    if query.fleet == nil || event.fleet == query.fleet { try await stream.send(.events([event])) }
                 }
             }
             try await group.next()

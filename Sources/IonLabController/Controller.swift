@@ -18,6 +18,7 @@ public final class Controller: @unchecked Sendable {
     let sessions = SessionRegistry()
     let backendConnections = BackendConnections()
     var vms: VMManager { VMManager(controller: self) }
+    private(set) var fleets: FleetRunner!
     let group: EventLoopGroup
     let logger: Logger
 
@@ -34,6 +35,8 @@ public final class Controller: @unchecked Sendable {
         self.events = EventLog(store: store, logger: logger)
         self.group = group
         self.logger = logger
+        self.fleets = FleetRunner(controller: self)
+        for vm in try store.vms() where vm.fleet != nil { events.assign(agent: vm.name, fleet: vm.fleet) }
     }
 
     /// Serves agents and the admin socket until the task is cancelled.

@@ -28,6 +28,26 @@ public enum EventKind: String, Sendable {
     case vmReady = "vm.ready"
     case vmFailed = "vm.failed"
     case vmDestroyed = "vm.destroyed"
+    case vmAdopted = "vm.adopted"
+    case fleetStarted = "fleet.started"
+    case fleetPlaced = "fleet.placed"
+    case healthCheck = "health.check"
+    case stepStarted = "step.started"
+    case stepDone = "step.done"
+    case stepSkipped = "step.skipped"
+    case stepFailed = "step.failed"
+    case packageInstalling = "package.installing"
+    case packageInstalled = "package.installed"
+    case remoteDesktopReady = "remote-desktop.ready"
+    case deploying = "deploy.started"
+    case deployed = "deploy.done"
+    case serviceStarted = "service.started"
+    case verificationComplete = "verify.complete"
+    case warning = "fleet.warning"
+    case error = "fleet.error"
+    case vmWorkflowDone = "vm.workflow-done"
+    case fleetComplete = "fleet.complete"
+    case fleetDown = "fleet.down"
 }
 
 /// The persistent event stream: every event is stored, logged, then handed to live followers in order.
@@ -35,16 +55,25 @@ public final class EventLog: Sendable {
     let store: Store
     let logger: Logger
     private let state = NIOLockedValueBox<[UUID: AsyncStream<Event>.Continuation]>([:])
+    /// Which fleet each fleet VM's agent belongs to, so that its events carry the fleet.
+    private let fleets = NIOLockedValueBox<[String: String]>([:])
 
     init(store: Store, logger: Logger) {
         self.store = store
         self.logger = logger
     }
 
+    /// From now on, events of `agent` carry `fleet` (nil: none).
+    func assign(agent: String, fleet: String?) {
+        fleets.withLockedValue { $0[agent] = fleet }
+    }
+
     /// Records an event. Storage failures are logged, never thrown: events must not break operations.
     @discardableResult
-    func emit(_ kind: EventKind, agent: String? = nil, job: String? = nil, _ message: String, fields: [String: String] = [:]) -> Event? {
-        let event = Event(kind: kind.rawValue, agent: agent, job: job, message: message, fields: fields)
+    func emit(_ kind: EventKind, agent: String? = nil, job: String? = nil, fleet: String? = nil, _ message: String,
+              fields: [String: String] = [:]) -> Event? {
+        let fleet = fleet ?? agent.flatMap { agent in fleets.withLockedValue { $0[agent] } }
+        let event = Event(kind: kind.rawValue, agent: agent, job: job, fleet: fleet, message: message, fields: fields)
         let who = agent.map { "\($0): " } ?? ""
         logger.info("\(kind.rawValue) \(who)\(message)")
         return state.withLockedValue { followers in

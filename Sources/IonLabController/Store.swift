@@ -45,6 +45,18 @@ public final class Store: Sendable {
                 CREATE TABLE vms(name TEXT PRIMARY KEY, state TEXT NOT NULL, record TEXT NOT NULL, updated_at REAL NOT NULL);
                 """)
         }
+        migrator.registerMigration("v3-fleets") { db in
+            try db.execute(sql: """
+                ALTER TABLE events ADD COLUMN fleet TEXT;
+                CREATE INDEX events_fleet ON events(fleet, seq);
+                CREATE INDEX events_time ON events(time);
+                CREATE TABLE fleets(name TEXT PRIMARY KEY, spec TEXT NOT NULL, updated_at REAL NOT NULL);
+                CREATE TABLE fleet_steps(
+                    fleet TEXT NOT NULL, vm TEXT NOT NULL, step INTEGER NOT NULL, signature TEXT NOT NULL, name TEXT NOT NULL,
+                    state TEXT NOT NULL, job TEXT, started_at REAL NOT NULL, finished_at REAL, detail TEXT,
+                    PRIMARY KEY(fleet, vm, step));
+                """)
+        }
         return migrator
     }
 
@@ -225,8 +237,8 @@ extension Store {
     /// Appends an event and returns it with its sequence number.
     func append(_ event: Event) throws -> Event {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO events(time, kind, agent, job, message, fields) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [event.time.timeIntervalSince1970, event.kind, event.agent, event.job, event.message,
+            try db.execute(sql: "INSERT INTO events(time, kind, agent, job, fleet, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [event.time.timeIntervalSince1970, event.kind, event.agent, event.job, event.fleet, event.message,
                                        Self.json(event.fields)])
             var stored = event
             stored.seq = db.lastInsertedRowID
@@ -234,11 +246,24 @@ extension Store {
         }
     }
 
-    func events(after seq: Int64, limit: Int = 10_000) throws -> [Event] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map { row in
+    /// Events after `seq`, optionally only those at or after `since` and of one fleet, in order.
+    func events(after seq: Int64, since: Date? = nil, fleet: String? = nil, limit: Int = 10_000) throws -> [Event] {
+        var sql = "SELECT * FROM events WHERE seq > ?"
+        var arguments: StatementArguments = [seq]
+        if let since {
+            sql += " AND time >= ?"
+            arguments += [since.timeIntervalSince1970]
+        }
+        if let fleet {
+            sql += " AND fleet = ?"
+            arguments += [fleet]
+        }
+        arguments += [limit]
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: sql + " ORDER BY seq LIMIT ?", arguments: arguments).map { row in
                 Event(seq: row["seq"], time: Date(timeIntervalSince1970: row["time"]), kind: row["kind"], agent: row["agent"],
-                      job: row["job"], message: row["message"], fields: Self.decode([String: String].self, row["fields"]) ?? [:])
+                      job: row["job"], fleet: row["fleet"], message: row["message"],
+                      fields: Self.decode([String: String].self, row["fields"]) ?? [:])
             }
         }
     }

@@ -32,8 +32,10 @@ struct VMManager: Sendable {
 
         var record = VMRecord(name: request.name, backend: backend.name, image: image.name, state: .provisioning, instanceID: instanceID,
                               cpus: request.cpus, memoryMiB: request.memoryMiB, diskGiB: request.diskGiB, domainType: domainType,
-                              domainUUID: "", pool: backend.pool, volumes: [], seedHash: "", consoleLog: consoleLog, createdAt: Date())
+                              domainUUID: "", pool: backend.pool, volumes: [], seedHash: "", consoleLog: consoleLog, createdAt: Date(),
+                              fleet: request.fleet)
         try store.insertVM(record)
+        events.assign(agent: request.name, fleet: request.fleet)
         events.emit(.vmProvisioning, agent: request.name, "provisioning on \(backend.name) (\(domainType)) from \(image.name)",
                     fields: ["instance": instanceID])
         do {
@@ -41,6 +43,7 @@ struct VMManager: Sendable {
             let grant = try controller.createToken(name: request.name, endpoints: [endpoint], ttl: nil)
             let agentConfig = AgentConfig(name: request.name, endpoints: [endpoint], caPin: try CAPin(parsing: grant.caPin), token: grant.token)
             let seed = try Seed(bundle: bundle, instanceID: instanceID, hostname: request.name, agentConfigYAML: agentConfig.yaml())
+            try keepSeed(seed, of: request.name)
             let plan = ProvisionPlan(name: request.name, instanceID: instanceID, backend: backend, image: image, domainType: domainType,
                                      cpus: request.cpus, memoryMiB: request.memoryMiB, diskGiB: request.diskGiB, seed: seed,
                                      consoleLog: consoleLog)
@@ -57,6 +60,7 @@ struct VMManager: Sendable {
             record.seedHash = vm.seedHash
             try store.updateVM(record)
         } catch {
+            try? FileManager.default.removeItem(atPath: controller.paths.seedDirectory(request.name))
             _ = try? store.revoke(agent: request.name)  // its unspent token goes with it
             events.emit(.vmFailed, agent: request.name, "provisioning failed and was rolled back: \(AdminHandler.describe(error))")
             try? store.deleteVM(request.name)
@@ -74,6 +78,20 @@ struct VMManager: Sendable {
                                                 diskGiB: original.diskGiB, backend: original.backend, wait: wait))
     }
 
+    /// Keeps the seed's generated files (`meta-data`, `agent.yaml`) in the state directory, private: what this VM
+    /// was given, for inspection, and for stand-in guests on drivers that cannot carry a seed volume (test:///).
+    private func keepSeed(_ seed: Seed, of name: String) throws {
+        let directory = controller.paths.seedDirectory(name)
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for file in seed.files where ["meta-data", "agent.yaml"].contains(file.name) {
+            guard FileManager.default.createFile(atPath: "\(directory)/\(file.name)", contents: file.contents,
+                                                 attributes: [.posixPermissions: 0o600]) else {
+                throw ControllerError("cannot write \(directory)/\(file.name)")
+            }
+        }
+    }
+
     /// Removes the domain, its volumes and console log, and revokes the agent's certificate.
     func destroy(_ name: String) async throws {
         guard let record = try store.vm(name) else { throw ControllerError("no VM named '\(name)'") }
@@ -81,6 +99,7 @@ struct VMManager: Sendable {
         let connection = try await connections.connection(for: backend)
         try await Provisioner(connection: connection).remove(name: name, pool: record.pool, volumes: record.volumes)
         try? FileManager.default.removeItem(atPath: record.consoleLog)
+        try? FileManager.default.removeItem(atPath: controller.paths.seedDirectory(name))
         if try store.agent(name) != nil { try await controller.revoke(name: name) }
         try store.deleteVM(name)
         events.emit(.vmDestroyed, agent: name, "domain, volumes \(record.volumes.joined(separator: ", ")) and console log removed")

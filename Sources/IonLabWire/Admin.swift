@@ -7,22 +7,56 @@ public enum AdminRequest: Codable, Sendable {
     case revoke(name: String)
     /// Streams `execStarted`, output data and `execFinished`, like the agent does.
     case exec(agent: String, spec: ExecSpec)
-    /// Streams one `fanoutResult` per agent, then `ok`.
-    case execAll(spec: ExecSpec)
+    /// Streams one `fanoutResult` per targeted agent, then `ok`.
+    case execAll(spec: ExecSpec, target: ExecTarget)
     /// A tree stream from the CLI follows, relayed to the agent.
     case put(agent: String, request: PutRequest)
     /// A tree stream from the agent is relayed back to the CLI.
     case get(agent: String, request: GetRequest)
-    /// Replays events after `since` (a sequence number), then streams new ones if `follow`.
-    case events(since: Int64?, follow: Bool)
+    /// Replays the events that match, then streams new ones if `follow`.
+    case events(EventQuery)
     case jobs(agent: String?, limit: Int)
     /// Streams the VM's timeline as `events` until it is ready (or only until it started, without `wait`),
     /// then `vms` with its record.
     case vmCreate(VMCreateRequest)
     case vmList
     case vmDestroy(name: String)
+    /// Brings a fleet up (or converges it): streams the fleet's `events` as they happen, then `fleetReport`.
+    case fleetUp(FleetUpRequest)
+    /// Replies `fleetStatus` for one fleet's VMs, or for every VM.
+    case fleetStatus(name: String?)
+    /// Destroys a fleet's VMs in parallel and forgets the fleet: streams `events`, then `ok`.
+    case fleetDown(name: String)
     /// Creates `name` with the image, backend and resources of `source`; replies like `vmCreate`.
     case vmClone(source: String, name: String, wait: Bool)
+}
+
+/// Which agents a fan-out reaches.
+public enum ExecTarget: Codable, Sendable, Equatable {
+    /// Every enrolled agent.
+    case all
+    /// The VMs of a fleet.
+    case fleet(String)
+    /// These agents, by name.
+    case agents([String])
+}
+
+/// Which events to replay and follow.
+public struct EventQuery: Codable, Sendable, Equatable {
+    /// After this sequence number.
+    public var afterSeq: Int64
+    /// At or after this time.
+    public var since: Date?
+    /// Only the events of this fleet (and of its VMs' agents).
+    public var fleet: String?
+    public var follow: Bool
+
+    public init(afterSeq: Int64 = 0, since: Date? = nil, fleet: String? = nil, follow: Bool = false) {
+        self.afterSeq = afterSeq
+        self.since = since
+        self.fleet = fleet
+        self.follow = follow
+    }
 }
 
 /// An agent as the controller knows it.
@@ -73,16 +107,19 @@ public struct Event: Codable, Sendable, Equatable {
     public var kind: String
     public var agent: String?
     public var job: String?
+    /// The fleet of the agent or VM, if it belongs to one.
+    public var fleet: String?
     public var message: String
     public var fields: [String: String]
 
-    public init(seq: Int64 = 0, time: Date = Date(), kind: String, agent: String? = nil, job: String? = nil,
+    public init(seq: Int64 = 0, time: Date = Date(), kind: String, agent: String? = nil, job: String? = nil, fleet: String? = nil,
                 message: String, fields: [String: String] = [:]) {
         self.seq = seq
         self.time = time
         self.kind = kind
         self.agent = agent
         self.job = job
+        self.fleet = fleet
         self.message = message
         self.fields = fields
     }

@@ -38,6 +38,8 @@ public enum Message: Codable, Sendable {
     case jobs([JobRecord])
     case fanoutResult(FanoutLine)
     case vms([VMRecord])
+    case fleetReport(FleetReport)
+    case fleetStatus([VMStatus])
     case ok(String)
 }
 

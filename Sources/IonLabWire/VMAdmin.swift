@@ -11,9 +11,11 @@ public struct VMCreateRequest: Codable, Sendable {
     public var backend: String?
     /// Stream the timeline until the VM is ready (else reply once it has started).
     public var wait: Bool
+    /// The fleet the VM is created for, if any.
+    public var fleet: String?
 
     public init(name: String, image: String, cpus: Int = 1, memoryMiB: Int = 512, diskGiB: Int = 4, backend: String? = nil,
-                wait: Bool = true) {
+                wait: Bool = true, fleet: String? = nil) {
         self.name = name
         self.image = image
         self.cpus = cpus
@@ -21,6 +23,7 @@ public struct VMCreateRequest: Codable, Sendable {
         self.diskGiB = diskGiB
         self.backend = backend
         self.wait = wait
+        self.fleet = fleet
     }
 }
 
@@ -49,10 +52,12 @@ public struct VMRecord: Codable, Sendable {
     public var consoleLog: String
     public var createdAt: Date
     public var readyAt: Date?
+    /// The fleet that owns the VM, if any.
+    public var fleet: String?
 
     public init(name: String, backend: String, image: String, state: State, instanceID: String, cpus: Int, memoryMiB: Int,
                 diskGiB: Int, domainType: String, domainUUID: String, pool: String, volumes: [String], seedHash: String,
-                consoleLog: String, createdAt: Date, readyAt: Date? = nil) {
+                consoleLog: String, createdAt: Date, readyAt: Date? = nil, fleet: String? = nil) {
         self.name = name
         self.backend = backend
         self.image = image
@@ -69,5 +74,6 @@ public struct VMRecord: Codable, Sendable {
         self.consoleLog = consoleLog
         self.createdAt = createdAt
         self.readyAt = readyAt
+        self.fleet = fleet
     }
 }

@@ -19,6 +19,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Where the agent keeps its key, certificate and unreported job results.")
     var stateDir: String = "/var/lib/ionlab-agent"
 
+    @Option(name: .long, help: "The file naming the cloud-init instance this agent runs in (reported in every heartbeat).")
+    var instanceIDFile: String = HealthProbe.cloudInitInstanceID
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
@@ -39,7 +42,8 @@ struct AgentCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         do {
-            let agent = try Agent(config: agentConfig, stateDirectory: stateDir, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            let agent = try Agent(config: agentConfig, stateDirectory: stateDir, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
+                                  instanceIDFile: instanceIDFile)
             try await agent.run()
         } catch let stop as AgentStop {
             printError("ionlab-agent: stopping: \(stop.message)")

@@ -19,6 +19,9 @@ struct Exec: AsyncParsableCommand {
     @Flag(help: "Run on every enrolled agent and print a line per agent.")
     var all = false
 
+    @Option(help: "Run on every VM of this fleet and print a line per VM.")
+    var fleet: String?
+
     @Option(help: "Kill the command's whole process group after this many seconds.")
     var timeout: Double?
 
@@ -35,7 +38,10 @@ struct Exec: AsyncParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        guard all != (agent != nil) else { throw ValidationError("name one agent, or pass --all") }
+        guard [all, agent != nil, fleet != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("name one agent, or pass --all or --fleet NAME")
+        }
+        if forwardStdin, agent == nil { throw ValidationError("--stdin works with one agent only") }
         guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. `ionlab exec vm1 -- uname -a`") }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE, got '\(pair)'") }
@@ -52,7 +58,8 @@ struct Exec: AsyncParsableCommand {
 
     func run() async throws {
         let status = try await reportingErrors { () -> Int32 in
-            if all { return try await runEverywhere() }
+            if all { return try await runEverywhere(.all) }
+            if let fleet { return try await runEverywhere(.fleet(fleet)) }
             return try await runOne(on: agent!)
         }
         if status != 0 { throw ExitCode(status) }
@@ -94,10 +101,10 @@ struct Exec: AsyncParsableCommand {
         }
     }
 
-    private func runEverywhere() async throws -> Int32 {
+    private func runEverywhere(_ target: ExecTarget) async throws -> Int32 {
         let spec = self.spec
         return try await AdminClient.with(paths: global.paths) { client in
-            let stream = try await client.request(.execAll(spec: spec))
+            let stream = try await client.request(.execAll(spec: spec, target: target))
             var tally = FanoutTally()
             while true {
                 switch try await stream.nextMessage() {
@@ -110,7 +117,7 @@ struct Exec: AsyncParsableCommand {
                 case .failure(let failure):
                     throw failure
                 case let other:
-                    throw ControllerError("unexpected \(other.name) during exec --all")
+                    throw ControllerError("unexpected \(other.name) during a fan-out exec")
                 }
             }
         }

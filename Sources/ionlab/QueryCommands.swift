@@ -49,14 +49,26 @@ struct Events: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per line.")
     var json = false
 
+    @Option(help: ArgumentHelp("Only events from this time on: a duration back from now (90s, 10m, 2h, 1d) or an ISO 8601 time.",
+                               valueName: "T"))
+    var since: String?
+
     @Option(help: "Only events after this sequence number.")
-    var since: Int64?
+    var after: Int64 = 0
+
+    @Option(help: "Only the events of this fleet and its VMs.")
+    var fleet: String?
+
+    func validate() throws {
+        if let since { _ = try TimeArgument.parse(since) }
+    }
 
     func run() async throws {
         let json = self.json
         try await reportingErrors {
             try await AdminClient.with(paths: global.paths) { client in
-                let stream = try await client.request(.events(since: since, follow: follow))
+                let query = EventQuery(afterSeq: after, since: try since.map { try TimeArgument.parse($0) }, fleet: fleet, follow: follow)
+                let stream = try await client.request(.events(query))
                 while true {
                     switch try await stream.nextMessage() {
                     case .events(let events):
@@ -75,7 +87,7 @@ struct Events: AsyncParsableCommand {
     }
 
     static func render(_ event: Event) -> String {
-        let subject = [event.agent, event.job].compactMap { $0 }.joined(separator: " ")
+        let subject = [event.fleet.map { "[\($0)]" }, event.agent, event.job].compactMap { $0 }.joined(separator: " ")
         return "\(Format.time(event.time))  #\(event.seq)  \(event.kind)  \(subject.isEmpty ? "-" : subject)  \(event.message)"
     }
 }
@@ -108,5 +120,21 @@ struct Jobs: AsyncParsableCommand {
                 [job.jobID, job.agent, Table.ago(job.startedAt), job.result?.summary ?? "running", job.argv.joined(separator: " ")]
             }))
         }
+    }
+}
+
+/// A point in time given on the command line: "90s", "10m", "2h", "1d" back from now, or ISO 8601.
+enum TimeArgument {
+    static func parse(_ text: String, now: Date = Date()) throws -> Date {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        if let unit = text.last, let scale = units[unit], let value = Double(text.dropLast()), value >= 0 {
+            return now.addingTimeInterval(-value * scale)
+        }
+        for options in [ISO8601DateFormatter.Options.withInternetDateTime, [.withInternetDateTime, .withFractionalSeconds]] {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = options
+            if let date = formatter.date(from: text) { return date }
+        }
+        throw ValidationError("--since: expected a duration such as 90s, 10m, 2h or 1d, or an ISO 8601 time, found '\(text)'")
     }
 }

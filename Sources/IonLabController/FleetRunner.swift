@@ -1,0 +1,289 @@
+import Foundation
+import IonLabConfig
+import IonLabProvision
+import IonLabWire
+import NIOConcurrencyHelpers
+
+/// Brings fleets up and down. `up` places the missing VMs, provisions them in parallel (at most `parallel`
+/// at once), and starts each VM's workflow as soon as its own agent is ready. Run again, it converges: VMs
+/// that exist are adopted, missing ones created, and steps recorded as done skipped.
+final class FleetRunner: Sendable {
+    private unowned let controller: Controller
+    private let busy = NIOLockedValueBox<Set<String>>([])
+
+    /// How long a VM may take from its domain starting to its agent being ready.
+    static let readyPatienceSeconds: Double = 1200
+
+    init(controller: Controller) { self.controller = controller }
+
+    var store: Store { controller.store }
+    var events: EventLog { controller.events }
+
+    func up(_ request: FleetUpRequest) async throws -> FleetReport {
+        let spec = request.spec
+        try claim(spec.name)
+        defer { busy.withLockedValue { _ = $0.remove(spec.name) } }
+        let started = Date()
+        let cpuBefore = ProcessCPU.seconds()
+
+        let existing = Dictionary(try store.vms().map { ($0.name, $0) }) { first, _ in first }
+        for vm in spec.vms {
+            if let record = existing[vm.name], record.fleet != spec.name {
+                let owner = record.fleet.map { "fleet \($0)" } ?? "no fleet (ionlab vm create)"
+                throw ControllerError("VM \(vm.name) exists and belongs to \(owner); rename it in the spec or destroy it")
+            }
+        }
+        let missing = spec.vms.filter { existing[$0.name] == nil }
+        _ = try ImageCatalog.load(path: controller.paths.resolve(controller.config.imageCatalog)).image(named: spec.image)
+        let placement = try await place(missing, of: spec)
+
+        try store.saveFleet(spec)
+        for vm in spec.vms { events.assign(agent: vm.name, fleet: spec.name) }
+        events.emit(.fleetStarted, fleet: spec.name,
+                    "up: \(spec.vms.count) VM(s) of \(spec.image), \(missing.count) to create, \(spec.vms.count - missing.count) to adopt, "
+                    + "\(spec.workflow.count) workflow step(s), at most \(request.parallel) provisioning at once",
+                    fields: ["vms": String(spec.vms.count), "create": String(missing.count), "parallel": String(request.parallel)])
+        if !placement.isEmpty {
+            let text = placement.sorted { $0.key < $1.key }.map { "\($0.key)→\($0.value)" }.joined(separator: " ")
+            events.emit(.fleetPlaced, fleet: spec.name, "placed \(text)", fields: placement)
+        }
+
+        let slots = AsyncSemaphore(request.parallel)
+        let outcomes = await withTaskGroup(of: VMOutcome.self) { group in
+            for vm in spec.vms {
+                group.addTask {
+                    await self.bringUp(vm, of: spec, adopt: existing[vm.name], backend: placement[vm.name], slots: slots)
+                }
+            }
+            var outcomes: [VMOutcome] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes.sorted { $0.vm < $1.vm }
+        }
+
+        let seconds = Date().timeIntervalSince(started)
+        let cpu = ProcessCPU.seconds() - cpuBefore
+        let report = FleetReport(fleet: spec.name, seconds: seconds, created: missing.count, adopted: spec.vms.count - missing.count,
+                                 vms: outcomes, controllerCPUSeconds: cpu)
+        let failed = outcomes.filter { $0.result != .ok }.count
+        events.emit(.fleetComplete, fleet: spec.name,
+                    "\(outcomes.count - failed) of \(outcomes.count) VM(s) ok in \(String(format: "%.1f", seconds))s; "
+                    + "controller CPU \(String(format: "%.2f", cpu))s (\(String(format: "%.1f", 100 * cpu / max(seconds, 0.001)))% of the wall time)",
+                    fields: ["seconds": String(format: "%.1f", seconds), "ok": String(outcomes.count - failed), "failed": String(failed),
+                             "created": String(report.created), "adopted": String(report.adopted),
+                             "controller_cpu_seconds": String(format: "%.3f", cpu)])
+        return report
+    }
+
+    private func claim(_ fleet: String) throws {
+        let claimed = busy.withLockedValue { $0.insert(fleet).inserted }
+        guard claimed else { throw ControllerError("fleet \(fleet) is already being brought up by another `ionlab up`") }
+    }
+
+    /// Chooses a backend for each VM to create, from the spec's backends (or all of them for `auto`).
+    private func place(_ vms: [FleetVM], of spec: FleetSpec) async throws -> [String: String] {
+        guard !vms.isEmpty else { return [:] }
+        let config = controller.config
+        let candidates: [BackendConfig]
+        switch spec.backend {
+        case .auto: candidates = config.backends
+        case .named(let names): candidates = try names.map { try config.backend(named: $0) }
+        }
+        let kernel = try? ImageCatalog.load(path: controller.paths.resolve(config.imageCatalog)).image(named: spec.image).kernel
+        let hosts = await withTaskGroup(of: (Int, HostCapacity).self) { group in
+            for (index, backend) in candidates.enumerated() {
+                group.addTask { (index, await self.capacity(of: backend, kernel: kernel)) }
+            }
+            var hosts = [HostCapacity?](repeating: nil, count: candidates.count)
+            for await (index, host) in group { hosts[index] = host }
+            return hosts.compactMap { $0 }
+        }
+        let requests = vms.map { vm in
+            Placement.Request(vm: vm.name, cpus: vm.cpus ?? spec.resources.cpus, memoryMiB: vm.memoryMib ?? spec.resources.memoryMib)
+        }
+        do {
+            return try Placement.place(requests, on: hosts)
+        } catch let error as ProvisionError {
+            throw ControllerError(error.message)
+        }
+    }
+
+    private func capacity(of backend: BackendConfig, kernel: String?) async -> HostCapacity {
+        do {
+            _ = try await controller.backendConnections.domainType(for: backend, config: controller.config, kernel: kernel)
+            let connection = try await controller.backendConnections.connection(for: backend)
+            return try await HostCapacity.measure(connection, backend: backend.name)
+        } catch {
+            return .unavailable(backend.name, AdminHandler.describe(error))
+        }
+    }
+
+    /// One VM's whole `up`: provision (or adopt), wait for its agent, run the workflow.
+    private func bringUp(_ vm: FleetVM, of spec: FleetSpec, adopt record: VMRecord?, backend: String?, slots: AsyncSemaphore) async -> VMOutcome {
+        let started = Date()
+        var outcome = VMOutcome(vm: vm.name, backend: record?.backend ?? backend ?? "?", result: .failed, seconds: 0)
+        func finish(_ result: VMOutcome.Result, step: String?, detail: String?) -> VMOutcome {
+            outcome.result = result
+            outcome.failedStep = step
+            outcome.detail = detail
+            outcome.seconds = Date().timeIntervalSince(started)
+            if result == .ok {
+                events.emit(.vmWorkflowDone, agent: vm.name, "workflow done: \(outcome.stepsRun) step(s) run, \(outcome.stepsSkipped) skipped",
+                            fields: ["seconds": String(format: "%.1f", outcome.seconds)])
+            } else {
+                events.emit(.error, agent: vm.name, "\(result.rawValue) at \(step ?? "?"): \(detail?.split(separator: "\n").first.map(String.init) ?? "")")
+            }
+            return outcome
+        }
+
+        var instanceID: String
+        if let record {
+            instanceID = record.instanceID
+            events.emit(.vmAdopted, agent: vm.name, "adopted: \(record.state.rawValue) on \(record.backend)")
+        } else {
+            await slots.acquire()
+            do {
+                let created = try await controller.vms.create(
+                    VMCreateRequest(name: vm.name, image: spec.image, cpus: vm.cpus ?? spec.resources.cpus,
+                                    memoryMiB: vm.memoryMib ?? spec.resources.memoryMib, diskGiB: vm.diskGib ?? spec.resources.diskGib,
+                                    backend: backend, wait: false, fleet: spec.name))
+                instanceID = created.instanceID
+                try? store.deleteSteps(fleet: spec.name, vm: vm.name)  // a new machine: earlier step records are not its own
+            } catch {
+                await slots.release()
+                return finish(.failed, step: "provision", detail: AdminHandler.describe(error))
+            }
+            await slots.release()
+        }
+
+        guard await waitReady(vm.name, instanceID: instanceID) else {
+            let state = (try? store.vm(vm.name))?.state.rawValue ?? "gone"
+            return finish(.timedOut, step: "boot", detail: "the agent was not ready within \(Int(Self.readyPatienceSeconds))s (VM \(state))")
+        }
+        if let session = controller.sessions.session(named: vm.name), let health = session.health {
+            events.emit(.healthCheck, agent: vm.name, HealthText.summary(health), fields: HealthText.fields(health))
+        }
+        let result = await WorkflowRunner(controller: controller, fleet: spec.name, vm: vm.name).run(spec.workflow)
+        outcome.stepsRun = result.run
+        outcome.stepsSkipped = result.skipped
+        return finish(result.result, step: result.failedStep, detail: result.detail)
+    }
+
+    /// Waits until the VM of this instance is ready and its agent connected.
+    private func waitReady(_ name: String, instanceID: String) async -> Bool {
+        let deadline = Date().addingTimeInterval(Self.readyPatienceSeconds)
+        while Date() < deadline {
+            guard let record = try? store.vm(name), record.instanceID == instanceID else { return false }
+            if record.state == .ready, controller.sessions.session(named: name) != nil { return true }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+        return false
+    }
+
+    /// Destroys every VM of a fleet at once, then forgets the fleet. VMs that could not be destroyed are named.
+    func down(_ name: String) async throws -> String {
+        let vms = try store.vms().filter { $0.fleet == name }
+        let known = try store.fleet(name) != nil
+        guard !vms.isEmpty || known else { throw ControllerError("no fleet named '\(name)'") }
+        let failures = await withTaskGroup(of: String?.self) { group in
+            for vm in vms {
+                group.addTask {
+                    do {
+                        try await self.controller.vms.destroy(vm.name)
+                        return nil
+                    } catch {
+                        return "\(vm.name): \(AdminHandler.describe(error))"
+                    }
+                }
+            }
+            var failures: [String] = []
+            for await failure in group { if let failure { failures.append(failure) } }
+            return failures.sorted()
+        }
+        guard failures.isEmpty else { throw ControllerError("fleet \(name) is partly down; not destroyed: \(failures.joined(separator: "; "))") }
+        try store.deleteFleet(name)
+        events.emit(.fleetDown, fleet: name, "\(vms.count) VM(s) destroyed with their volumes, seeds and console logs")
+        for vm in vms { events.assign(agent: vm.name, fleet: nil) }
+        return "fleet \(name) is down: \(vms.count) VM(s) destroyed"
+    }
+
+    /// The VMs (of one fleet, or all) with their agents' liveness, health and workflow step.
+    func status(fleet: String?) throws -> [VMStatus] {
+        if let fleet, try store.fleet(fleet) == nil, try !(store.vms().contains { $0.fleet == fleet }) {
+            throw ControllerError("no fleet named '\(fleet)'")
+        }
+        let now = Date()
+        let agents = Dictionary(try store.agents().map { ($0.name, $0) }) { first, _ in first }
+        return try store.vms().filter { fleet == nil || $0.fleet == fleet }.map { vm in
+            let session = controller.sessions.session(named: vm.name)
+            let agent: VMStatus.Agent
+            let lastHeartbeat = session?.lastHeartbeat ?? agents[vm.name]?.lastSeen
+            if let session {
+                let silence = now.timeIntervalSince(session.lastHeartbeat)
+                let downAfter = controller.config.agentDownAfterSeconds
+                agent = silence > downAfter ? .down : silence > downAfter / 2 ? .stale : .up
+            } else {
+                agent = agents[vm.name]?.state == .enrolled ? .down : .absent
+            }
+            return VMStatus(name: vm.name, fleet: vm.fleet, backend: vm.backend, state: vm.state, agent: agent, lastHeartbeat: lastHeartbeat,
+                            health: session?.health ?? agents[vm.name]?.health, step: try stepText(vm))
+        }
+    }
+
+    private func stepText(_ vm: VMRecord) throws -> String? {
+        guard let fleet = vm.fleet, let spec = try store.fleet(fleet) else { return nil }
+        let steps = try store.steps(fleet: fleet, vm: vm.name)
+        if let running = steps.first(where: { $0.state == .running }) { return "running \(running.step + 1)/\(spec.workflow.count): \(running.name)" }
+        if let failed = steps.last(where: { $0.state == .failed }) { return "failed \(failed.step + 1)/\(spec.workflow.count): \(failed.name)" }
+        let done = steps.filter { $0.state == .done }.count
+        if spec.workflow.isEmpty { return "no workflow" }
+        return done == spec.workflow.count ? "done (\(done)/\(done))" : "\(done)/\(spec.workflow.count) done"
+    }
+}
+
+/// A counting semaphore for tasks: at most `limit` holders at once, the others wait in order.
+actor AsyncSemaphore {
+    private var free: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(_ limit: Int) { free = max(1, limit) }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            free += 1
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}
+
+/// The process's own CPU time so far (user + system), from getrusage.
+enum ProcessCPU {
+    static func seconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func value(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return value(usage.ru_utime) + value(usage.ru_stime)
+    }
+}
+
+/// Health in a line and as event fields.
+enum HealthText {
+    static func summary(_ health: Health) -> String {
+        let load = health.load.first.map { String(format: "%.2f", $0) } ?? "?"
+        return "load \(load), memory \(health.memoryAvailableBytes >> 20) of \(health.memoryTotalBytes >> 20) MiB free, "
+            + "disk \(health.diskFreeBytes >> 20) of \(health.diskTotalBytes >> 20) MiB free, cloud-init \(health.cloudInit ?? "absent")"
+    }
+
+    static func fields(_ health: Health) -> [String: String] {
+        ["load": health.load.first.map { String(format: "%.2f", $0) } ?? "", "memory_available": String(health.memoryAvailableBytes),
+         "disk_free": String(health.diskFreeBytes), "cloud_init": health.cloudInit ?? ""]
+    }
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import IonLabConfig
+import IonLabController
+import IonLabWire
+
+/// `ionlab up FLEET.yaml`: brings a fleet up, or converges it, showing each VM's progress live.
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up", abstract: "Bring a fleet up (or converge it): provision its VMs in parallel and run its workflow on each.",
+        discussion: """
+            Running it again adopts the VMs that exist, creates the missing ones and skips the steps already done.
+            Exits 0 when every VM ends ok, 1 when one failed or timed out.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The fleet spec (see controller-config/fleets/).") var spec: String
+    @Option(help: "At most this many VMs provisioning at once.") var parallel = 4
+    @Flag(help: "Print events and the report as JSON lines.") var json = false
+
+    func validate() throws {
+        guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
+    }
+
+    func run() async throws {
+        let paths = global.paths
+        let succeeded: Bool = try await reportingErrors {
+            let fleet = try FleetSpec.load(path: spec, context: try FleetContextLoader.load(paths))
+            let view = FleetView(fleet: fleet, mode: json ? .json : isatty(STDOUT_FILENO) == 1 ? .live : .lines)
+            return try await AdminClient.with(paths: paths) { client in
+                let stream = try await client.request(.fleetUp(FleetUpRequest(spec: fleet, parallel: parallel)))
+                let ticker = view.mode == .live ? Task { while !Task.isCancelled { view.redraw(); try? await Task.sleep(for: .seconds(1)) } } : nil
+                defer { ticker?.cancel() }
+                while true {
+                    switch try await stream.nextMessage() {
+                    case .events(let events):
+                        for event in events { view.show(event) }
+                    case .fleetReport(let report):
+                        ticker?.cancel()
+                        view.finish(report)
+                        return report.succeeded
+                    case .failure(let failure):
+                        throw failure
+                    case let other:
+                        throw ControllerError("unexpected \(other.name) during up")
+                    }
+                }
+            }
+        }
+        if !succeeded { throw ExitCode(1) }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show VMs (of one fleet, or all): backend, state, agent liveness, health and workflow step.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Only this fleet's VMs.") var fleet: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let request = AdminRequest.fleetStatus(name: fleet)
+            guard case .fleetStatus(let vms) = try await AdminClient.with(paths: global.paths, { try await $0.call(request) }) else {
+                throw ControllerError("unexpected reply to status")
+            }
+            if json {
+                print(JSONOutput.line(vms))
+                return
+            }
+            print(Table.render(["VM", "FLEET", "BACKEND", "STATE", "AGENT", "HEARTBEAT", "LOAD", "MEM FREE", "DISK FREE", "STEP"], vms.map { vm in
+                let health = vm.health
+                return [vm.name, vm.fleet ?? "-", vm.backend, vm.state.rawValue, vm.agent.rawValue, Table.ago(vm.lastHeartbeat),
+                        health?.load.first.map { String(format: "%.2f", $0) } ?? "-",
+                        health.map { "\(Table.bytes($0.memoryAvailableBytes))/\(Table.bytes($0.memoryTotalBytes))" } ?? "-",
+                        health.map { "\(Table.bytes($0.diskFreeBytes))/\(Table.bytes($0.diskTotalBytes))" } ?? "-",
+                        vm.step ?? "-"]
+            }))
+        }
+    }
+}
+
+struct Down: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "down", abstract: "Destroy every VM of a fleet in parallel (domains, volumes, seeds, logs, certificates) and forget it.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The fleet's name.") var fleet: String
+
+    func run() async throws {
+        try await reportingErrors {
+            try await AdminClient.with(paths: global.paths) { client in
+                let stream = try await client.request(.fleetDown(name: fleet))
+                while true {
+                    switch try await stream.nextMessage() {
+                    case .events(let events):
+                        for event in events { print("\(event.agent ?? event.fleet ?? "-")  \(event.kind)  \(event.message)") }
+                    case .ok(let message):
+                        print(message)
+                        return
+                    case .failure(let failure):
+                        throw failure
+                    case let other:
+                        throw ControllerError("unexpected \(other.name) during down")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the CLI checks a fleet spec against before sending it: the controller's image catalog and backends,
+/// read from the same state directory the controller serves.
+enum FleetContextLoader {
+    static func load(_ paths: StatePaths) throws -> FleetContext? {
+        guard paths.isInitialized else { return nil }
+        let config = FileManager.default.fileExists(atPath: paths.config) ? try ControllerConfig.load(path: paths.config) : ControllerConfig()
+        let catalogPath = paths.resolve(config.imageCatalog)
+        let images = FileManager.default.fileExists(atPath: catalogPath) ? try ImageCatalog.load(path: catalogPath).images.map(\.name) : []
+        return FleetContext(images: images, backends: config.backends.map(\.name))
+    }
+}

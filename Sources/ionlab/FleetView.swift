@@ -1,0 +1,126 @@
+import Foundation
+import IonLabConfig
+import IonLabController
+import IonLabWire
+import NIOConcurrencyHelpers
+
+/// How `ionlab up` shows a fleet: a live table on a terminal (one line per VM: phase, elapsed time, last
+/// event), plain timestamped lines otherwise, or JSON lines; then the summary.
+final class FleetView: Sendable {
+    enum Mode { case live, lines, json }
+
+    struct Row {
+        var vm: String
+        var phase = "waiting"
+        var last = ""
+        var started: Date?
+        var ended: Date?
+    }
+
+    let mode: Mode
+    private let fleet: String
+    private let stepCount: Int
+    private let started = Date()
+    private let rows: NIOLockedValueBox<[Row]>
+    private let drawn = NIOLockedValueBox(0)
+
+    init(fleet spec: FleetSpec, mode: Mode) {
+        self.mode = mode
+        fleet = spec.name
+        stepCount = spec.workflow.count
+        rows = NIOLockedValueBox(spec.vms.map { Row(vm: $0.name) })
+    }
+
+    func show(_ event: Event) {
+        switch mode {
+        case .json:
+            print(JSONOutput.line(event))
+            fflush(stdout)
+        case .lines:
+            print(String(format: "%7.1fs  %@  %@  %@", Date().timeIntervalSince(started), event.agent ?? fleet, event.kind, event.message))
+            fflush(stdout)
+        case .live:
+            update(event)
+            redraw()
+        }
+    }
+
+    private func update(_ event: Event) {
+        guard let agent = event.agent else { return }
+        rows.withLockedValue { rows in
+            guard let index = rows.firstIndex(where: { $0.vm == agent }) else { return }
+            if rows[index].started == nil { rows[index].started = event.time }
+            if let phase = Self.phase(of: event, steps: stepCount) { rows[index].phase = phase }
+            if [EventKind.vmWorkflowDone.rawValue, EventKind.error.rawValue].contains(event.kind) { rows[index].ended = event.time }
+            rows[index].last = event.message
+        }
+    }
+
+    static func phase(of event: Event, steps: Int) -> String? {
+        switch event.kind {
+        case "vm.provisioning": return "provisioning"
+        case "vm.started": return "booting"
+        case "vm.kernel-up": return "kernel up"
+        case "vm.cloud-init": return "cloud-init"
+        case "vm.agent-installed": return "agent installed"
+        case "vm.ready": return "ready"
+        case "vm.adopted": return "adopted"
+        case "step.started", "step.skipped": return event.fields["step"].map { "step \($0)/\(steps)" }
+        case "vm.workflow-done": return "ok"
+        case "fleet.error": return event.message.hasPrefix("timed out") ? "timed out" : "failed"
+        default: return nil
+        }
+    }
+
+    /// Rewrites the table in place: the cursor goes back up over the lines drawn last time.
+    func redraw() {
+        guard mode == .live else { return }
+        let width = Int(Terminal.columns())
+        let now = Date()
+        let lines = rows.withLockedValue { rows in
+            ["\(fleet): \(Table.duration(now.timeIntervalSince(started)))"] + rows.map { row in
+                let elapsed = row.started.map { Table.duration((row.ended ?? now).timeIntervalSince($0)) } ?? "-"
+                let text = "  " + row.vm.padding(toLength: 16, withPad: " ", startingAt: 0) + "  "
+                    + row.phase.padding(toLength: 16, withPad: " ", startingAt: 0) + "  "
+                    + elapsed.padding(toLength: 7, withPad: " ", startingAt: 0) + "  " + row.last
+                return String(text.prefix(max(20, width - 1)))
+            }
+        }
+        var output = drawn.withLockedValue { previous in
+            defer { previous = lines.count }
+            return previous > 0 ? "\u{1B}[\(previous)A" : ""
+        }
+        for line in lines { output += "\r\u{1B}[2K" + line + "\n" }
+        FileHandle.standardOutput.write(Data(output.utf8))
+    }
+
+    /// The last drawing, then the summary table (or the report as a JSON line).
+    func finish(_ report: FleetReport) {
+        if mode == .json {
+            print(JSONOutput.line(report))
+            return
+        }
+        redraw()
+        print("")
+        print(Table.render(["VM", "BACKEND", "RESULT", "TIME", "STEPS RUN", "SKIPPED", "FAILED STEP"], report.vms.map { vm in
+            [vm.vm, vm.backend, vm.result.rawValue, Table.duration(vm.seconds), String(vm.stepsRun), String(vm.stepsSkipped), vm.failedStep ?? "-"]
+        }))
+        for vm in report.vms where vm.result != .ok {
+            print("\n\(vm.vm): \(vm.result.rawValue) at \(vm.failedStep ?? "?"):")
+            for line in (vm.detail ?? "").split(separator: "\n") { print("  | \(line)") }
+        }
+        let ok = report.vms.filter { $0.result == .ok }.count
+        let share = 100 * report.controllerCPUSeconds / max(report.seconds, 0.001)
+        print("\nfleet \(report.fleet): \(ok) of \(report.vms.count) VM(s) ok in \(String(format: "%.1f", report.seconds))s "
+              + "(\(report.created) created, \(report.adopted) adopted); controller CPU \(String(format: "%.2f", report.controllerCPUSeconds))s, "
+              + "\(String(format: "%.1f", share))% of the wall time")
+    }
+}
+
+/// The terminal's width, for cutting live lines so they never wrap.
+enum Terminal {
+    static func columns() -> UInt16 {
+        var size = winsize()
+        return ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? size.ws_col : 100
+    }
+}
