@@ -86,8 +86,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ionlab-bench", dependencies: [
-            "IonLabController", "IonLabWire", "CIonLabSys",
+            "IonLabController", "IonLabWire", "IonLabPKI", "IonLabConfig", "CIonLabSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
         ]),
         .testTarget(name: "IonLabWireTests", dependencies: [
             "IonLabWire",

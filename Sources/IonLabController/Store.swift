@@ -60,7 +60,12 @@ public final class Store: Sendable {
         return migrator
     }
 
-    static let encoder = JSONEncoder()
+    /// Sorted keys: equal values encode to equal text (step signatures compare the text).
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
     static let decoder = JSONDecoder()
 
     static func json<T: Encodable>(_ value: T) -> String {

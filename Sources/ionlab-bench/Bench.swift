@@ -8,7 +8,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ionlab-bench",
         abstract: "Benchmarks for ionlab (run with -c release).",
-        subcommands: [ChannelBench.self])
+        subcommands: [ChannelBench.self, ScaleBench.self])
 }
 
 /// Locating and running the release binaries next to this one.

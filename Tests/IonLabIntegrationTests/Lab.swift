@@ -98,10 +98,10 @@ final class Lab: @unchecked Sendable {
 
     /// Starts an agent process with its own state directory.
     @discardableResult
-    func startAgent(_ name: String, config: String? = nil, stateName: String? = nil) throws -> Process {
+    func startAgent(_ name: String, config: String? = nil, stateName: String? = nil, arguments: [String] = []) throws -> Process {
         let configPath = try config ?? agentConfig(name, extra: "")
         let state = "\(directory)/agent-\(stateName ?? name)"
-        let process = try spawn(binary: "ionlab-agent", ["--config", configPath, "--state-dir", state, "--log-level", "debug"],
+        let process = try spawn(binary: "ionlab-agent", ["--config", configPath, "--state-dir", state, "--log-level", "debug"] + arguments,
                                 log: "agent-\(stateName ?? name).log")
         lock.withLock { agents[stateName ?? name] = process }
         return process
@@ -127,6 +127,8 @@ final class Lab: @unchecked Sendable {
         for agent in list { states[agent["name"] as? String ?? ""] = agent["state"] as? String }
         return states
     }
+
+    func agentProcess(_ name: String) -> Process? { lock.withLock { agents[name] } }
 
     func log(_ name: String) -> String {
         (try? String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8)) ?? ""
