@@ -21,6 +21,8 @@ fi
 state=$(mktemp -d /tmp/ionlab-e2e.XXXXXX)
 vm=vm1
 pool=ionlab-e2e
+# Fleets brought up with `ionlab up`, by size (IONLAB_E2E_FLEETS="1 2" also times a single VM the same way).
+fleet_sizes=${IONLAB_E2E_FLEETS:-2}
 fail() {
   echo "e2e: FAILED: $*" >&2
   if [[ -f $state/console/$vm.log ]]; then
@@ -33,6 +35,7 @@ fail() {
 }
 cleanup() {
   IONLAB_STATE_DIR=$state "$LAB_IONLAB" vm destroy "$vm" >/dev/null 2>&1 || true
+  for size in $fleet_sizes; do IONLAB_STATE_DIR=$state "$LAB_IONLAB" down "e2e-$size" >/dev/null 2>&1 || true; done
   lab_stop
   rm -rf "$state"
 }
@@ -88,4 +91,48 @@ ls "/var/lib/libvirt/images/$pool" | grep -F "$vm" && fail "files left in the po
 ionlab agents | grep -q "^$vm .*revoked" || fail "agent $vm not revoked: $(ionlab agents)"
 [[ -z $(ionlab vm list --json | tr -d '[]') ]] || fail "vm list still shows: $(ionlab vm list)"
 lab_phase "vm destroy and checks" "$s"
+
+# Fleets: the example smoke fleet (exec, a recipe with a service step, a copy), placed on the local backend,
+# all VMs provisioned and booted in parallel with `ionlab up`; then status, exec --fleet, a converging
+# second up, and down.
+mkdir -p "$state/cc"
+cp -r controller-config/fleets controller-config/recipes "$state/cc/"
+for size in $fleet_sizes; do
+  name=e2e-$size
+  spec=$state/cc/fleets/$name.yaml
+  sed -e "s/^name: smoke/name: $name/" -e 's/^backend: auto .*/backend: local/' -e "s/^count: 2 .*/count: $size/" \
+    controller-config/fleets/smoke.yaml >"$spec"
+  s=$(date +%s.%N)
+  ionlab up "$spec" --parallel 2 | tee "$state/up-$name.txt" || fail "ionlab up $name"
+  lab_phase "up: $size VM(s), until workflow done" "$s"
+  grep -q "^fleet $name: $size of $size VM(s) ok" "$state/up-$name.txt" || fail "up $name did not end ok"
+  ionlab status "$name" | tee "$state/status.txt"
+  [[ $(grep -c " local .* ready .* up .* done (6/6)" "$state/status.txt") == "$size" ]] || fail "status: not every VM ready, up and done"
+  motd=$(ionlab exec --fleet "$name" -- cat /etc/motd) || fail "exec --fleet $name"
+  [[ $(grep -c "^$name-[0-9]*  ok  " <<<"$motd") == "$size" ]] || fail "exec --fleet: $motd"
+  for i in $(seq "$size"); do
+    [[ $(ionlab exec "$name-$i" -- cat /etc/motd) == "$(cat controller-config/fleets/files/motd)" ]] || fail "motd not deployed on $name-$i"
+  done
+  ionlab events --fleet "$name" >"$state/fleet-events.txt"
+  for kind in fleet.started fleet.placed vm.provisioning vm.ready health.check step.done deploy.done service.started fleet.complete; do
+    grep -q "  $kind  " "$state/fleet-events.txt" || fail "no $kind event in the $name stream"
+  done
+  if [[ $size -gt 1 ]]; then
+    # In parallel: the second VM started before the first one was ready.
+    started2=$(grep -n "  vm.started  .*$name-2  " "$state/fleet-events.txt" | head -1 | cut -d: -f1)
+    ready1=$(grep -n "  vm.ready  .*$name-1  " "$state/fleet-events.txt" | head -1 | cut -d: -f1)
+    [[ $started2 -lt $ready1 ]] || fail "VMs were not brought up in parallel"
+  fi
+  s=$(date +%s.%N)
+  ionlab up "$spec" >"$state/up-again.txt" || fail "second up $name: $(cat "$state/up-again.txt")"
+  grep -q "(0 created, $size adopted)" "$state/up-again.txt" || fail "second up did not adopt: $(tail -5 "$state/up-again.txt")"
+  lab_phase "second up (converge, all skipped)" "$s"
+  s=$(date +%s.%N)
+  ionlab down "$name" || fail "down $name"
+  for i in $(seq "$size"); do
+    virsh -q -c qemu:///system list --all --name | grep -qx "$name-$i" && fail "domain $name-$i is still defined"
+  done
+  [[ -z $(ls "/var/lib/libvirt/images/$pool" | grep -F "$name-") ]] || fail "files of $name left in the pool"
+  lab_phase "down $name" "$s"
+done
 echo "e2e: PASS"

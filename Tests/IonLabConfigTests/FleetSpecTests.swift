@@ -5,18 +5,41 @@ import Testing
 @Suite struct FleetSpecTests {
     let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test func theExampleFleetParses() throws {
-        let spec = try FleetSpec.load(path: repo.appendingPathComponent("controller-config/fleets/smoke.yaml").path)
+    @Test func theExampleFleetLoadsWithItsRecipeExpanded() throws {
+        let fleets = repo.appendingPathComponent("controller-config/fleets").path
+        let spec = try FleetSpec.load(path: "\(fleets)/smoke.yaml", context: FleetContext(images: ["bookworm-test"], backends: ["local"]))
         #expect(spec.name == "smoke")
         #expect(spec.backend == .auto)
         #expect(spec.vms.map(\.name) == ["smoke-1", "smoke-2"])
         #expect(spec.resources == FleetSpec.Resources(cpus: 1, memoryMib: 512, diskGib: 4))
-        #expect(spec.workflow.map(\.name) == ["os release", "deploy motd", "agent is active"])
+        #expect(spec.workflow.map(\.name) == ["os release", "system report: kernel", "system report: root filesystem",
+                                               "system report: agent unit", "deploy motd", "agent is active"])
         #expect(spec.workflow[0].operation == .exec(["cat", "/etc/os-release"]))
         #expect(spec.workflow[0].timeoutSeconds == 30)
-        #expect(spec.workflow[1].operation == .copy(from: "files/motd", to: "/etc/motd"))
-        #expect(spec.workflow[1].onFailure == .stop)
-        #expect(spec.workflow[2].onFailure == .retry(3))
+        #expect(spec.workflow[3].operation == .service(name: "ionlab-agent", state: "started"))
+        #expect(spec.workflow[4].operation == .copy(from: "\(fleets)/files/motd", to: "/etc/motd"))
+        #expect(spec.workflow[4].onFailure == .stop)
+        #expect(spec.workflow[5].onFailure == .retry(3))
+    }
+
+    @Test func recipeProblemsNameTheRecipeFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-recipe-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "name: r\nsteps:\n  - exec: [\"true\"]\n    timeout: 5\n".write(toFile: "\(directory)/r.yaml", atomically: true, encoding: .utf8)
+        try "name: f\nimage: i\ncount: 1\nworkflow:\n  - recipe: r.yaml\n  - recipe: gone.yaml\n"
+            .write(toFile: "\(directory)/f.yaml", atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError(file: "\(directory)/r.yaml", line: 4, field: "steps[0].timeout", problem: "unknown field")) {
+            try FleetSpec.load(path: "\(directory)/f.yaml", context: nil)
+        }
+        try "name: r\nsteps:\n  - recipe: other.yaml\n".write(toFile: "\(directory)/r.yaml", atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError(file: "\(directory)/r.yaml", line: 3, field: "steps[0].recipe", problem: "a recipe cannot include another recipe")) {
+            try FleetSpec.load(path: "\(directory)/f.yaml", context: nil)
+        }
+        try "name: r\nsteps:\n  - exec: [\"true\"]\n".write(toFile: "\(directory)/r.yaml", atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError(file: "\(directory)/f.yaml", line: 6, field: "workflow[1].recipe", problem: "no such recipe file \(directory)/gone.yaml")) {
+            try FleetSpec.load(path: "\(directory)/f.yaml", context: nil)
+        }
     }
 
     @Test func explicitVMsBackendListsAndDefaultStepNames() throws {
