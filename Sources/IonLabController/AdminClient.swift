@@ -68,6 +68,30 @@ public struct AdminClient: Sendable {
         return stream
     }
 
+    /// A request whose reply comes in parts (each read by `part`) and ends with `ok`; a `failure` is thrown.
+    public func collect<T>(_ request: AdminRequest, _ part: (Message) -> [T]?) async throws -> [T] {
+        let stream = try await self.request(request)
+        defer { stream.close() }
+        var items: [T] = []
+        while true {
+            let reply = try await stream.nextMessage()
+            if let chunk = part(reply) {
+                items += chunk
+                continue
+            }
+            switch reply {
+            case .ok: return items
+            case .failure(let failure): throw failure
+            default: throw ControllerError("unexpected \(reply.name) in a listing")
+            }
+        }
+    }
+
+    /// Every agent the controller knows.
+    public func agents() async throws -> [AgentStatus] {
+        try await collect(.listAgents) { if case .agents(let part) = $0 { part } else { nil } }
+    }
+
     /// A request with a single reply message; a `failure` reply is thrown.
     public func call(_ request: AdminRequest) async throws -> Message {
         let stream = try await self.request(request)

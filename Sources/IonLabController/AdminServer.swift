@@ -79,7 +79,12 @@ struct AdminHandler {
         do {
             switch request {
             case .listAgents:
-                try await stream.send(.agents(try controller.statuses()))
+                // In parts: one message holds at most a frame (1 MiB), and a controller may know 10,000 agents.
+                let statuses = try controller.statuses()
+                for start in stride(from: 0, to: statuses.count, by: 500) {
+                    try await stream.send(.agents(Array(statuses[start..<min(start + 500, statuses.count)])))
+                }
+                try await stream.send(.ok("\(statuses.count) agents"))
             case .createToken(let name, let endpoints, let ttl):
                 let dial = try endpoints.map { try Endpoint(parsing: $0) }
                 try await stream.send(.token(try controller.createToken(name: name, endpoints: dial, ttl: ttl)))

@@ -2,6 +2,7 @@ import Foundation
 
 /// What the CLI asks the controller over the admin socket. One request per connection, on stream 1.
 public enum AdminRequest: Codable, Sendable {
+    /// Replies with `agents` in parts of at most 500, then `ok`.
     case listAgents
     case createToken(name: String, endpoints: [String], ttlSeconds: Double?)
     case revoke(name: String)

@@ -34,6 +34,7 @@ public final class MuxConnection: @unchecked Sendable {
     private var streams: [UInt32: WireStream] = [:]
     private var nextLocalID: UInt32
     private var highestPeerID: UInt32 = 0
+    private var unopenedPeerIDs = Set<UInt32>()
     private var failure: Error?
 
     public init(writer: NIOAsyncChannelOutboundWriter<Frame>, side: Side) {
@@ -77,20 +78,34 @@ public final class MuxConnection: @unchecked Sendable {
             try existing.receive(frame)
             return .delivered
         }
-        let isPeerID = (frame.stream % 2) != (nextLocalIDParity)
-        let isNew = lock.withLock { isPeerID && frame.stream > highestPeerID }
-        guard isNew else { return .delivered }  // late frames of a stream this side already closed
+        guard try claimPeerID(frame.stream) else { return .delivered }  // late frames of a stream this side already closed
         guard frame.kind == .message else { throw WireError.unexpected("\(frame.kind) frame opening stream \(frame.stream)") }
         let message = try MessageCoding.decode(frame.payload)
         let stream = WireStream(id: frame.stream, connection: self)
-        lock.withLock {
-            highestPeerID = frame.stream
-            streams[frame.stream] = stream
-        }
+        lock.withLock { streams[frame.stream] = stream }
         return .opened(stream, message)
     }
 
-    private var nextLocalIDParity: UInt32 { lock.withLock { nextLocalID % 2 } }
+    /// Whether `id` opens a new peer stream. The peer allocates ids in order, but tasks that open streams at
+    /// once may send their first frames out of order: ids passed over by a higher one stay claimable.
+    private func claimPeerID(_ id: UInt32) throws -> Bool {
+        try lock.withLock {
+            guard id % 2 != nextLocalID % 2 else { return false }
+            if id > highestPeerID {
+                let next = highestPeerID == 0 ? (nextLocalID % 2 == 0 ? 1 : 2) : highestPeerID + 2
+                guard (id - next) / 2 <= Self.maximumSkippedIDs else {
+                    throw WireError.unexpected("stream \(id) skips more than \(Self.maximumSkippedIDs) stream ids")
+                }
+                for skipped in stride(from: next, to: id, by: 2) { unopenedPeerIDs.insert(skipped) }
+                highestPeerID = id
+                return true
+            }
+            return unopenedPeerIDs.remove(id) != nil
+        }
+    }
+
+    /// How many stream ids a peer may pass over before opening them: more concurrent opens than this is abuse.
+    public static let maximumSkippedIDs: UInt32 = 4096
 
     /// Fails every open stream; later sends throw `error`.
     public func fail(_ error: Error) {

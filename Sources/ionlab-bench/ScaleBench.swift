@@ -254,9 +254,7 @@ struct ScaleController {
 
     /// The agents the controller lists as connected.
     func connectedCount() async throws -> Int {
-        let reply = try await AdminClient.with(paths: paths) { try await $0.call(.listAgents) }
-        guard case .agents(let statuses) = reply else { throw BenchError("unexpected reply to listAgents: \(reply.name)") }
-        return statuses.filter { $0.state == .connected }.count
+        try await AdminClient.with(paths: paths) { try await $0.agents() }.filter { $0.state == .connected }.count
     }
 
     /// Waits until `count` agents are connected: first by the agents' own count of welcomes (cheap), then

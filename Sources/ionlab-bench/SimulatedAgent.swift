@@ -58,14 +58,32 @@ final class SimulatedFleet: @unchecked Sendable {
         let first = state.withLockedValue { $0.launched }
         guard count > first else { return }
         state.withLockedValue { $0.launched = count }
-        var pending = (first..<count).makeIterator()
+        // Tokens first, one request at a time on the admin connection, as a script calling `ionlab token
+        // create` would; then the enrollments and sessions, `concurrency` at a time.
+        var tokens: [(name: String, token: String)] = []
+        for index in first..<count {
+            let name = Self.name(index)
+            do {
+                tokens.append((name, try await Self.token(for: name, admin: admin)))
+            } catch {
+                record(error, agent: name)
+            }
+        }
+        var pending = tokens.makeIterator()
         await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<min(concurrency, count - first) {
-                if let index = pending.next() { group.addTask { await self.bringUp(Self.name(index), admin: admin) } }
+            for _ in 0..<min(concurrency, tokens.count) {
+                if let next = pending.next() { group.addTask { await self.bringUp(next.name, token: next.token) } }
             }
             while await group.next() != nil {
-                if let index = pending.next() { group.addTask { await self.bringUp(Self.name(index), admin: admin) } }
+                if let next = pending.next() { group.addTask { await self.bringUp(next.name, token: next.token) } }
             }
+        }
+    }
+
+    private func record(_ error: Error, agent name: String) {
+        state.withLockedValue { state in
+            state.failures += 1
+            if state.firstError == nil { state.firstError = "\(name): \(Format.error(error))" }
         }
     }
 
@@ -80,19 +98,16 @@ final class SimulatedFleet: @unchecked Sendable {
 
     // MARK: One agent
 
-    private func bringUp(_ name: String, admin: AdminClient) async {
+    private func bringUp(_ name: String, token: String) async {
         do {
             let agent = SimulatedAgent(name: name, fleet: self)
-            let identity = try await agent.enroll(token: try await Self.token(for: name, admin: admin))
+            let identity = try await agent.enroll(token: token)
             let established = group.next().makePromise(of: Void.self)
             let task = Task { await agent.run(identity: identity, established: established) }
             state.withLockedValue { $0.tasks.append(task) }
             try await established.futureResult.get()
         } catch {
-            state.withLockedValue { state in
-                state.failures += 1
-                if state.firstError == nil { state.firstError = "\(name): \(Format.error(error))" }
-            }
+            record(error, agent: name)
         }
     }
 

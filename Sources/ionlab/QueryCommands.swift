@@ -13,9 +13,7 @@ struct Agents: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            guard case .agents(let agents) = try await AdminClient.with(paths: global.paths, { try await $0.call(.listAgents) }) else {
-                throw ControllerError("unexpected reply to agents")
-            }
+            let agents = try await AdminClient.with(paths: global.paths) { try await $0.agents() }
             if json {
                 print(JSONOutput.line(agents))
                 return

@@ -74,14 +74,19 @@ final class FleetLab: @unchecked Sendable {
     /// Every 100 ms: a VM seed without a guest gets one (its agent, heartbeating every second).
     func startGuests() {
         let seeds = "\(lab.stateDir)/seeds"
+        // The task holds the lab weakly, and never across a sleep, so the lab's deinit still runs and kills
+        // every process it started.
         watcher = Task { [weak self] in
             while !Task.isCancelled {
-                guard let self else { return }
-                for vm in (try? FileManager.default.contentsOfDirectory(atPath: seeds)) ?? [] {
-                    try? self.boot(vm, seed: "\(seeds)/\(vm)")
-                }
+                guard self?.bootNewGuests(seeds) != nil else { return }
                 try? await Task.sleep(for: .milliseconds(100))
             }
+        }
+    }
+
+    private func bootNewGuests(_ seeds: String) {
+        for vm in (try? FileManager.default.contentsOfDirectory(atPath: seeds)) ?? [] {
+            try? boot(vm, seed: "\(seeds)/\(vm)")
         }
     }
 

@@ -95,6 +95,25 @@ import Testing
         #expect(sent.value == 4 * MuxConnection.initialWindow)
     } }
 
+    /// Tasks that open streams at once may send their first frames in another order than the ids were given:
+    /// every one of those streams still opens (a lower id arriving late was once taken for a closed stream, and
+    /// its request hung).
+    @Test func streamsOpenedConcurrentlyMayArriveOutOfOrder() async throws { try await withPair { pair in
+        let streams = try (0..<5).map { _ in try pair.client.openStream() }
+        for stream in streams.reversed() { try await stream.send(.cancel) }
+        var iterator = pair.opened.makeAsyncIterator()
+        var ids: [UInt32] = []
+        for _ in streams { ids.append(try #require(await iterator.next()).0.id) }
+        #expect(ids == streams.reversed().map(\.id))
+        #expect(pair.controller.openStreamCount == 5)
+    } }
+
+    @Test func aPeerCannotSkipThousandsOfStreamIDs() async throws { try await withPair { pair in
+        let frame = Frame(kind: .message, stream: 2 * (MuxConnection.maximumSkippedIDs + 2) + 1,
+                          payload: try MessageCoding.encode(.cancel))
+        #expect(throws: WireError.self) { try pair.controller.route(frame) }
+    } }
+
     @Test func aClosedConnectionFailsWaitingStreams() async throws { try await withPair { pair in
         let stream = try pair.client.openStream()
         let waiting = Task { try await stream.next() }
