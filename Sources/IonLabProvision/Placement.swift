@@ -28,7 +28,7 @@ public struct HostCapacity: Sendable, Equatable {
     /// Memory a new VM may take: what running domains have not claimed, and no more than the host has free.
     public var availableMemoryMiB: Int {
         let unclaimed = memoryMiB - allocatedMemoryMiB
-        return freeMemoryMiB.map { min($0, unclaimed) } ?? unclaimed
+        return max(0, freeMemoryMiB.map { min($0, unclaimed) } ?? unclaimed)
     }
 
     /// Reads a backend's node info, free memory and running domains.

@@ -74,7 +74,7 @@ final class FleetView: Sendable {
 
     /// Rewrites the table in place: the cursor goes back up over the lines drawn last time.
     func redraw() {
-        guard mode == .live else { return }
+        guard mode == .live, drawn.withLockedValue({ $0 > 0 }) || rows.withLockedValue({ $0.contains { $0.started != nil } }) else { return }
         let width = Int(Terminal.columns())
         let now = Date()
         let lines = rows.withLockedValue { rows in
