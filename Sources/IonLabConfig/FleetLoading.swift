@@ -79,20 +79,37 @@ extension WorkflowStep {
                     }
                 }
                 resolved += recipe
-            case .copy(let from, let to):
-                let source = absolute(from, base: base)
-                guard FileManager.default.fileExists(atPath: source) else {
-                    throw FieldProblem(here + ["copy", "from"], "no such file or directory \(source)")
-                }
+            case .copy(let from, let to, let exclude):
                 guard to.hasPrefix("/") else { throw FieldProblem(here + ["copy", "to"], "must be an absolute path in the VM, found '\(to)'") }
                 var step = step
-                step.operation = .copy(from: source, to: to)
+                step.operation = .copy(from: try existing(from, base: base, at: here + ["copy", "from"]), to: to, exclude: exclude)
+                resolved.append(step)
+            case .package(.deb(let path)):
+                var step = step
+                step.operation = .package(.deb(path: try existing(path, base: base, at: here + ["package", "deb"])))
+                resolved.append(step)
+            case .service(var service) where service.unit != nil:
+                service.unit = try existing(service.unit!, base: base, at: here + ["service", "unit"])
+                var step = step
+                step.operation = .service(service)
+                resolved.append(step)
+            case .rustdesk(var spec) where spec.deb != nil:
+                spec.deb = try existing(spec.deb!, base: base, at: here + ["rustdesk", "deb"])
+                var step = step
+                step.operation = .rustdesk(spec)
                 resolved.append(step)
             default:
                 resolved.append(step)
             }
         }
         return resolved
+    }
+
+    /// A local path made absolute against `base`, which must exist.
+    static func existing(_ path: String, base: String, at field: [FieldKey]) throws -> String {
+        let full = absolute(path, base: base)
+        guard FileManager.default.fileExists(atPath: full) else { throw FieldProblem(field, "no such file or directory \(full)") }
+        return full
     }
 
     static func absolute(_ path: String, base: String) -> String {

@@ -133,12 +133,16 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
     public enum Operation: Codable, Sendable, Equatable {
         /// Runs an argv (no shell unless the argv asks for one).
         case exec([String])
-        /// Copies a local file or tree (relative to the spec) into the VM.
-        case copy(from: String, to: String)
-        /// Installs distribution packages.
-        case package([String])
-        /// Brings a systemd service to a state: started, restarted, stopped or enabled.
-        case service(name: String, state: String)
+        /// Copies a local file or tree (relative to the spec) into the VM, leaving out paths that match `exclude`.
+        case copy(from: String, to: String, exclude: [String] = [])
+        /// Installs packages: by name with apt, or a `.deb` sent over the channel or downloaded by the VM.
+        case package(PackageSource)
+        /// Brings a systemd service to a state, installing its unit file first when one is given.
+        case service(ServiceSpec)
+        /// Checks the VM: units active, processes, ports, commands, D-Bus names, a RustDesk ID.
+        case verify([Probe])
+        /// Installs, configures and starts RustDesk, then reads its ID.
+        case rustdesk(RustDeskSpec)
         /// Runs the steps of a recipe file (relative to the spec).
         case recipe(String)
     }
@@ -179,16 +183,24 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
         self.onFailure = onFailure
     }
 
-    enum CodingKeys: String, CodingKey { case name, exec, copy, package, service, recipe, timeoutSeconds, onFailure }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, exec, copy, package, service, verify, rustdesk, recipe, timeoutSeconds, onFailure
+    }
 
-    struct CopyFields: Codable { var from: String; var to: String }
-    struct ServiceFields: Codable { var name: String; var state: String }
+    static let operationKeys: [CodingKeys] = [.exec, .copy, .package, .service, .verify, .rustdesk, .recipe]
+
+    struct CopyFields: Codable {
+        var from: String
+        var to: String
+        var exclude: [String]?
+    }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        let given = [CodingKeys.exec, .copy, .package, .service, .recipe].filter { container.contains($0) }
+        let given = Self.operationKeys.filter { container.contains($0) }
         guard given.count == 1, let key = given.first else {
-            let problem = given.isEmpty ? "a step needs one of exec, copy, package, service, recipe"
+            let names = Self.operationKeys.map(\.stringValue).joined(separator: ", ")
+            let problem = given.isEmpty ? "a step needs one of \(names)"
                 : "a step takes one operation, found \(given.map(\.stringValue).joined(separator: " and "))"
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: problem))
         }
@@ -196,12 +208,11 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
         case .exec: operation = .exec(try container.decode([String].self, forKey: .exec, check: Check.nonEmpty))
         case .copy:
             let fields = try container.decode(CopyFields.self, forKey: .copy)
-            operation = .copy(from: fields.from, to: fields.to)
-        case .package: operation = .package(try container.decode([String].self, forKey: .package, check: Check.nonEmpty))
-        case .service:
-            let fields = try container.decode(ServiceFields.self, forKey: .service)
-            try container.validate(.service) { try Self.checkServiceState(fields.state) }
-            operation = .service(name: fields.name, state: fields.state)
+            operation = .copy(from: fields.from, to: fields.to, exclude: fields.exclude ?? [])
+        case .package: operation = .package(try container.decode(PackageSource.self, forKey: .package))
+        case .service: operation = .service(try container.decode(ServiceSpec.self, forKey: .service))
+        case .verify: operation = .verify(try container.decode([Probe].self, forKey: .verify, check: Check.nonEmpty))
+        case .rustdesk: operation = .rustdesk(try container.decode(RustDeskSpec.self, forKey: .rustdesk))
         default: operation = .recipe(try container.decode(String.self, forKey: .recipe, check: Check.nonEmpty))
         }
         name = try container.decodeIfPresent(String.self, forKey: .name, check: Check.nonEmpty) ?? Self.describe(operation)
@@ -214,27 +225,26 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
         try container.encode(name, forKey: .name)
         switch operation {
         case .exec(let argv): try container.encode(argv, forKey: .exec)
-        case .copy(let from, let to): try container.encode(CopyFields(from: from, to: to), forKey: .copy)
-        case .package(let names): try container.encode(names, forKey: .package)
-        case .service(let name, let state): try container.encode(ServiceFields(name: name, state: state), forKey: .service)
+        case .copy(let from, let to, let exclude):
+            try container.encode(CopyFields(from: from, to: to, exclude: exclude.isEmpty ? nil : exclude), forKey: .copy)
+        case .package(let source): try container.encode(source, forKey: .package)
+        case .service(let service): try container.encode(service, forKey: .service)
+        case .verify(let probes): try container.encode(probes, forKey: .verify)
+        case .rustdesk(let spec): try container.encode(spec, forKey: .rustdesk)
         case .recipe(let path): try container.encode(path, forKey: .recipe)
         }
         try container.encode(timeoutSeconds, forKey: .timeoutSeconds)
         try container.encode(onFailure, forKey: .onFailure)
     }
 
-    static func checkServiceState(_ state: String) throws {
-        guard ["started", "restarted", "stopped", "enabled"].contains(state) else {
-            throw ValueError("expected started, restarted, stopped or enabled, found '\(state)'")
-        }
-    }
-
     static func describe(_ operation: Operation) -> String {
         switch operation {
         case .exec(let argv): "exec \(argv.joined(separator: " "))"
-        case .copy(let from, let to): "copy \(from) to \(to)"
-        case .package(let names): "install \(names.joined(separator: ", "))"
-        case .service(let name, let state): "\(name) \(state)"
+        case .copy(let from, let to, _): "copy \(from) to \(to)"
+        case .package(let source): "install \(source.summary)"
+        case .service(let service): "\(service.name) \(service.state)"
+        case .verify(let probes): "verify \(probes.map(\.label).joined(separator: ", "))"
+        case .rustdesk: "rustdesk"
         case .recipe(let path): "recipe \(path)"
         }
     }

@@ -165,6 +165,7 @@ final class FleetRunner: Sendable {
         let result = await WorkflowRunner(controller: controller, fleet: spec.name, vm: vm.name).run(spec.workflow)
         outcome.stepsRun = result.run
         outcome.stepsSkipped = result.skipped
+        outcome.notes = result.notes
         return finish(result.result, step: result.failedStep, detail: result.detail)
     }
 

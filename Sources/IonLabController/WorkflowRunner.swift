@@ -17,6 +17,8 @@ struct WorkflowRunner {
         var skipped = 0
         var failedStep: String?
         var detail: String?
+        /// Said once in the `up` summary and stored nowhere (a generated password).
+        var notes: [String] = []
     }
 
     /// Why a step failed: a message, the last lines of its output, and whether its time ran out.
@@ -41,7 +43,7 @@ struct WorkflowRunner {
                 continue
             }
             outcome.run += 1
-            if let failure = await runWithPolicy(step, index: index, label: label, signature: signature) {
+            if let failure = await runWithPolicy(step, index: index, label: label, signature: signature, notes: &outcome.notes) {
                 if case .continue = step.onFailure {
                     events.emit(.warning, agent: vm, "\(label) failed and the workflow goes on (on_failure: continue): \(failure.message)")
                     continue
@@ -70,7 +72,7 @@ struct WorkflowRunner {
     }
 
     /// Runs a step, again after a failure as many times as `retry:N` allows. Returns the last failure, or nil.
-    private func runWithPolicy(_ step: WorkflowStep, index: Int, label: String, signature: String) async -> StepFailure? {
+    private func runWithPolicy(_ step: WorkflowStep, index: Int, label: String, signature: String, notes: inout [String]) async -> StepFailure? {
         let attempts: Int
         if case .retry(let extra) = step.onFailure { attempts = 1 + extra } else { attempts = 1 }
         var failure: StepFailure?
@@ -82,7 +84,7 @@ struct WorkflowRunner {
             events.emit(.stepStarted, agent: vm, attempt == 1 ? label : "\(label) (attempt \(attempt) of \(attempts))",
                         fields: ["step": String(index + 1), "attempt": String(attempt)])
             do {
-                let detail = try await perform(step, jobID: jobID)
+                let detail = try await perform(step, jobID: jobID, notes: &notes)
                 try? store.stepFinished(fleet: fleet, vm: vm, step: index, state: .done, detail: detail)
                 events.emit(.stepDone, agent: vm, "\(label): \(detail)",
                             fields: ["step": String(index + 1), "seconds": Self.seconds(since: started)])
@@ -104,37 +106,8 @@ struct WorkflowRunner {
         return failure
     }
 
-    /// Performs one step and returns a one-line account of it; throws `StepFailure`.
-    private func perform(_ step: WorkflowStep, jobID: String) async throws -> String {
-        switch step.operation {
-        case .exec(let argv):
-            let result = try await exec(argv, jobID: jobID, timeout: step.timeoutSeconds)
-            return "exit 0 in \(String(format: "%.1f", result.durationSeconds))s"
-        case .package(let names):
-            events.emit(.packageInstalling, agent: vm, "installing \(names.joined(separator: ", "))", fields: ["packages": names.joined(separator: " ")])
-            let result = try await exec(Self.packageInstall(names), jobID: jobID, timeout: step.timeoutSeconds)
-            let versions = Self.installedVersions(result.outputTail, names: names)
-            events.emit(.packageInstalled, agent: vm, "installed \(versions)", fields: ["packages": versions])
-            return "installed \(versions)"
-        case .service(let name, let state):
-            let result = try await exec(Self.serviceCommand(name: name, state: state), jobID: jobID, timeout: step.timeoutSeconds)
-            let properties = Self.properties(result.outputTail)
-            let summary = "\(name) \(properties["ActiveState"] ?? "?")/\(properties["SubState"] ?? "?"), main PID \(properties["MainPID"] ?? "?")"
-            if state != "stopped" { events.emit(.serviceStarted, agent: vm, summary, fields: properties) }
-            return summary
-        case .copy(let from, let to):
-            events.emit(.deploying, agent: vm, "copying \(from) to \(to)")
-            let summary = try await withStepDeadline(step.timeoutSeconds) { try await self.copy(from, to: to) }
-            events.emit(.deployed, agent: vm, "\(summary.files) file(s), \(summary.bytes) bytes at \(summary.path), sha256 verified",
-                        fields: ["files": String(summary.files), "bytes": String(summary.bytes), "path": summary.path])
-            return "copied \(summary.files) file(s), \(summary.bytes) bytes, sha256 verified"
-        case .recipe(let path):
-            throw StepFailure(message: "recipe \(path) was not expanded (the CLI expands recipes when it loads the spec)")
-        }
-    }
-
     /// Runs a command on the VM's agent; the agent enforces the timeout and kills the command's process group.
-    private func exec(_ argv: [String], jobID: String, timeout: Double) async throws -> ExecResult {
+    func exec(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double) async throws -> ExecResult {
         let session = try await connectedSession(patience: min(timeout, 60))
         let spec = ExecSpec(jobID: jobID, argv: argv, timeoutSeconds: timeout)
         let result = try await withStepDeadline(timeout + 30) { try await session.exec(spec, controller: self.controller).result() }
@@ -150,8 +123,9 @@ struct WorkflowRunner {
         return result
     }
 
-    private func copy(_ source: String, to destination: String) async throws -> TransferSummary {
-        let sender = TreeSender(source: source, recursive: true)
+    /// Streams a local file or tree to `destination` in the VM, sha256-verified.
+    func upload(_ source: String, to destination: String, exclude: [String] = []) async throws -> TransferSummary {
+        let sender = TreeSender(source: source, recursive: true, exclude: exclude)
         let (name, isDirectory) = try sender.validate()
         let stream = try await connectedSession(patience: 60).mux.openStream()
         defer { stream.close() }
@@ -164,7 +138,7 @@ struct WorkflowRunner {
     }
 
     /// The VM's agent session, waiting a while for it: after a controller restart agents take a moment to return.
-    private func connectedSession(patience: Double) async throws -> AgentSession {
+    func connectedSession(patience: Double) async throws -> AgentSession {
         let deadline = Date().addingTimeInterval(patience)
         while true {
             if let session = controller.sessions.session(named: vm) { return session }
@@ -173,7 +147,7 @@ struct WorkflowRunner {
         }
     }
 
-    private func withStepDeadline<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func withStepDeadline<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
@@ -183,52 +157,6 @@ struct WorkflowRunner {
             defer { group.cancelAll() }
             return try await group.next()!
         }
-    }
-
-    // MARK: Commands the built-in operations run
-
-    /// apt-get install once cloud-init has finished (its first-boot apt runs would hold the lock), waiting
-    /// for the dpkg lock rather than failing, then the installed versions.
-    static func packageInstall(_ names: [String]) -> [String] {
-        let script = """
-            if command -v cloud-init >/dev/null; then cloud-init status --wait >/dev/null || true; fi
-            export DEBIAN_FRONTEND=noninteractive
-            apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "$@" || exit $?
-            dpkg-query -W -f='installed ${Package} ${Version}\\n' "$@"
-            """
-        return ["sh", "-c", script, "ionlab-package"] + names
-    }
-
-    static func serviceCommand(name: String, state: String) -> [String] {
-        let verb: [String]
-        switch state {
-        case "restarted": verb = ["restart"]
-        case "stopped": verb = ["stop"]
-        case "enabled": verb = ["enable", "--now"]
-        default: verb = ["start"]
-        }
-        let script = """
-            command -v systemctl >/dev/null || { echo "systemd is not available on this machine" >&2; exit 127; }
-            systemctl \(verb.joined(separator: " ")) "$1" || exit $?
-            systemctl show -p ActiveState -p SubState -p MainPID "$1"
-            """
-        return ["sh", "-c", script, "ionlab-service", name]
-    }
-
-    /// "name version" for each package the install script reported.
-    static func installedVersions(_ output: String, names: [String]) -> String {
-        let lines = output.split(separator: "\n").filter { $0.hasPrefix("installed ") }.map { $0.dropFirst("installed ".count) }
-        return lines.isEmpty ? names.joined(separator: ", ") : lines.joined(separator: ", ")
-    }
-
-    /// `Key=Value` lines, as `systemctl show` prints them.
-    static func properties(_ output: String) -> [String: String] {
-        var values: [String: String] = [:]
-        for line in output.split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1)
-            if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
-        }
-        return values
     }
 
     static func succeeded(_ result: ExecResult) -> Bool { result.outcome == .completed && result.exitCode == 0 }

@@ -9,10 +9,26 @@ import NIOCore
 public struct TreeSender {
     public let source: String
     public let recursive: Bool
+    /// Paths below the source left out: `target/` (a directory of that name at any depth), `*.o` (names),
+    /// `docs/build` (a path relative to the source). Matched with fnmatch(3).
+    public let exclude: [String]
 
-    public init(source: String, recursive: Bool) {
+    public init(source: String, recursive: Bool, exclude: [String] = []) {
         self.source = source
         self.recursive = recursive
+        self.exclude = exclude
+    }
+
+    /// Whether an entry below the source (by its path relative to the source) is left out.
+    public func isExcluded(_ relative: String, isDirectory: Bool) -> Bool {
+        let name = SafePath.baseName(of: relative)
+        return exclude.contains { pattern in
+            if pattern.hasSuffix("/") {
+                return isDirectory && fnmatch(String(pattern.dropLast()), name, 0) == 0
+            }
+            let target = pattern.contains("/") ? relative : name
+            return fnmatch(pattern, target, 0) == 0
+        }
     }
 
     /// Checks that the source can be sent before any stream is opened.
@@ -78,7 +94,9 @@ public struct TreeSender {
                 throw TransferError.posix("list", path, EACCES)
             }
             for child in children {
-                try await sendEntry(path: SafePath.join(path, child), relative: SafePath.join(relative, child), on: stream, summary: &summary)
+                let childPath = SafePath.join(path, child), childRelative = SafePath.join(relative, child)
+                if !exclude.isEmpty, isExcluded(childRelative, isDirectory: FileInfo.of(childPath)?.kind == .directory) { continue }
+                try await sendEntry(path: childPath, relative: childRelative, on: stream, summary: &summary)
             }
         case .symlink:
             let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)

@@ -27,9 +27,11 @@ public struct VMOutcome: Codable, Sendable, Equatable {
     /// For a failure: the step, and the last lines of its output or the error.
     public var failedStep: String?
     public var detail: String?
+    /// Said once, in this report only (a generated password).
+    public var notes: [String]
 
     public init(vm: String, backend: String, result: Result, seconds: Double, stepsRun: Int = 0, stepsSkipped: Int = 0,
-                failedStep: String? = nil, detail: String? = nil) {
+                failedStep: String? = nil, detail: String? = nil, notes: [String] = []) {
         self.vm = vm
         self.backend = backend
         self.result = result
@@ -38,6 +40,7 @@ public struct VMOutcome: Codable, Sendable, Equatable {
         self.stepsSkipped = stepsSkipped
         self.failedStep = failedStep
         self.detail = detail
+        self.notes = notes
     }
 }
 

@@ -54,6 +54,9 @@ public struct VMRecord: Codable, Sendable {
     public var readyAt: Date?
     /// The fleet that owns the VM, if any.
     public var fleet: String?
+    /// RustDesk's ID and version, once a `rustdesk` step has read them.
+    public var rustdeskID: String?
+    public var rustdeskVersion: String?
 
     public init(name: String, backend: String, image: String, state: State, instanceID: String, cpus: Int, memoryMiB: Int,
                 diskGiB: Int, domainType: String, domainUUID: String, pool: String, volumes: [String], seedHash: String,

@@ -121,3 +121,35 @@ enum FleetContextLoader {
         return FleetContext(images: images, backends: config.backends.map(\.name))
     }
 }
+
+struct RustDeskIDs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rustdesk-id", abstract: "Show the RustDesk ID of a VM, or of every VM of a fleet, as read by a rustdesk step.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The VM.") var vm: String?
+    @Option(help: "Every VM of this fleet.") var fleet: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard (vm == nil) != (fleet == nil) else { throw ValidationError("name one VM, or pass --fleet NAME") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            guard case .vms(let all) = try await AdminClient.with(paths: global.paths, { try await $0.call(.vmList) }) else {
+                throw ControllerError("unexpected reply to vm list")
+            }
+            let chosen = all.filter { $0.name == vm || ($0.fleet != nil && $0.fleet == fleet) }
+            if let vm, chosen.isEmpty { throw ControllerError("no VM named '\(vm)'") }
+            if let fleet, chosen.isEmpty { throw ControllerError("fleet \(fleet) has no VMs") }
+            if json {
+                print(JSONOutput.line(chosen.map { ["vm": $0.name, "id": $0.rustdeskID, "version": $0.rustdeskVersion] }))
+            } else {
+                print(Table.render(["VM", "RUSTDESK ID", "VERSION"], chosen.map { [$0.name, $0.rustdeskID ?? "-", $0.rustdeskVersion ?? "-"] }))
+            }
+            let missing = chosen.filter { $0.rustdeskID == nil }.map(\.name)
+            if !missing.isEmpty { throw ControllerError("no RustDesk ID yet for \(missing.joined(separator: ", ")) (a rustdesk step reads it)") }
+        }
+    }
+}

@@ -105,6 +105,9 @@ final class FleetView: Sendable {
         print(Table.render(["VM", "BACKEND", "RESULT", "TIME", "STEPS RUN", "SKIPPED", "FAILED STEP"], report.vms.map { vm in
             [vm.vm, vm.backend, vm.result.rawValue, Table.duration(vm.seconds), String(vm.stepsRun), String(vm.stepsSkipped), vm.failedStep ?? "-"]
         }))
+        for vm in report.vms where !vm.notes.isEmpty {
+            print("\n\(vm.vm): " + vm.notes.joined(separator: "\n  "))
+        }
         for vm in report.vms where vm.result != .ok {
             print("\n\(vm.vm): \(vm.result.rawValue) at \(vm.failedStep ?? "?"):")
             for line in (vm.detail ?? "").split(separator: "\n") { print("  | \(line)") }

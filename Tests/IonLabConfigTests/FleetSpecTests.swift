@@ -16,7 +16,7 @@ import Testing
                                                "system report: agent unit", "deploy motd", "agent is active"])
         #expect(spec.workflow[0].operation == .exec(["cat", "/etc/os-release"]))
         #expect(spec.workflow[0].timeoutSeconds == 30)
-        #expect(spec.workflow[3].operation == .service(name: "ionlab-agent", state: "started"))
+        #expect(spec.workflow[3].operation == .service(ServiceSpec(name: "ionlab-agent", state: "started")))
         #expect(spec.workflow[4].operation == .copy(from: "\(fleets)/files/motd", to: "/etc/motd"))
         #expect(spec.workflow[4].onFailure == .stop)
         #expect(spec.workflow[5].onFailure == .retry(3))
@@ -64,6 +64,35 @@ import Testing
         #expect(spec.workflow[2].onFailure == .continue)
     }
 
+    @Test func packagesServicesProbesAndRustDesk() throws {
+        let yaml = """
+            name: demo
+            image: img
+            count: 1
+            workflow:
+              - package: {url: "https://example.org/t.deb", sha256: "\(String(repeating: "ab", count: 32))"}
+              - service: {name: portal, state: enabled, unit: portal.service, user: alice}
+              - rustdesk: {version: "1.2.3", password: "long enough"}
+              - verify:
+                  - unit_active: rustdesk
+                  - unit_active: {name: portal, user: alice}
+                  - port: 8080
+                  - dbus_interface: {path: /org/freedesktop/portal/desktop, interface: org.freedesktop.impl.portal.RemoteDesktop}
+                  - rustdesk_id: true
+            """
+        let steps = try StrictYAML.decode(FleetSpec.self, from: yaml, file: "f.yaml").workflow
+        #expect(steps[0].operation == .package(.url("https://example.org/t.deb", sha256: String(repeating: "ab", count: 32))))
+        #expect(steps[1].operation == .service(ServiceSpec(name: "portal", state: "enabled", unit: "portal.service", user: "alice")))
+        guard case .rustdesk(let rustdesk) = steps[2].operation else { throw RecipeTestError.unexpected }
+        #expect(rustdesk.package == .url("https://github.com/rustdesk/rustdesk/releases/download/1.2.3/rustdesk-1.2.3-x86_64.deb", sha256: nil))
+        #expect(steps[3].operation == .verify([.unitActive("rustdesk", user: nil), .unitActive("portal", user: "alice"), .port(8080),
+                                               .dbusInterface(path: "/org/freedesktop/portal/desktop", interface: "org.freedesktop.impl.portal.RemoteDesktop"),
+                                               .rustdeskID]))
+        #expect(steps[3].name == "verify unit rustdesk, unit portal of alice, port 8080, D-Bus org.freedesktop.impl.portal.RemoteDesktop, RustDesk ID")
+    }
+
+    enum RecipeTestError: Error { case unexpected }
+
     @Test(arguments: [
         ("name: f\nimage: i\n", "f.yaml:1: count: missing required field"),
         ("name: f\nimage: i\ncount: 2\nvms: [{name: a}]\n", "f.yaml:4: vms: give count or vms, not both"),
@@ -73,10 +102,18 @@ import Testing
         ("name: f\nimage: i\ncount: 1\ncolour: red\n", "f.yaml:4: colour: unknown field"),
         ("name: f\nimage: i\ncount: 1\nresources:\n  memory_mib: 64\n", "f.yaml:5: resources.memory_mib: must be in 128...262144, found 64"),
         ("name: f\nimage: i\nvms: [{name: a}, {name: a}]\n", "f.yaml:3: vms: VM 'a' is listed twice"),
-        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - name: nothing\n", "f.yaml:5: workflow[0]: a step needs one of exec, copy, package, service, recipe"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - name: nothing\n", "f.yaml:5: workflow[0]: a step needs one of exec, copy, package, service, verify, rustdesk, recipe"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    package: [b]\n", "f.yaml:5: workflow[0]: a step takes one operation, found exec and package"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    on_failure: maybe\n", "f.yaml:6: workflow[0].on_failure: expected stop, continue or retry:N (N in 1...10), found 'maybe'"),
-        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: x, state: dancing}\n", "f.yaml:5: workflow[0].service: expected started, restarted, stopped or enabled, found 'dancing'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: x, state: dancing}\n", "f.yaml:5: workflow[0].service.state: expected started, restarted, stopped or enabled, found 'dancing'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - package: {deb: a.deb, url: \"https://x/a.deb\"}\n", "f.yaml:5: workflow[0].package: give one of names, deb or url"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - package: {url: \"ftp://x/a.deb\"}\n", "f.yaml:5: workflow[0].package.url: expected an http or https URL, found 'ftp://x/a.deb'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - package: {url: \"https://x/a.deb\", sha256: abc}\n", "f.yaml:5: workflow[0].package.sha256: expected 64 hex digits, found 'abc'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - port: 70000\n", "f.yaml:6: workflow[0].verify[0].port: must be in 1...65535, found 70000"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - socket: 80\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - {port: 80, process: x}\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - rustdesk: {password: short}\n", "f.yaml:5: workflow[0].rustdesk.password: must be at least 8 characters"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: \"a b\", state: started}\n", "f.yaml:5: workflow[0].service.name: expected a systemd unit name, found 'a b'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    timeout: 5\n", "f.yaml:6: workflow[0].timeout: unknown field"),
     ])
     func badFleetSpecsAreLocated(yaml: String, expected: String) {

@@ -42,7 +42,7 @@ import Testing
         #expect(revoke.status == 0)
         // The connected agent is told and stops; started again, it is refused at once.
         #expect(lab.log("agent-victim.log").isEmpty == false)
-        try await eventually("the revoked agent to stop", timeout: 10) { lab.log("agent-victim.log").contains("stopping:") }
+        try await eventually("the revoked agent to stop", timeout: 30) { lab.log("agent-victim.log").contains("stopping:") }
         #expect(lab.log("agent-victim.log").contains("agent victim was revoked"))
         let again = try lab.startAgent("victim", config: "\(lab.directory)/victim.yaml")
         #expect(try await lab.exitStatus(of: again) == 3)
@@ -85,7 +85,7 @@ import Testing
         let peer = try await RawPeer.tls(port: lab.port, pin: try lab.pin)
         try await peer.send([0x7f, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0])
         _ = try await peer.readUntilClosed()
-        try await eventually("the log line", timeout: 5) {
+        try await eventually("the log line", timeout: 20) {
             lab.log("controller.log").contains("protocol error: frame of 2147483647 bytes exceeds the maximum of")
         }
         #expect(lab.stillServes("agent1"))
@@ -97,7 +97,7 @@ import Testing
         let peer = try await RawPeer.tcp(port: lab.port)
         try await peer.send((0..<512).map { _ in UInt8.random(in: 0...255) })
         _ = try await peer.readUntilClosed()
-        try await eventually("the log line", timeout: 5) { lab.log("controller.log").contains("failed: TLS handshake:") }
+        try await eventually("the log line", timeout: 20) { lab.log("controller.log").contains("failed: TLS handshake:") }
         let line = try #require(lab.log("controller.log").split(separator: "\n").first { $0.contains("failed: TLS handshake:") })
         #expect(line.contains("agent connection from 127.0.0.1:"))
         #expect(lab.stillServes("agent1"))
@@ -110,13 +110,13 @@ import Testing
         // A first byte of 0x00 keeps the length plausible, so the decoder must reject the kind or the JSON.
         try await peer.send([0, 0, 0, 64, 0xEE] + (0..<64).map { _ in UInt8.random(in: 0...255) })
         _ = try await peer.readUntilClosed()
-        try await eventually("the log line", timeout: 5) { lab.log("controller.log").contains("protocol error: unknown frame kind 238") }
+        try await eventually("the log line", timeout: 20) { lab.log("controller.log").contains("protocol error: unknown frame kind 238") }
         let garbage = try await RawPeer.tls(port: lab.port, pin: try lab.pin)
         var frame: [UInt8] = [0, 0, 0, 21, FrameKind.message.rawValue, 0, 0, 0, 0]
         frame += Array("{not json at all!".utf8)
         try await garbage.send(frame)
         _ = try await garbage.readUntilClosed()
-        try await eventually("the log line", timeout: 5) { lab.log("controller.log").contains("protocol error: malformed message: not valid JSON") }
+        try await eventually("the log line", timeout: 20) { lab.log("controller.log").contains("protocol error: malformed message: not valid JSON") }
         #expect(lab.stillServes("agent1"))
     }
 

@@ -226,6 +226,11 @@ import Testing
         fleet.lab.killController()
         _ = try await fleet.lab.exitStatus(of: first)
         try await fleet.lab.startController()
+        // The agents reconnect and report the result of the job that ran on through the crash.
+        try await eventually("the interrupted step's jobs reported", timeout: 60) {
+            let list = try JSONSerialization.jsonObject(with: Data(fleet.lab.run(["jobs", "--json"]).stdout.utf8)) as? [[String: Any]] ?? []
+            return list.filter { ($0["argv"] as? [String]) == ["sleep", "5"] && $0["result"] != nil }.count == 2
+        }
 
         let again = fleet.lab.run(["up", spec])
         #expect(again.status == 0, "\(again.stdout)\n\(again.stderr)")
@@ -235,7 +240,12 @@ import Testing
         for vm in ["crash-1", "crash-2"] {
             #expect(jobs.filter { $0.agent == vm && $0.command == "echo before the crash" }.count == 1)
             #expect(jobs.filter { $0.agent == vm && $0.command == "echo after the crash" }.count == 1)
+            // The step that was running when the controller died finished on the agent: it is not run again.
+            #expect(jobs.filter { $0.agent == vm && $0.command == "sleep 5" }.count == 1)
         }
+        #expect(fleet.events(fleet: "crash").contains {
+            $0["kind"] as? String == "step.skipped" && ($0["fields"] as? [String: String])?["reason"]?.contains("while the controller was away") == true
+        })
         let status = fleet.lab.run(["status", "crash"])
         #expect(status.stdout.components(separatedBy: "done (3/3)").count == 3, "\(status.stdout)")
     }

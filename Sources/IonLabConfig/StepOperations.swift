@@ -1,0 +1,272 @@
+import Foundation
+
+/// Where a `package` step's packages come from: names for apt, a local `.deb` sent over the channel, or a
+/// `.deb` the VM downloads from a URL (checked against its sha256 when one is given).
+///
+///     package: [curl, jq]
+///     package: {deb: files/tool.deb}
+///     package: {url: "https://example.org/tool.deb", sha256: "…"}
+public enum PackageSource: Codable, Sendable, Equatable {
+    case names([String])
+    case deb(path: String)
+    case url(String, sha256: String?)
+
+    enum CodingKeys: String, CodingKey { case names, deb, url, sha256 }
+
+    public init(from decoder: Decoder) throws {
+        if let list = try? decoder.singleValueContainer().decode([String].self) {
+            try Check.nonEmpty(list)
+            self = .names(list)
+            return
+        }
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let given = [CodingKeys.names, .deb, .url].filter { container.contains($0) }
+        guard given.count == 1, let key = given.first else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "give one of names, deb or url"))
+        }
+        switch key {
+        case .names: self = .names(try container.decode([String].self, forKey: .names, check: Check.nonEmpty))
+        case .deb: self = .deb(path: try container.decode(String.self, forKey: .deb, check: Check.nonEmpty))
+        default:
+            let url = try container.decode(String.self, forKey: .url, check: Check.httpURL)
+            self = .url(url, sha256: try container.decodeIfPresent(String.self, forKey: .sha256, check: Check.sha256))
+        }
+        if case .url = self {} else if container.contains(.sha256) {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [CodingKeys.sha256], debugDescription: "sha256 goes with url"))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .names(let names): try container.encode(names, forKey: .names)
+        case .deb(let path): try container.encode(path, forKey: .deb)
+        case .url(let url, let sha256):
+            try container.encode(url, forKey: .url)
+            try container.encodeIfPresent(sha256, forKey: .sha256)
+        }
+    }
+
+    public var summary: String {
+        switch self {
+        case .names(let names): names.joined(separator: ", ")
+        case .deb(let path): URL(fileURLWithPath: path).lastPathComponent
+        case .url(let url, _): url
+        }
+    }
+}
+
+/// A `service` step: a systemd unit brought to a state, after installing its unit file (a local file,
+/// sent over the channel) when one is given. With `user: NAME` it is that account's user service (for
+/// session-bus services such as a portal), with lingering enabled so it runs without a login.
+public struct ServiceSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var state: String
+    public var unit: String?
+    public var user: String?
+
+    public static let states = ["started", "restarted", "stopped", "enabled"]
+
+    public init(name: String, state: String, unit: String? = nil, user: String? = nil) {
+        self.name = name
+        self.state = state
+        self.unit = unit
+        self.user = user
+    }
+
+    enum CodingKeys: String, CodingKey { case name, state, unit, user }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name, check: Check.unitName)
+        state = try container.decode(String.self, forKey: .state) { state in
+            guard Self.states.contains(state) else {
+                throw ValueError("expected started, restarted, stopped or enabled, found '\(state)'")
+            }
+        }
+        unit = try container.decodeIfPresent(String.self, forKey: .unit, check: Check.nonEmpty)
+        user = try container.decodeIfPresent(String.self, forKey: .user, check: Check.accountName)
+    }
+}
+
+/// One check of a `verify` step, run in the VM. Written as a one-key mapping:
+///
+///     - unit_active: rustdesk           # or {name: portal, user: alice} for a user service
+///     - process: ion-portal-service
+///     - port: 8080
+///     - command: ["test", "-s", "/etc/motd"]
+///     - dbus_name: org.freedesktop.portal.Desktop
+///     - dbus_interface: {path: /org/freedesktop/portal/desktop, interface: org.freedesktop.impl.portal.RemoteDesktop}
+///     - rustdesk_id: true
+public enum Probe: Codable, Sendable, Equatable {
+    case unitActive(String, user: String?)
+    case process(String)
+    case port(Int)
+    case command([String])
+    case dbusName(String)
+    case dbusInterface(path: String, interface: String)
+    case rustdeskID
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case unitActive, process, port, command, dbusName, dbusInterface, rustdeskId
+    }
+
+    struct UnitFields: Codable {
+        var name: String
+        var user: String?
+    }
+
+    struct InterfaceFields: Codable {
+        var path: String
+        var interface: String
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let given = CodingKeys.allCases.filter { container.contains($0) }
+        guard given.count == 1, let key = given.first else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
+                "a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id"))
+        }
+        switch key {
+        case .unitActive:
+            if let name = try? container.decode(String.self, forKey: key) {
+                try container.validate(key) { try Check.unitName(name) }
+                self = .unitActive(name, user: nil)
+            } else {
+                let fields = try container.decode(UnitFields.self, forKey: key)
+                try container.validate(key) {
+                    try Check.unitName(fields.name)
+                    if let user = fields.user { try Check.accountName(user) }
+                }
+                self = .unitActive(fields.name, user: fields.user)
+            }
+        case .process: self = .process(try container.decode(String.self, forKey: key, check: Check.nonEmpty))
+        case .port: self = .port(try container.decode(Int.self, forKey: key, check: Check.range(1...65_535)))
+        case .command: self = .command(try container.decode([String].self, forKey: key, check: Check.nonEmpty))
+        case .dbusName: self = .dbusName(try container.decode(String.self, forKey: key, check: Check.nonEmpty))
+        case .dbusInterface:
+            let fields = try container.decode(InterfaceFields.self, forKey: key)
+            self = .dbusInterface(path: fields.path, interface: fields.interface)
+        case .rustdeskId:
+            _ = try container.decode(Bool.self, forKey: key) { value in
+                guard value else { throw ValueError("only `rustdesk_id: true` means something") }
+            }
+            self = .rustdeskID
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .unitActive(let name, let user): try container.encode(UnitFields(name: name, user: user), forKey: .unitActive)
+        case .process(let name): try container.encode(name, forKey: .process)
+        case .port(let port): try container.encode(port, forKey: .port)
+        case .command(let argv): try container.encode(argv, forKey: .command)
+        case .dbusName(let name): try container.encode(name, forKey: .dbusName)
+        case .dbusInterface(let path, let interface): try container.encode(InterfaceFields(path: path, interface: interface), forKey: .dbusInterface)
+        case .rustdeskID: try container.encode(true, forKey: .rustdeskId)
+        }
+    }
+
+    /// How the probe reads in a verdict line: "unit rustdesk", "port 8080".
+    public var label: String {
+        switch self {
+        case .unitActive(let name, let user): user.map { "unit \(name) of \($0)" } ?? "unit \(name)"
+        case .process(let name): "process \(name)"
+        case .port(let port): "port \(port)"
+        case .command(let argv): "command \(argv.joined(separator: " "))"
+        case .dbusName(let name): "D-Bus \(name)"
+        case .dbusInterface(_, let interface): "D-Bus \(interface)"
+        case .rustdeskID: "RustDesk ID"
+        }
+    }
+}
+
+extension Check {
+    public static func httpURL(_ text: String) throws {
+        guard let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+            throw ValueError("expected an http or https URL, found '\(text)'")
+        }
+    }
+
+    public static func sha256(_ text: String) throws {
+        guard text.count == 64, text.allSatisfy(\.isHexDigit) else { throw ValueError("expected 64 hex digits, found '\(text)'") }
+    }
+
+    /// A login name: lowercase letters, digits, `-` and `_`, starting with a letter or `_`.
+    public static func accountName(_ name: String) throws {
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789-_")
+        guard let first = name.first, first.isLetter || first == "_", name.count <= 32, name.unicodeScalars.allSatisfy(allowed.contains) else {
+            throw ValueError("expected a login name, found '\(name)'")
+        }
+    }
+
+    /// A systemd unit name without its path: letters, digits and `:-_.@`.
+    public static func unitName(_ name: String) throws {
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: ":-_.@"))
+        guard !name.isEmpty, name.unicodeScalars.allSatisfy(allowed.contains) else {
+            throw ValueError("expected a systemd unit name, found '\(name)'")
+        }
+    }
+}
+
+/// The built-in RustDesk step: install the package (a local `.deb` sent over the channel, or a URL, by
+/// default the official release of `version`), set a permanent password (given, or generated and shown
+/// once), optionally point it at an ID/relay server, start the `rustdesk` service and read the ID.
+public struct RustDeskSpec: Codable, Sendable, Equatable {
+    public static let defaultVersion = "1.3.7"
+
+    public var deb: String?
+    public var url: String?
+    public var sha256: String?
+    public var version: String
+    public var password: String?
+    public var idServer: String?
+    public var relayServer: String?
+    public var key: String?
+
+    public init(deb: String? = nil, url: String? = nil, sha256: String? = nil, version: String = defaultVersion, password: String? = nil,
+                idServer: String? = nil, relayServer: String? = nil, key: String? = nil) {
+        self.deb = deb
+        self.url = url
+        self.sha256 = sha256
+        self.version = version
+        self.password = password
+        self.idServer = idServer
+        self.relayServer = relayServer
+        self.key = key
+    }
+
+    enum CodingKeys: String, CodingKey { case deb, url, sha256, version, password, idServer, relayServer, key }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        deb = try container.decodeIfPresent(String.self, forKey: .deb, check: Check.nonEmpty)
+        url = try container.decodeIfPresent(String.self, forKey: .url, check: Check.httpURL)
+        if deb != nil, url != nil {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [CodingKeys.url], debugDescription: "give deb or url, not both"))
+        }
+        sha256 = try container.decodeIfPresent(String.self, forKey: .sha256, check: Check.sha256)
+        version = try container.decodeIfPresent(String.self, forKey: .version) { version in
+            guard !version.isEmpty, version.allSatisfy({ $0.isNumber || $0 == "." }) else { throw ValueError("expected a version such as 1.3.7, found '\(version)'") }
+        } ?? Self.defaultVersion
+        password = try container.decodeIfPresent(String.self, forKey: .password) { password in
+            guard password.count >= 8 else { throw ValueError("must be at least 8 characters") }
+        }
+        idServer = try container.decodeIfPresent(String.self, forKey: .idServer, check: Check.nonEmpty)
+        relayServer = try container.decodeIfPresent(String.self, forKey: .relayServer, check: Check.nonEmpty)
+        key = try container.decodeIfPresent(String.self, forKey: .key, check: Check.nonEmpty)
+    }
+
+    /// The official release `.deb` for x86_64 of this version.
+    public var releaseURL: String {
+        "https://github.com/rustdesk/rustdesk/releases/download/\(version)/rustdesk-\(version)-x86_64.deb"
+    }
+
+    /// Where the package comes from: the local file, the URL given, or the official release.
+    public var package: PackageSource {
+        if let deb { return .deb(path: deb) }
+        return .url(url ?? releaseURL, sha256: sha256)
+    }
+}

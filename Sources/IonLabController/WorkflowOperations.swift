@@ -1,0 +1,132 @@
+import Foundation
+import IonLabConfig
+import IonLabWire
+
+/// The built-in operations of workflow steps, each run in the VM through its agent (see ``GuestScripts``).
+extension WorkflowRunner {
+    /// Performs one step and returns a one-line account of it; throws `StepFailure`.
+    func perform(_ step: WorkflowStep, jobID: String, notes: inout [String]) async throws -> String {
+        let timeout = step.timeoutSeconds
+        switch step.operation {
+        case .exec(let argv):
+            let result = try await exec(argv, jobID: jobID, timeout: timeout)
+            return "exit 0 in \(String(format: "%.1f", result.durationSeconds))s"
+        case .copy(let from, let to, let exclude):
+            events.emit(.deploying, agent: vm, "copying \(from) to \(to)" + (exclude.isEmpty ? "" : " without \(exclude.joined(separator: " "))"))
+            let summary = try await withStepDeadline(timeout) { try await self.upload(from, to: to, exclude: exclude) }
+            events.emit(.deployed, agent: vm, "\(summary.files) file(s), \(summary.bytes) bytes at \(summary.path), sha256 verified",
+                        fields: ["files": String(summary.files), "bytes": String(summary.bytes), "path": summary.path])
+            return "copied \(summary.files) file(s), \(summary.bytes) bytes, sha256 verified"
+        case .package(let source):
+            return "installed " + (try await install(source, jobID: jobID, timeout: timeout))
+        case .service(let service):
+            return try await bring(service, jobID: jobID, timeout: timeout)
+        case .verify(let probes):
+            return try await verify(probes, jobID: jobID, timeout: timeout)
+        case .rustdesk(let spec):
+            return try await rustdesk(spec, jobID: jobID, timeout: timeout, notes: &notes)
+        case .recipe(let path):
+            throw StepFailure(message: "recipe \(path) was not expanded (the CLI expands recipes when it loads the spec)")
+        }
+    }
+
+    /// Installs packages and returns "NAME VERSION, …" as dpkg reports them.
+    func install(_ source: PackageSource, jobID: String, timeout: Double) async throws -> String {
+        events.emit(.packageInstalling, agent: vm, "installing \(source.summary)", fields: ["source": source.summary])
+        let argv: [String]
+        switch source {
+        case .names(let names):
+            argv = GuestScripts.installNames(names)
+        case .deb(let path):
+            let remote = "\(GuestScripts.packageDirectory)/\(URL(fileURLWithPath: path).lastPathComponent)"
+            _ = try await exec(["mkdir", "-p", GuestScripts.packageDirectory], timeout: 30)
+            _ = try await withStepDeadline(timeout) { try await self.upload(path, to: remote) }
+            argv = GuestScripts.installDeb(remote)
+        case .url(let url, let sha256):
+            let name = URL(string: url)?.lastPathComponent ?? "download.deb"
+            let remote = "\(GuestScripts.packageDirectory)/\(name.hasSuffix(".deb") ? name : name + ".deb")"
+            _ = try await exec(GuestScripts.download(url, to: remote, sha256: sha256), timeout: timeout)
+            argv = GuestScripts.installDeb(remote)
+        }
+        let result = try await exec(argv, jobID: jobID, timeout: timeout)
+        let installed = result.outputTail.split(separator: "\n").filter { $0.hasPrefix("installed ") }.map { String($0.dropFirst(10)) }
+        let versions = installed.isEmpty ? source.summary : installed.joined(separator: ", ")
+        events.emit(.packageInstalled, agent: vm, "installed \(versions)", fields: ["packages": versions])
+        return versions
+    }
+
+    /// Installs the unit file when one is given, brings the unit to its state and reports its properties.
+    func bring(_ service: ServiceSpec, jobID: String, timeout: Double) async throws -> String {
+        if let unit = service.unit {
+            let directory = GuestScripts.unitDirectory(user: service.user)
+            _ = try await exec(["mkdir", "-p", directory], timeout: 30)
+            _ = try await withStepDeadline(timeout) { try await self.upload(unit, to: "\(directory)/\(URL(fileURLWithPath: unit).lastPathComponent)") }
+            if let user = service.user { _ = try await exec(["chown", "-R", "\(user):", directory], timeout: 30) }
+        }
+        let result = try await exec(GuestScripts.service(service, reload: service.unit != nil), jobID: jobID, timeout: timeout)
+        let properties = Self.properties(result.outputTail)
+        let summary = "\(service.name) \(properties["ActiveState"] ?? "?")/\(properties["SubState"] ?? "?"), main PID \(properties["MainPID"] ?? "?")"
+            + (service.user.map { " (user \($0))" } ?? "")
+        if service.state != "stopped" { events.emit(.serviceStarted, agent: vm, summary, fields: properties) }
+        return summary
+    }
+
+    /// Runs every probe in the VM; one verdict line for the VM, failing the step if a probe failed.
+    func verify(_ probes: [Probe], jobID: String, timeout: Double) async throws -> String {
+        let session = try await connectedSession(patience: min(timeout, 60))
+        let spec = ExecSpec(jobID: jobID, argv: GuestScripts.verify(probes), timeoutSeconds: timeout)
+        let result = try await withStepDeadline(timeout + 30) { try await session.exec(spec, controller: self.controller).result() }
+        let verdicts = result.outputTail.split(separator: "\n").compactMap { line -> (passed: Bool, text: String)? in
+            let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 3, ["PASS", "FAIL"].contains(parts[0]) else { return nil }
+            return (parts[0] == "PASS", "\(parts[1]) \(parts[0] == "PASS" ? "ok" : "FAILED") (\(parts[2]))")
+        }
+        guard verdicts.count == probes.count else {
+            throw StepFailure(message: "verify gave \(verdicts.count) verdicts for \(probes.count) probes (\(result.summary))", output: result.outputTail)
+        }
+        let line = verdicts.map(\.text).joined(separator: "; ")
+        let passed = verdicts.filter(\.passed).count
+        events.emit(.verificationComplete, agent: vm, "\(passed)/\(probes.count) passed: \(line)",
+                    fields: ["passed": String(passed), "probes": String(probes.count)])
+        guard passed == probes.count else { throw StepFailure(message: "verify: \(line)") }
+        return "\(passed)/\(probes.count) passed: \(line)"
+    }
+
+    /// Installs, configures and starts RustDesk, then reads its ID and records it with the VM.
+    func rustdesk(_ spec: RustDeskSpec, jobID: String, timeout: Double, notes: inout [String]) async throws -> String {
+        let installed = try await install(spec.package, jobID: jobID, timeout: timeout)
+        let password = spec.password ?? Self.generatedPassword()
+        _ = try await exec(GuestScripts.rustdeskConfigure(password: password, idServer: spec.idServer, relayServer: spec.relayServer, key: spec.key),
+                           timeout: 60)
+        if spec.password == nil { notes.append("RustDesk password (generated, shown once): \(password)") }
+        let service = try await bring(ServiceSpec(name: "rustdesk", state: "enabled"), jobID: Format.newJobID(), timeout: timeout)
+        let answer = try await exec(GuestScripts.rustdeskID, timeout: 150).outputTail
+        guard let id = answer.split(separator: "\n").first(where: { $0.hasPrefix("id ") }).map({ String($0.dropFirst(3)) }) else {
+            throw StepFailure(message: "rustdesk reported no ID", output: answer)
+        }
+        let version = answer.split(separator: "\n").first { $0.hasPrefix("version ") }.map { String($0.dropFirst(8)) } ?? "?"
+        if var record = try store.vm(vm) {
+            record.rustdeskID = id
+            record.rustdeskVersion = version
+            try store.updateVM(record)
+        }
+        events.emit(.remoteDesktopReady, agent: vm, "RustDesk \(version) ready, ID \(id)", fields: ["id": id, "version": version, "package": installed])
+        return "RustDesk \(version), ID \(id); \(service)"
+    }
+
+    /// 16 characters from an alphabet without look-alikes.
+    static func generatedPassword() -> String {
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        return String((0..<16).map { _ in alphabet.randomElement()! })
+    }
+
+    /// `Key=Value` lines, as `systemctl show` prints them.
+    static func properties(_ output: String) -> [String: String] {
+        var values: [String: String] = [:]
+        for line in output.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
+        }
+        return values
+    }
+}
