@@ -14,8 +14,9 @@
 set -euo pipefail
 
 readonly NAME=bookworm-test SUITE=bookworm IMAGE_SIZE=2G FS_LABEL=ionlab-root
-readonly PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,netbase,iproute2,ca-certificates,python3,util-linux,kmod,e2fsprogs
+readonly PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,netbase,iproute2,ca-certificates,python3,util-linux,kmod,e2fsprogs,gcc,make,libc6-dev
 # python3-cffi-backend: debootstrap misses this cloud-init dependency without it.
+# gcc, make, libc6-dev: the fixture portal is built from source in the VM (controller-config/recipes/fixture-portal.yaml).
 
 force=0
 for arg in "$@"; do

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install the packages, build ionlab, its agent bundle and the test image
-# (once), then, inside a loopback-only network namespace with its own libvirtd, create a VM whose agent
-# connects back over mutual TLS, run commands in it through the agent, and destroy it. Run as root.
+# The main job on a fresh machine: the ionChannel demonstration (`ionlab demo`) on local VMs. It installs the
+# packages, builds ionlab, its agent bundle, the test image and the STAND-IN RustDesk package (once), then,
+# inside a loopback-only network namespace with its own libvirtd, runs `ionlab demo`: backends discovered,
+# 2 VMs brought up in parallel, RustDesk installed and its IDs read, the FIXTURE portal built from source and
+# started, all verified, the IDs shown. Then it takes the fleet down. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/lab.sh
@@ -15,7 +17,7 @@ fi
 
 state=$(mktemp -d /tmp/ionlab-demo.XXXXXX)
 cleanup() {
-  "$LAB_IONLAB" vm destroy demo1 --state-dir "$state" >/dev/null 2>&1 || true
+  "$LAB_IONLAB" down demo --state-dir "$state" >/dev/null 2>&1 || true
   lab_stop
   rm -rf "$state"
 }
@@ -25,15 +27,11 @@ export IONLAB_STATE_DIR=$state
 ionlab() { "$LAB_IONLAB" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "ionlab backends   (kvm or TCG: verified by booting a probe guest)"
-ionlab backends
-step "ionlab vm create demo1 --image bookworm-test   (overlay, seed with the agent, domain; waits for the agent)"
-ionlab vm create demo1 --image bookworm-test --memory 512
-step "ionlab agents"
-ionlab agents
-step "ionlab exec demo1 -- sh -c 'uname -a; grep PRETTY /etc/os-release; systemctl is-active ionlab-agent'"
-ionlab exec demo1 -- sh -c 'uname -a; grep PRETTY /etc/os-release; systemctl is-active ionlab-agent'
-step "ionlab vm list"
-ionlab vm list
-step "ionlab vm destroy demo1   (domain, volumes, seed and console log removed; certificate revoked)"
-ionlab vm destroy demo1
+step "ionlab demo   (controller-config/fleets/demo.yaml)"
+ionlab demo --parallel 2
+step "ionlab rustdesk-id --fleet demo"
+ionlab rustdesk-id --fleet demo
+step "ionlab status demo"
+ionlab status demo
+step "ionlab down demo   (domains, volumes, seeds and console logs removed; certificates revoked)"
+ionlab down demo

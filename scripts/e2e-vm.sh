@@ -35,7 +35,7 @@ fail() {
 }
 cleanup() {
   IONLAB_STATE_DIR=$state "$LAB_IONLAB" vm destroy "$vm" >/dev/null 2>&1 || true
-  for size in $fleet_sizes; do IONLAB_STATE_DIR=$state "$LAB_IONLAB" down "e2e-$size" >/dev/null 2>&1 || true; done
+  for fleet in demo $(printf 'e2e-%s ' $fleet_sizes); do IONLAB_STATE_DIR=$state "$LAB_IONLAB" down "$fleet" >/dev/null 2>&1 || true; done
   lab_stop
   rm -rf "$state"
 }
@@ -135,4 +135,25 @@ for size in $fleet_sizes; do
   [[ -z $(ls "/var/lib/libvirt/images/$pool" | grep -F "$name-") ]] || fail "files of $name left in the pool"
   lab_phase "down $name" "$s"
 done
+# The ionChannel demonstration (`ionlab demo`, the README's main job) on 2 VMs: the STAND-IN RustDesk package
+# installed, its service active and each VM's ID reported; the FIXTURE portal built from source in the guest,
+# its service active and its port answering.
+s=$(date +%s.%N)
+ionlab demo --parallel 2 | tee "$state/demo.txt" || fail "ionlab demo"
+lab_phase "demo: 2 VMs, RustDesk, portal, verify" "$s"
+ionlab rustdesk-id --fleet demo | tee "$state/ids.txt" || fail "rustdesk-id"
+for i in 1 2; do
+  vm=demo-$i
+  [[ $(ionlab exec "$vm" -- dpkg-query -W -f '${Version}' rustdesk) == 0.0.0-standin ]] || fail "stand-in RustDesk not installed on $vm"
+  [[ $(ionlab exec "$vm" -- systemctl is-active rustdesk) == active ]] || fail "rustdesk service not active on $vm"
+  id=$(ionlab exec "$vm" -- rustdesk --get-id) || fail "rustdesk --get-id on $vm"
+  [[ $id =~ ^[0-9]{9}$ ]] || fail "no RustDesk ID on $vm: '$id'"
+  grep -q "^$vm  *$id  *0.0.0-standin" "$state/ids.txt" || fail "rustdesk-id does not report $vm's ID $id"
+  grep -q "^$vm  *$id  *0.0.0-standin  *4/4 passed" "$state/demo.txt" || fail "the demo summary lacks $vm's ID or verdict"
+  ionlab exec "$vm" -- test -x /opt/portal/src/portal-fixture || fail "the portal was not built from source on $vm"
+  [[ $(ionlab exec "$vm" -- systemctl is-active portal-fixture) == active ]] || fail "portal service not active on $vm"
+  [[ $(ionlab exec "$vm" -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/7878; cat <&3') == "ionlab portal fixture" ]] || fail "portal port does not answer on $vm"
+done
+ionlab down demo || fail "down demo"
+vm=vm1
 echo "e2e: PASS"

@@ -130,7 +130,7 @@ final class FleetRunner: Sendable {
                 events.emit(.vmWorkflowDone, agent: vm.name, "workflow done: \(outcome.stepsRun) step(s) run, \(outcome.stepsSkipped) skipped",
                             fields: ["seconds": String(format: "%.1f", outcome.seconds)])
             } else {
-                events.emit(.error, agent: vm.name, "\(result.rawValue) at \(step ?? "?"): \(detail?.split(separator: "\n").first.map(String.init) ?? "")")
+                events.emit(.error, agent: vm.name, "\(result.rawValue) at \(step ?? "?"): \(detail?.split(whereSeparator: \.isNewline).first.map(String.init) ?? "")")
             }
             return outcome
         }

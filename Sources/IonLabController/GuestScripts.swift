@@ -55,9 +55,8 @@ enum GuestScripts {
 
     /// The systemctl to use: the system's, or (with a user) that user's manager, lingering so it runs
     /// without a login. Fails clearly when systemd is missing or not running.
-    static let systemctlPreamble = """
-        command -v systemctl >/dev/null || { echo "systemd is not available on this machine (no systemctl)" >&2; exit 127; }
-        [ -d /run/systemd/system ] || { echo "systemd is not running on this machine (PID 1 is $(cat /proc/1/comm))" >&2; exit 127; }
+    static let systemctlPreamble = requireSystemdScript + """
+
         if [ -n "$IONLAB_USER" ]; then
           uid=$(id -u "$IONLAB_USER") || exit 1
           loginctl enable-linger "$IONLAB_USER" || exit 1
@@ -67,6 +66,14 @@ enum GuestScripts {
           ctl() { systemctl "$@"; }
         fi
         """
+
+    static let requireSystemdScript = """
+        command -v systemctl >/dev/null || { echo "systemd is not available on this machine (no systemctl)" >&2; exit 127; }
+        [ -d /run/systemd/system ] || { echo "systemd is not running on this machine (PID 1 is $(cat /proc/1/comm))" >&2; exit 127; }
+        """
+
+    /// Fails with a clear reason unless systemd runs the machine.
+    static let requireSystemd = ["sh", "-c", requireSystemdScript]
 
     /// Brings a unit to a state (reloading units first when one was installed), then its properties; on
     /// failure, its status and last log lines.

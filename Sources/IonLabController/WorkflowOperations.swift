@@ -49,7 +49,7 @@ extension WorkflowRunner {
             argv = GuestScripts.installDeb(remote)
         }
         let result = try await exec(argv, jobID: jobID, timeout: timeout)
-        let installed = result.outputTail.split(separator: "\n").filter { $0.hasPrefix("installed ") }.map { String($0.dropFirst(10)) }
+        let installed = result.outputTail.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("installed ") }.map { String($0.dropFirst(10)) }
         let versions = installed.isEmpty ? source.summary : installed.joined(separator: ", ")
         events.emit(.packageInstalled, agent: vm, "installed \(versions)", fields: ["packages": versions])
         return versions
@@ -58,6 +58,7 @@ extension WorkflowRunner {
     /// Installs the unit file when one is given, brings the unit to its state and reports its properties.
     func bring(_ service: ServiceSpec, jobID: String, timeout: Double) async throws -> String {
         if let unit = service.unit {
+            _ = try await exec(GuestScripts.requireSystemd, timeout: 30)
             let directory = GuestScripts.unitDirectory(user: service.user)
             _ = try await exec(["mkdir", "-p", directory], timeout: 30)
             _ = try await withStepDeadline(timeout) { try await self.upload(unit, to: "\(directory)/\(URL(fileURLWithPath: unit).lastPathComponent)") }
@@ -76,7 +77,7 @@ extension WorkflowRunner {
         let session = try await connectedSession(patience: min(timeout, 60))
         let spec = ExecSpec(jobID: jobID, argv: GuestScripts.verify(probes), timeoutSeconds: timeout)
         let result = try await withStepDeadline(timeout + 30) { try await session.exec(spec, controller: self.controller).result() }
-        let verdicts = result.outputTail.split(separator: "\n").compactMap { line -> (passed: Bool, text: String)? in
+        let verdicts = result.outputTail.split(whereSeparator: \.isNewline).compactMap { line -> (passed: Bool, text: String)? in
             let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 3, ["PASS", "FAIL"].contains(parts[0]) else { return nil }
             return (parts[0] == "PASS", "\(parts[1]) \(parts[0] == "PASS" ? "ok" : "FAILED") (\(parts[2]))")
@@ -101,10 +102,10 @@ extension WorkflowRunner {
         if spec.password == nil { notes.append("RustDesk password (generated, shown once): \(password)") }
         let service = try await bring(ServiceSpec(name: "rustdesk", state: "enabled"), jobID: Format.newJobID(), timeout: timeout)
         let answer = try await exec(GuestScripts.rustdeskID, timeout: 150).outputTail
-        guard let id = answer.split(separator: "\n").first(where: { $0.hasPrefix("id ") }).map({ String($0.dropFirst(3)) }) else {
+        guard let id = answer.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("id ") }).map({ String($0.dropFirst(3)) }) else {
             throw StepFailure(message: "rustdesk reported no ID", output: answer)
         }
-        let version = answer.split(separator: "\n").first { $0.hasPrefix("version ") }.map { String($0.dropFirst(8)) } ?? "?"
+        let version = answer.split(whereSeparator: \.isNewline).first { $0.hasPrefix("version ") }.map { String($0.dropFirst(8)) } ?? "?"
         if var record = try store.vm(vm) {
             record.rustdeskID = id
             record.rustdeskVersion = version
@@ -123,7 +124,7 @@ extension WorkflowRunner {
     /// `Key=Value` lines, as `systemctl show` prints them.
     static func properties(_ output: String) -> [String: String] {
         var values: [String: String] = [:]
-        for line in output.split(separator: "\n") {
+        for line in output.split(whereSeparator: \.isNewline) {
             let parts = line.split(separator: "=", maxSplits: 1)
             if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
         }

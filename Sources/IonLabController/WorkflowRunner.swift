@@ -162,7 +162,7 @@ struct WorkflowRunner {
     static func succeeded(_ result: ExecResult) -> Bool { result.outcome == .completed && result.exitCode == 0 }
 
     static func lastLines(_ text: String, count: Int = 6) -> String {
-        text.split(separator: "\n", omittingEmptySubsequences: true).suffix(count).joined(separator: "\n")
+        text.split(whereSeparator: \.isNewline).suffix(count).joined(separator: "\n")
     }
 
     static func seconds(since start: Date) -> String { String(format: "%.1f", Date().timeIntervalSince(start)) }

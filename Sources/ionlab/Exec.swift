@@ -139,7 +139,7 @@ struct FanoutTally {
         case (_, true): ok += 1; verdict = "ok"
         default: failed += 1; verdict = "failed"
         }
-        let lastLine = result.outputTail.split(separator: "\n").last.map(String.init) ?? ""
+        let lastLine = result.outputTail.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
         return "\(line.agent)  \(verdict)  \(result.summary)  \(String(format: "%.2fs", result.durationSeconds))  \(lastLine)"
     }
 

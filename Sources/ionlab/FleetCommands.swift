@@ -23,31 +23,37 @@ struct Up: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let paths = global.paths
-        let succeeded: Bool = try await reportingErrors {
-            let fleet = try FleetSpec.load(path: spec, context: try FleetContextLoader.load(paths))
-            let view = FleetView(fleet: fleet, mode: json ? .json : isatty(STDOUT_FILENO) == 1 ? .live : .lines)
-            return try await AdminClient.with(paths: paths) { client in
-                let stream = try await client.request(.fleetUp(FleetUpRequest(spec: fleet, parallel: parallel)))
-                let ticker = view.mode == .live ? Task { while !Task.isCancelled { view.redraw(); try? await Task.sleep(for: .seconds(1)) } } : nil
-                defer { ticker?.cancel() }
-                while true {
-                    switch try await stream.nextMessage() {
-                    case .events(let events):
-                        for event in events { view.show(event) }
-                    case .fleetReport(let report):
-                        ticker?.cancel()
-                        view.finish(report)
-                        return report.succeeded
-                    case .failure(let failure):
-                        throw failure
-                    case let other:
-                        throw ControllerError("unexpected \(other.name) during up")
-                    }
+        let report = try await reportingErrors {
+            let fleet = try FleetSpec.load(path: spec, context: try FleetContextLoader.load(global.paths))
+            return try await FleetUpClient.run(fleet, parallel: parallel, json: json, paths: global.paths)
+        }
+        if !report.succeeded { throw ExitCode(1) }
+    }
+}
+
+/// Sends `up` and shows the fleet's events as they arrive (live table, plain lines or JSON), then the summary.
+enum FleetUpClient {
+    static func run(_ fleet: FleetSpec, parallel: Int, json: Bool, paths: StatePaths) async throws -> FleetReport {
+        let view = FleetView(fleet: fleet, mode: json ? .json : isatty(STDOUT_FILENO) == 1 ? .live : .lines)
+        return try await AdminClient.with(paths: paths) { client in
+            let stream = try await client.request(.fleetUp(FleetUpRequest(spec: fleet, parallel: parallel)))
+            let ticker = view.mode == .live ? Task { while !Task.isCancelled { view.redraw(); try? await Task.sleep(for: .seconds(1)) } } : nil
+            defer { ticker?.cancel() }
+            while true {
+                switch try await stream.nextMessage() {
+                case .events(let events):
+                    for event in events { view.show(event) }
+                case .fleetReport(let report):
+                    ticker?.cancel()
+                    view.finish(report)
+                    return report
+                case .failure(let failure):
+                    throw failure
+                case let other:
+                    throw ControllerError("unexpected \(other.name) during up")
                 }
             }
         }
-        if !succeeded { throw ExitCode(1) }
     }
 }
 
@@ -115,10 +121,8 @@ struct Down: AsyncParsableCommand {
 enum FleetContextLoader {
     static func load(_ paths: StatePaths) throws -> FleetContext? {
         guard paths.isInitialized else { return nil }
-        let config = FileManager.default.fileExists(atPath: paths.config) ? try ControllerConfig.load(path: paths.config) : ControllerConfig()
-        let catalogPath = paths.resolve(config.imageCatalog)
-        let images = FileManager.default.fileExists(atPath: catalogPath) ? try ImageCatalog.load(path: catalogPath).images.map(\.name) : []
-        return FleetContext(images: images, backends: config.backends.map(\.name))
+        let config = try ControllerConfigFile.load(paths)
+        return FleetContext(images: try ControllerConfigFile.catalog(paths, config).images.map(\.name), backends: config.backends.map(\.name))
     }
 }
 

@@ -110,7 +110,7 @@ final class FleetView: Sendable {
         }
         for vm in report.vms where vm.result != .ok {
             print("\n\(vm.vm): \(vm.result.rawValue) at \(vm.failedStep ?? "?"):")
-            for line in (vm.detail ?? "").split(separator: "\n") { print("  | \(line)") }
+            for line in (vm.detail ?? "").split(whereSeparator: \.isNewline) { print("  | \(line)") }
         }
         let ok = report.vms.filter { $0.result == .ok }.count
         let share = 100 * report.controllerCPUSeconds / max(report.seconds, 0.001)

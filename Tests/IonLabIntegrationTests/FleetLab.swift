@@ -9,7 +9,7 @@ import Testing
 final class FleetLab: @unchecked Sendable {
     let lab: Lab
     let scratch: String
-    private var watcher: Task<Void, Never>?
+    private var watcher: DispatchSourceTimer?
     private let started = NSLock()
     private var guests: Set<String> = []
     private var guestState: [String: String] = [:]
@@ -71,17 +71,17 @@ final class FleetLab: @unchecked Sendable {
         startGuests()
     }
 
-    /// Every 100 ms: a VM seed without a guest gets one (its agent, heartbeating every second).
+    /// Every 100 ms: a VM seed without a guest gets one (its agent, heartbeating every second). The watcher
+    /// runs on a dispatch queue, not in Swift's cooperative pool: tests block pool threads while they wait for
+    /// `ionlab up`, and with two cores two waiting tests would starve it. It holds the lab weakly, so the
+    /// lab's deinit still runs and kills every process it started.
     func startGuests() {
         let seeds = "\(lab.stateDir)/seeds"
-        // The task holds the lab weakly, and never across a sleep, so the lab's deinit still runs and kills
-        // every process it started.
-        watcher = Task { [weak self] in
-            while !Task.isCancelled {
-                guard self?.bootNewGuests(seeds) != nil else { return }
-                try? await Task.sleep(for: .milliseconds(100))
-            }
-        }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ionlab.test.guests"))
+        timer.schedule(deadline: .now(), repeating: .milliseconds(100))
+        timer.setEventHandler { [weak self] in self?.bootNewGuests(seeds) }
+        timer.resume()
+        watcher = timer
     }
 
     private func bootNewGuests(_ seeds: String) {

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import IonLabConfig
+import IonLabController
+import IonLabProvision
+import IonLabWire
+
+/// `ionlab demo`: the ionChannel demonstration end to end. Discover the backends, bring the demo fleet up in
+/// parallel (RustDesk installed and its ID read, the portal built from source and started, all verified on
+/// each VM as soon as it is ready), then the summary with every RustDesk ID.
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Run the ionChannel demonstration: backends, a fleet with RustDesk and the portal, verification, IDs.",
+        discussion: """
+            The default spec is controller-config/fleets/demo.yaml (found next to this installation): the test image, the
+            STAND-IN RustDesk package and the FIXTURE portal, all built locally. Give --spec for real images and packages.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The demo fleet spec (default: controller-config/fleets/demo.yaml).") var spec: String?
+    @Option(help: "At most this many VMs provisioning at once.") var parallel = 4
+    @Flag(help: "Print events and the report as JSON lines.") var json = false
+
+    func run() async throws {
+        let report = try await reportingErrors { () -> FleetReport in
+            let path = try spec ?? Self.defaultSpec()
+            let paths = global.paths
+            say("1/3 discovering backends")
+            let config = try ControllerConfigFile.load(paths)
+            let kernel = try ControllerConfigFile.catalog(paths, config).images.compactMap(\.kernel).first { FileManager.default.fileExists(atPath: $0) }
+            let reports = await Discovery.probe(config.backends, timeoutSeconds: config.probeTimeoutSeconds, kernel: kernel)
+            say(Backends.render(reports))
+            guard reports.contains(where: { $0.health != .down }) else { throw ControllerError("no backend is reachable") }
+
+            let fleet = try FleetSpec.load(path: path, context: try FleetContextLoader.load(paths))
+            say("\n2/3 bringing up fleet \(fleet.name): \(fleet.vms.count) VM(s) of \(fleet.image) in parallel; on each, as soon as it is ready: "
+                + fleet.workflow.map(\.name).joined(separator: " → "))
+            let report = try await FleetUpClient.run(fleet, parallel: parallel, json: json, paths: paths)
+
+            say("\n3/3 RustDesk IDs and verification")
+            guard case .vms(let all) = try await AdminClient.with(paths: paths, { try await $0.call(.vmList) }) else {
+                throw ControllerError("unexpected reply to vm list")
+            }
+            let verdicts = try await Self.verdicts(fleet: fleet.name, paths: paths)
+            let rows = all.filter { $0.fleet == fleet.name }.map { vm in
+                [vm.name, vm.rustdeskID ?? "-", vm.rustdeskVersion ?? "-", verdicts[vm.name] ?? "-"]
+            }
+            say(Table.render(["VM", "RUSTDESK ID", "VERSION", "VERIFY"], rows))
+            return report
+        }
+        if !report.succeeded { throw ExitCode(1) }
+    }
+
+    /// Text for people, kept off stdout when stdout carries JSON lines.
+    private func say(_ text: String) {
+        if json { printError(text) } else { print(text) }
+    }
+
+    /// Each VM's last verification verdict, from the fleet's events.
+    static func verdicts(fleet: String, paths: StatePaths) async throws -> [String: String] {
+        try await AdminClient.with(paths: paths) { client in
+            let stream = try await client.request(.events(EventQuery(fleet: fleet)))
+            var verdicts: [String: String] = [:]
+            while true {
+                switch try await stream.nextMessage() {
+                case .events(let events):
+                    for event in events where event.kind == "verify.complete" { verdicts[event.agent ?? ""] = event.message }
+                case .ok: return verdicts
+                case .failure(let failure): throw failure
+                case let other: throw ControllerError("unexpected \(other.name) in the event stream")
+                }
+            }
+        }
+    }
+
+    /// controller-config/fleets/demo.yaml beside this installation: up from the binary (a checkout), then
+    /// /usr/local/share/ionlab.
+    static func defaultSpec(executable: String = CommandLine.arguments[0]) throws -> String {
+        var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent("controller-config/fleets/demo.yaml").path
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        let installed = "/usr/local/share/ionlab/controller-config/fleets/demo.yaml"
+        guard FileManager.default.fileExists(atPath: installed) else { throw ControllerError("no demo spec found: give --spec FILE") }
+        return installed
+    }
+}

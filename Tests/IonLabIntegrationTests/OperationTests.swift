@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+
+/// The built-in step operations (package, service, verify) through a real controller and a real agent on
+/// 127.0.0.1 (see ``FleetLab``): they act on this host, and remove what they installed.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct OperationTests {
+    /// A one-VM fleet on the big test host running `steps`; returns `ionlab up`'s result.
+    func up(_ fleet: FleetLab, _ name: String, steps: String) throws -> Lab.Result {
+        let spec = try fleet.spec(name, FleetTests.header(name, backend: "big") + "count: 1\nworkflow:\n" + steps)
+        return fleet.lab.run(["up", spec])
+    }
+
+    /// A `.deb` named `name` with one file under /usr/share/NAME, and `depends` if given.
+    static func buildDeb(_ name: String, version: String, depends: String? = nil, in directory: String) throws -> String {
+        let root = "\(directory)/\(name)-root"
+        try FileManager.default.createDirectory(atPath: "\(root)/DEBIAN", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(root)/usr/share/\(name)", withIntermediateDirectories: true)
+        var control = "Package: \(name)\nVersion: \(version)\nArchitecture: all\nMaintainer: ionlab tests <t@localhost>\n"
+        if let depends { control += "Depends: \(depends)\n" }
+        control += "Description: ionlab test package; safe to remove\n"
+        try control.write(toFile: "\(root)/DEBIAN/control", atomically: true, encoding: .utf8)
+        try "hello from \(name)\n".write(toFile: "\(root)/usr/share/\(name)/hello.txt", atomically: true, encoding: .utf8)
+        let deb = "\(directory)/\(name)_\(version)_all.deb"
+        let built = Lab.runProgram("/usr/bin/dpkg-deb", ["--root-owner-group", "--build", root, deb], directory: directory)
+        try #require(built.status == 0, "dpkg-deb: \(built.stderr)")
+        return deb
+    }
+
+    static func installedVersion(_ package: String) -> String? {
+        let query = Lab.runProgram("/usr/bin/dpkg-query", ["-W", "-f", "${Status} ${Version}", package], directory: "/")
+        guard query.status == 0, query.stdout.hasPrefix("install ok installed ") else { return nil }
+        return String(query.stdout.dropFirst("install ok installed ".count))
+    }
+
+    @Test func aDebSentOverTheChannelIsInstalledAndItsVersionReported() async throws {
+        let package = "ionlab-test-hello"
+        defer { _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", package], directory: "/") }
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let deb = try Self.buildDeb(package, version: "1.2.3", in: fleet.scratch)
+        let result = try up(fleet, "pkg", steps: "  - package: {deb: \(deb)}\n")
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(Self.installedVersion(package) == "1.2.3")
+        #expect(try String(contentsOfFile: "/usr/share/\(package)/hello.txt", encoding: .utf8) == "hello from \(package)\n")
+        let events = fleet.events(fleet: "pkg")
+        #expect(events.contains { $0["kind"] as? String == "package.installing" })
+        let installed = events.first { $0["kind"] as? String == "package.installed" }?["message"] as? String
+        #expect(installed == "installed \(package) 1.2.3", "\(fleet.lab.run(["jobs", "--json"]).stdout.suffix(1500))")
+    }
+
+    @Test func aPackageThatCannotBeInstalledShowsAptsOwnMessage() async throws {
+        let package = "ionlab-test-broken"
+        defer { _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", package], directory: "/") }
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let deb = try Self.buildDeb(package, version: "0.1", depends: "ionlab-no-such-package", in: fleet.scratch)
+        let result = try up(fleet, "broken", steps: "  - package: {deb: \(deb)}\n")
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("broken-1: failed at install \(package)_0.1_all.deb:"), "\(result.stdout)")
+        #expect(result.stdout.contains("ionlab-no-such-package"), "apt's message is missing: \(result.stdout)")
+        #expect(Self.installedVersion(package) == nil)
+    }
+
+    @Test func verifyProbesPassAndFailWithAVerdictEach() async throws {
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let port = try Lab.freePort(), closed = try Lab.freePort()
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        listener.arguments = ["python3", "-c", "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', \(port))); s.listen(); time.sleep(120)"]
+        try listener.run()
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["120"]
+        try sleeper.run()
+        defer {
+            for process in [listener, sleeper] {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+        }
+        try await eventually("the listener", timeout: 30) { Lab.runProgram("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"], directory: "/").status == 0 }
+
+        let passing = try up(fleet, "good", steps: """
+              - verify:
+                  - port: \(port)
+                  - process: sleep
+                  - command: ["test", "-d", "/tmp"]
+            """)
+        #expect(passing.status == 0, "\(passing.stdout)\n\(passing.stderr)")
+        let good = fleet.events(fleet: "good").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
+        #expect(good.hasPrefix("3/3 passed: port \(port) ok (accepts on 127.0.0.1); process sleep ok (pid "), "\(good)")
+        #expect(good.hasSuffix("command test -d /tmp ok (exit 0)"), "\(good)")
+
+        let failing = try up(fleet, "bad", steps: """
+              - verify:
+                  - port: \(closed)
+                  - process: ionlab-no-such-process
+                  - command: ["sh", "-c", "echo nope; exit 4"]
+                  - port: \(port)
+            """)
+        #expect(failing.status == 1)
+        let bad = fleet.events(fleet: "bad").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
+        #expect(bad == "1/4 passed: port \(closed) FAILED (refused on 127.0.0.1); process ionlab-no-such-process FAILED (not running); "
+                + "command sh -c echo nope; exit 4 FAILED (exit 4: nope); port \(port) ok (accepts on 127.0.0.1)", "\(bad)")
+        #expect(failing.stdout.contains("bad-1: failed at verify"), "\(failing.stdout)")
+    }
+
+    /// With systemd running, a unit is installed, started and its status read; without it, the step fails
+    /// with a clear reason. (This development machine has no systemd; the VM test covers the first case too.)
+    @Test func aServiceIsStartedAndItsStatusRead() async throws {
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let unit = "\(fleet.scratch)/ionlab-test-sleeper.service"
+        try "[Unit]\nDescription=ionlab test unit\n[Service]\nExecStart=/bin/sleep 300\n".write(toFile: unit, atomically: true, encoding: .utf8)
+        defer {
+            _ = Lab.runProgram("/bin/sh", ["-c", "systemctl stop ionlab-test-sleeper; rm -f /etc/systemd/system/ionlab-test-sleeper.service; systemctl daemon-reload"],
+                               directory: "/")
+        }
+        let result = try up(fleet, "svc", steps: "  - service: {name: ionlab-test-sleeper, state: started, unit: \(unit)}\n")
+        if FileManager.default.fileExists(atPath: "/run/systemd/system") {
+            #expect(result.status == 0, "\(result.stdout)")
+            let started = fleet.events(fleet: "svc").first { $0["kind"] as? String == "service.started" }
+            #expect((started?["message"] as? String ?? "").hasPrefix("ionlab-test-sleeper active/running, main PID "))
+        } else {
+            #expect(result.status == 1)
+            #expect(result.stdout.contains("systemd is not running on this machine (PID 1 is "), "\(result.stdout)")
+        }
+    }
+}
