@@ -124,7 +124,7 @@ public final class Controller: @unchecked Sendable {
 
     func jobStarted(_ spec: ExecSpec, agent: String) throws {
         try store.jobStarted(id: spec.jobID, agent: agent, argv: spec.argv)
-        events.emit(.jobStarted, agent: agent, job: spec.jobID, spec.argv.joined(separator: " "))
+        events.emit(.jobStarted, agent: agent, job: spec.jobID, Format.oneLine(spec.argv.joined(separator: " ")))
     }
 
     /// Stores a result (once) and emits its event; the agent is told to forget it.
@@ -168,6 +168,12 @@ public enum Format {
         if let tls = error as? NIOSSLError, case .uncleanShutdown = tls { return "the peer closed the connection" }
         let text = "\(error)"
         return text.split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+
+    /// Text for one line of an event: line breaks shown as " ⏎ ", at most `limit` characters.
+    public static func oneLine(_ text: String, limit: Int = 240) -> String {
+        let flat = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ⏎ ")
+        return flat.count > limit ? String(flat.prefix(limit - 1)) + "…" : flat
     }
 
     public static func newJobID() -> String {

@@ -98,11 +98,15 @@ import Testing
                   - process: ionlab-no-such-process
                   - command: ["sh", "-c", "echo nope; exit 4"]
                   - port: \(port)
+                  - rustdesk_id: true
+                  - dbus_name: org.ionlab.NoSuchName
+                  - dbus_interface: {path: /org/ionlab/none, interface: org.ionlab.NoSuchInterface}
             """)
         #expect(failing.status == 1)
         let bad = fleet.events(fleet: "bad").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
-        #expect(bad == "1/4 passed: port \(closed) FAILED (refused on 127.0.0.1); process ionlab-no-such-process FAILED (not running); "
-                + "command sh -c echo nope; exit 4 FAILED (exit 4: nope); port \(port) ok (accepts on 127.0.0.1)", "\(bad)")
+        #expect(bad.hasPrefix("1/7 passed: port \(closed) FAILED (refused on 127.0.0.1); process ionlab-no-such-process FAILED (not running); "
+                + "command sh -c echo nope; exit 4 FAILED (exit 4: nope); port \(port) ok (accepts on 127.0.0.1); RustDesk ID FAILED (no ID (empty)); "
+                + "D-Bus org.ionlab.NoSuchName FAILED (on no bus); D-Bus org.ionlab.NoSuchInterface FAILED (no session bus exports it at that path)"), "\(bad)")
         #expect(failing.stdout.contains("bad-1: failed at verify"), "\(failing.stdout)")
     }
 
