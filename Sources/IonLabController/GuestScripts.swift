@@ -100,7 +100,7 @@ enum GuestScripts {
     }
 
     /// Runs every probe and prints a line per probe, "PASS<TAB>label<TAB>detail" or "FAIL<TAB>…"; exits 1 if
-    /// any failed.
+    /// any failed. D-Bus probes look only at names already owned and start no activatable service.
     static func verify(_ probes: [Probe]) -> [String] {
         var lines = [
             "failed=0",
@@ -137,17 +137,18 @@ enum GuestScripts {
                 lines.append("out=$(\(words) 2>&1); code=$?; [ $code = 0 ] && pass \(label) \"exit 0\" || fail \(label) \"exit $code: $(printf '%s' \"$out\" | tail -n 1)\"")
             case .dbusName(let name):
                 lines.append("""
-                    found=""; for bus in unix:path=/run/dbus/system_bus_socket /run/user/*/bus; do
+                    found=""; for bus in ${DBUS_SESSION_BUS_ADDRESS:-} unix:path=/run/dbus/system_bus_socket /run/user/*/bus; do
                       case $bus in unix:*) addr=$bus;; *) [ -S "$bus" ] || continue; addr=unix:path=$bus;; esac
-                      busctl --address="$addr" status \(argument(name)) >/dev/null 2>&1 && { found=$addr; break; }
+                      busctl --address="$addr" --auto-start=no status \(argument(name)) >/dev/null 2>&1 && { found=$addr; break; }
                     done
                     [ -n "$found" ] && pass \(label) "on $found" || fail \(label) "on no bus"
                     """)
             case .dbusInterface(let path, let interface):
                 lines.append("""
-                    found=""; for bus in /run/user/*/bus; do [ -S "$bus" ] || continue
-                      for name in $(busctl --address=unix:path=$bus list --no-legend 2>/dev/null | awk '{print $1}' | grep -v '^:'); do
-                        busctl --address=unix:path=$bus introspect "$name" \(argument(path)) 2>/dev/null | grep -q "^\(argument(interface)) " && { found="$name on $bus"; break 2; }
+                    found=""; for bus in ${DBUS_SESSION_BUS_ADDRESS:-} /run/user/*/bus; do
+                      case $bus in unix:*) addr=$bus;; *) [ -S "$bus" ] || continue; addr=unix:path=$bus;; esac
+                      for name in $(busctl --address="$addr" list --acquired --no-legend 2>/dev/null | awk '{print $1}' | grep -v '^:'); do
+                        busctl --address="$addr" --auto-start=no introspect "$name" \(argument(path)) 2>/dev/null | grep -q "^\(argument(interface)) " && { found="$name on $addr"; break 2; }
                       done
                     done
                     [ -n "$found" ] && pass \(label) "$found" || fail \(label) "no session bus exports it at that path"

@@ -14,7 +14,11 @@ final class FleetLab: @unchecked Sendable {
     private var guests: Set<String> = []
     private var guestState: [String: String] = [:]
 
-    init(extraConfig: String = "") throws {
+    /// Added to the environment of every stand-in guest's agent (and so of the commands it runs).
+    let guestEnvironment: [String: String]
+
+    init(extraConfig: String = "", guestEnvironment: [String: String] = [:]) throws {
+        self.guestEnvironment = guestEnvironment
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-fleet-\(UUID().uuidString.prefix(8))").path
         let bundle = "\(scratch)/bundle"
         try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
@@ -102,7 +106,7 @@ final class FleetLab: @unchecked Sendable {
         try Lab.override("\(guest)/agent.yaml", with: "heartbeat_seconds: 1\n")
         try instance.write(toFile: "\(guest)/instance-id", atomically: true, encoding: .utf8)
         try lab.startAgent(vm, config: "\(guest)/agent.yaml", stateName: "\(vm)-\(instance)",
-                           arguments: ["--instance-id-file", "\(guest)/instance-id"])
+                           arguments: ["--instance-id-file", "\(guest)/instance-id"], environment: guestEnvironment)
         started.withLock { guestState[vm] = "\(vm)-\(instance)" }
     }
 

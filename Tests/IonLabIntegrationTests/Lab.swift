@@ -98,11 +98,12 @@ final class Lab: @unchecked Sendable {
 
     /// Starts an agent process with its own state directory.
     @discardableResult
-    func startAgent(_ name: String, config: String? = nil, stateName: String? = nil, arguments: [String] = []) throws -> Process {
+    func startAgent(_ name: String, config: String? = nil, stateName: String? = nil, arguments: [String] = [],
+                    environment: [String: String] = [:]) throws -> Process {
         let configPath = try config ?? agentConfig(name, extra: "")
         let state = "\(directory)/agent-\(stateName ?? name)"
         let process = try spawn(binary: "ionlab-agent", ["--config", configPath, "--state-dir", state, "--log-level", "debug"] + arguments,
-                                log: "agent-\(stateName ?? name).log")
+                                log: "agent-\(stateName ?? name).log", environment: environment)
         lock.withLock { agents[stateName ?? name] = process }
         return process
     }
@@ -139,12 +140,13 @@ final class Lab: @unchecked Sendable {
         try spawn(binary: "ionlab", arguments, log: log)
     }
 
-    private func spawn(binary: String, _ arguments: [String], log: String) throws -> Process {
+    private func spawn(binary: String, _ arguments: [String], log: String, environment extra: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "\(Lab.binaries)/\(binary)")
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["IONLAB_STATE_DIR"] = stateDir
+        environment.merge(extra) { $1 }
         process.environment = environment
         let logPath = "\(directory)/\(log)"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)

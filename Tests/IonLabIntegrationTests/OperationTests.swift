@@ -48,6 +48,43 @@ import Testing
         #expect(installed == "installed \(package) 1.2.3", "\(fleet.lab.run(["jobs", "--json"]).stdout.suffix(1500))")
     }
 
+    /// A `.deb` the VM downloads (here from an HTTP server on 127.0.0.1), checked against its sha256.
+    @Test func aDebFromAURLIsDownloadedCheckedAndInstalled() async throws {
+        let package = "ionlab-test-fetched"
+        defer { _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", package], directory: "/") }
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let site = "\(fleet.scratch)/site"
+        try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
+        let deb = try Self.buildDeb(package, version: "2.0", in: site)
+        let sha256 = Lab.runProgram("/usr/bin/sha256sum", [deb], directory: site).stdout.prefix(64)
+        let port = try Lab.freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", site, String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
+        let url = "http://127.0.0.1:\(port)/\(URL(fileURLWithPath: deb).lastPathComponent)"
+        try await eventually("the HTTP server", timeout: 30) {
+            Lab.runProgram("/usr/bin/curl", ["-fsS", "-o", "/dev/null", url], directory: site).status == 0
+        }
+        let wrong = String(repeating: "0", count: 64)
+        let refused = try up(fleet, "badsum", steps: "  - package: {url: \"\(url)\", sha256: \"\(wrong)\"}\n")
+        #expect(refused.status == 1)
+        #expect(refused.stdout.contains("sha256 of \(url) is \(sha256), expected \(wrong)"), "\(refused.stdout)")
+        #expect(Self.installedVersion(package) == nil)
+
+        let fetched = try up(fleet, "fetch", steps: "  - package: {url: \"\(url)\", sha256: \"\(sha256)\"}\n")
+        #expect(fetched.status == 0, "\(fetched.stdout)")
+        #expect(Self.installedVersion(package) == "2.0")
+        #expect(fleet.events(fleet: "fetch").contains { $0["message"] as? String == "installed \(package) 2.0" })
+    }
+
     @Test func aPackageThatCannotBeInstalledShowsAptsOwnMessage() async throws {
         let package = "ionlab-test-broken"
         defer { _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", package], directory: "/") }
@@ -101,13 +138,59 @@ import Testing
                   - rustdesk_id: true
                   - dbus_name: org.ionlab.NoSuchName
                   - dbus_interface: {path: /org/ionlab/none, interface: org.ionlab.NoSuchInterface}
+                  - unit_active: ionlab-no-such-unit
             """)
         #expect(failing.status == 1)
         let bad = fleet.events(fleet: "bad").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
-        #expect(bad.hasPrefix("1/7 passed: port \(closed) FAILED (refused on 127.0.0.1); process ionlab-no-such-process FAILED (not running); "
+        #expect(bad.hasPrefix("1/8 passed: port \(closed) FAILED (refused on 127.0.0.1); process ionlab-no-such-process FAILED (not running); "
                 + "command sh -c echo nope; exit 4 FAILED (exit 4: nope); port \(port) ok (accepts on 127.0.0.1); RustDesk ID FAILED (no ID (empty)); "
-                + "D-Bus org.ionlab.NoSuchName FAILED (on no bus); D-Bus org.ionlab.NoSuchInterface FAILED (no session bus exports it at that path)"), "\(bad)")
+                + "D-Bus org.ionlab.NoSuchName FAILED (on no bus); D-Bus org.ionlab.NoSuchInterface FAILED (no session bus exports it at that path); unit ionlab-no-such-unit FAILED ("), "\(bad)")
         #expect(failing.stdout.contains("bad-1: failed at verify"), "\(failing.stdout)")
+    }
+
+    /// The D-Bus probes against a private session bus (its daemon owns `org.freedesktop.DBus` and exports that
+    /// interface at /org/freedesktop/DBus), and the RustDesk ID probe against the stand-in package installed on
+    /// this host with its service process running. Both are removed afterwards.
+    @Test func dbusAndRustDeskProbesPassWhenTheirTargetsAreThere() async throws {
+        try #require(Self.installedVersion("rustdesk") == nil, "this host has a rustdesk package; the test would replace it")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-bus-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let address = "unix:path=\(scratch)/bus"
+        let bus = Process(), rustdesk = Process()
+        bus.executableURL = URL(fileURLWithPath: "/usr/bin/dbus-daemon")
+        bus.arguments = ["--session", "--nofork", "--address=\(address)"]
+        try bus.run()
+        defer {
+            for process in [bus, rustdesk] where process.processIdentifier != 0 {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", "rustdesk"], directory: "/")
+            try? FileManager.default.removeItem(atPath: "/run/rustdesk-standin")
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
+        let built = Lab.runProgram(VMCommandTests.repo.appendingPathComponent("scripts/build-standin-rustdesk.sh").path, [scratch], directory: scratch)
+        try #require(built.status == 0, "\(built.stderr)")
+        let installed = Lab.runProgram("/usr/bin/dpkg", ["-i", built.stdout.trimmingCharacters(in: .whitespacesAndNewlines)], directory: scratch)
+        try #require(installed.status == 0, "\(installed.stderr)")
+        rustdesk.executableURL = URL(fileURLWithPath: "/usr/bin/rustdesk")
+        rustdesk.arguments = ["--service"]
+        try rustdesk.run()
+        try await eventually("the stand-in to register", timeout: 30) { FileManager.default.fileExists(atPath: "/run/rustdesk-standin/registered") }
+
+        let fleet = try FleetLab(guestEnvironment: ["DBUS_SESSION_BUS_ADDRESS": address])
+        try await fleet.start()
+        let result = try up(fleet, "probes", steps: """
+              - verify:
+                  - dbus_name: org.freedesktop.DBus
+                  - dbus_interface: {path: /org/freedesktop/DBus, interface: org.freedesktop.DBus}
+                  - rustdesk_id: true
+            """)
+        #expect(result.status == 0, "\(result.stdout)")
+        let id = Lab.runProgram("/usr/bin/rustdesk", ["--get-id"], directory: scratch).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let verdict = fleet.events(fleet: "probes").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
+        #expect(verdict == "3/3 passed: D-Bus org.freedesktop.DBus ok (on \(address)); "
+                + "D-Bus org.freedesktop.DBus ok (org.freedesktop.DBus on \(address)); RustDesk ID ok (\(id))", "\(verdict)")
     }
 
     /// With systemd running, a unit is installed, started and its status read; without it, the step fails
