@@ -9,6 +9,7 @@ packages=(
   xorriso genisoimage   # the seed ISO (xorriso writes it; tests read it back with genisoimage's isoinfo)
   debootstrap e2fsprogs util-linux iproute2   # the test guest image; network namespaces for real-VM runs
   binutils bc   # strip for the agent bundle; phase timings in the scripts
+  python3 curl dbus-daemon systemd   # step tests on loopback: an HTTP server and downloads, a private D-Bus, busctl
 )
 missing=()
 for package in "${packages[@]}"; do
