@@ -30,9 +30,9 @@ import Testing
             BackendConfig(name: "refused", uri: "qemu+tcp://127.0.0.1:1/system"),
             BackendConfig(name: "t", uri: "test:///default"),
         ]
-        let started = ContinuousClock.now
-        let reports = await Discovery.probe(backends, timeoutSeconds: 10)
-        #expect(ContinuousClock.now - started < .seconds(10))
+        // A generous timeout: the refused backend must come back on its own error, not by running out of time.
+        let reports = await Discovery.probe(backends, timeoutSeconds: 120)
+        #expect(reports[0].probeSeconds < 30, "the refused backend waited \(reports[0].probeSeconds) s")
         #expect(reports.map(\.name) == ["refused", "t"])
         #expect(reports[0].health == .down)
         #expect(!reports[0].reachable)
