@@ -259,10 +259,15 @@ import Testing
         #expect(fleet.lab.run(["up", spec]).status == 0)
         #expect(fleet.lab.run(["up", other]).status == 0)
 
-        let status = fleet.lab.run(["status", "ops", "--json"])
-        let rows = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]])
-        #expect(rows.map { $0["name"] as? String } == ["ops-1", "ops-2"])
-        #expect(rows.allSatisfy { $0["agent"] as? String == "up" && $0["step"] as? String == "done (1/1)" && $0["health"] != nil })
+        func statusRows() throws -> [[String: Any]] {
+            let status = fleet.lab.run(["status", "ops", "--json"])
+            return try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]])
+        }
+        #expect(try statusRows().map { $0["name"] as? String } == ["ops-1", "ops-2"])
+        // Heartbeats come every second and 1.5 s of silence reads as stale: a loaded machine may need a moment.
+        try await eventually("both agents up with their workflow done", timeout: 30) {
+            try statusRows().allSatisfy { $0["agent"] as? String == "up" && $0["step"] as? String == "done (1/1)" && $0["health"] != nil }
+        }
 
         let exec = fleet.lab.run(["exec", "--fleet", "ops", "--", "echo", "hello"])
         #expect(exec.status == 0, "\(exec.stderr)")
