@@ -59,8 +59,10 @@ enum GuestScripts {
 
         if [ -n "$IONLAB_USER" ]; then
           uid=$(id -u "$IONLAB_USER") || exit 1
+          [ -S /run/dbus/system_bus_socket ] || { echo "user services need D-Bus in the image (dbus, dbus-user-session): there is no system bus" >&2; exit 1; }
           loginctl enable-linger "$IONLAB_USER" || exit 1
           for _ in $(seq 50); do [ -S "/run/user/$uid/bus" ] && break; sleep 0.2; done
+          [ -S "/run/user/$uid/bus" ] || { echo "$IONLAB_USER has no session bus (/run/user/$uid/bus): user services need dbus-user-session in the image" >&2; exit 1; }
           ctl() { runuser -u "$IONLAB_USER" -- env XDG_RUNTIME_DIR="/run/user/$uid" systemctl --user "$@"; }
         else
           ctl() { systemctl "$@"; }
@@ -71,6 +73,19 @@ enum GuestScripts {
         command -v systemctl >/dev/null || { echo "systemd is not available on this machine (no systemctl)" >&2; exit 127; }
         [ -d /run/systemd/system ] || { echo "systemd is not running on this machine (PID 1 is $(cat /proc/1/comm))" >&2; exit 127; }
         """
+
+    /// A command line as a person reads it: a built-in script by its name and arguments ("ionlab-service
+    /// hello"), anything else on one line.
+    static func describe(_ argv: [String]) -> String {
+        var words = argv[...]
+        if words.first == "env" {
+            words = words.dropFirst().drop { $0.contains("=") }
+        }
+        if let shell = words.first, ["sh", "bash"].contains(shell), words.dropFirst().first == "-c", words.count >= 4 {
+            return words.dropFirst(3).joined(separator: " ")
+        }
+        return Format.oneLine(argv.joined(separator: " "), limit: 160)
+    }
 
     /// Fails with a clear reason unless systemd runs the machine.
     static let requireSystemd = ["sh", "-c", requireSystemdScript]

@@ -118,7 +118,7 @@ struct WorkflowRunner {
             case .completed: how = result.exitCode.map { "exited with \($0)" } ?? "killed by signal \(result.signal ?? 0)"
             default: how = result.error ?? result.outcome.rawValue
             }
-            throw StepFailure(message: "\(argv.joined(separator: " ")) \(how)", output: result.outputTail, timedOut: result.outcome == .timedOut)
+            throw StepFailure(message: "\(GuestScripts.describe(argv)) \(how)", output: result.outputTail, timedOut: result.outcome == .timedOut)
         }
         return result
     }
