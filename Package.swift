@@ -86,7 +86,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ionlab-bench", dependencies: [
-            "IonLabController", "IonLabWire", "IonLabPKI", "IonLabConfig", "CIonLabSys",
+            "IonLabController", "IonLabAgent", "IonLabWire", "IonLabPKI", "IonLabConfig", "CIonLabSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

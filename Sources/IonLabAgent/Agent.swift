@@ -74,18 +74,9 @@ public final class Agent: @unchecked Sendable {
         let (key, csrPEM) = try AgentKeys.makeKeyAndCSR(name: config.name)
         let channel = try await connector.connect(identity: nil)
         let response: EnrollResponse = try await channel.executeThenClose { inbound, outbound in
-            let mux = MuxConnection(writer: outbound, side: .client)
-            try await mux.sendControl(.hello(Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID())))
-            try await mux.sendControl(.enroll(EnrollRequest(name: config.name, token: token, csrPEM: csrPEM)))
-            for try await frame in inbound {
-                switch try mux.route(frame) {
-                case .control(.enrolled(let response)): return response
-                case .control(.refused(let refusal)): throw refusal
-                case .control(let other): throw WireError.unexpected("\(other.name) during enrollment")
-                default: throw WireError.unexpected("a stream during enrollment")
-                }
-            }
-            throw WireError.connectionClosed
+            try await MuxConnection(writer: outbound, side: .client).enroll(
+                Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID()),
+                EnrollRequest(name: config.name, token: token, csrPEM: csrPEM), frames: inbound)
         }
         let certificate: Certificate
         do {
@@ -110,15 +101,9 @@ public final class Agent: @unchecked Sendable {
             let mux = MuxConnection(writer: outbound, side: .client)
             defer { mux.fail(WireError.connectionClosed) }
             let known = await jobs.knownIDs
-            try await mux.sendControl(.hello(Hello(role: .agent, software: "ionlab-agent \(Self.version)",
-                                                   bootID: HealthProbe.bootID(), runningJobs: known)))
             var frames = inbound.makeAsyncIterator()
-            guard let first = try await frames.next() else { throw WireError.connectionClosed }
-            switch try mux.route(first) {
-            case .control(.welcome): break
-            case .control(.refused(let refusal)): throw refusal
-            default: throw WireError.unexpected("reply to hello")
-            }
+            try await mux.greet(Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID(), runningJobs: known),
+                                frames: &frames)
             onEstablished()
             logger.notice("connected to the controller as \(config.name)")
             // Request handlers are not awaited when the connection ends: their jobs live on in the job

@@ -7,13 +7,20 @@ import NIOPosix
 import NIOSSL
 
 /// Opens TLS connections to the controller, trusting it only through the CA pin.
-struct AgentConnector {
+public struct AgentConnector: Sendable {
     let endpoints: [Endpoint]
     let pin: CAPin
     let group: EventLoopGroup
 
-    /// Connects to the first endpoint that answers. A pin mismatch is terminal; the rest is transient.
-    func connect(identity: Identity?) async throws -> NIOAsyncChannel<Frame, Frame> {
+    public init(endpoints: [Endpoint], pin: CAPin, group: EventLoopGroup) {
+        self.endpoints = endpoints
+        self.pin = pin
+        self.group = group
+    }
+
+    /// Connects to the first endpoint that answers, with a client certificate when `identity` is given (none
+    /// for enrollment). A pin mismatch is terminal; the rest is transient.
+    public func connect(identity: Identity?) async throws -> NIOAsyncChannel<Frame, Frame> {
         let context = try TLSSetup.clientContext(identity: identity)
         var lastError: Error = WireError.connectionClosed
         for endpoint in endpoints {

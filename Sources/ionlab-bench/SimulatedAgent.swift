@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgent
 import IonLabConfig
 import IonLabController
 import IonLabPKI
@@ -17,8 +18,8 @@ final class SimulatedFleet: @unchecked Sendable {
     let pin: CAPin
     let heartbeatSeconds: Double
     let group: EventLoopGroup
-    /// Enrollment presents no client certificate, so every agent shares one context for it.
-    let enrollmentContext: NIOSSLContext
+    /// The agent's own connector: TLS to the endpoint, the controller trusted through the CA pin.
+    let connector: AgentConnector
     let startedAt = Date()
 
     private struct State {
@@ -38,7 +39,7 @@ final class SimulatedFleet: @unchecked Sendable {
         self.pin = pin
         self.heartbeatSeconds = heartbeatSeconds
         self.group = group
-        self.enrollmentContext = try TLSSetup.clientContext(identity: nil)
+        self.connector = AgentConnector(endpoints: [endpoint], pin: pin, group: group)
     }
 
     /// The name of the agent with this index: `sim-00000`, `sim-00001`, …
@@ -130,29 +131,6 @@ final class SimulatedFleet: @unchecked Sendable {
             if state.firstError == nil { state.firstError = "\(agent): session lost: \(Format.error(error))" }
         }
     }
-
-    /// A TLS connection to the controller that trusts it only through the CA pin, as an agent's does.
-    func connect(context: NIOSSLContext) async throws -> NIOAsyncChannel<Frame, Frame> {
-        let pin = self.pin
-        let (channel, handshake) = try await ClientBootstrap(group: group)
-            .connectTimeout(.seconds(10))
-            .connect(host: endpoint.host, port: endpoint.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let tls = try TLSSetup.clientHandler(context: context, pin: pin)
-                    let waiter = HandshakeWaiter(promise: channel.eventLoop.makePromise())
-                    try channel.pipeline.syncOperations.addHandlers([tls, waiter])
-                    try channel.pipeline.syncOperations.addFrameCodec()
-                    return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), waiter.done)
-                }
-            }
-        do {
-            try await handshake.get()
-        } catch {
-            try? await channel.channel.close()
-            throw error
-        }
-        return channel
-    }
 }
 
 /// One simulated agent: the agent's enrollment and session protocol, with an exec handler that runs nothing.
@@ -166,19 +144,10 @@ struct SimulatedAgent: Sendable {
     /// Trades the token and a CSR for a certificate, on a connection without a client certificate.
     func enroll(token: String) async throws -> Identity {
         let (key, csrPEM) = try AgentKeys.makeKeyAndCSR(name: name)
-        let channel = try await fleet.connect(context: fleet.enrollmentContext)
+        let channel = try await fleet.connector.connect(identity: nil)
         let response: EnrollResponse = try await channel.executeThenClose { inbound, outbound in
-            let mux = MuxConnection(writer: outbound, side: .client)
-            try await mux.sendControl(.hello(Hello(role: .agent, software: Self.software, bootID: bootID)))
-            try await mux.sendControl(.enroll(EnrollRequest(name: name, token: token, csrPEM: csrPEM)))
-            for try await frame in inbound {
-                switch try mux.route(frame) {
-                case .control(.enrolled(let response)): return response
-                case .control(.refused(let refusal)): throw refusal
-                default: throw WireError.unexpected("reply to enroll")
-                }
-            }
-            throw WireError.connectionClosed
+            try await MuxConnection(writer: outbound, side: .client).enroll(
+                Hello(role: .agent, software: Self.software, bootID: bootID), EnrollRequest(name: name, token: token, csrPEM: csrPEM), frames: inbound)
         }
         return Identity(certificate: try Certificate(pemEncoded: response.certificatePEM), privateKey: key)
     }
@@ -204,18 +173,12 @@ struct SimulatedAgent: Sendable {
     }
 
     private func session(identity: Identity, onWelcome: () -> Void) async throws {
-        let channel = try await fleet.connect(context: try TLSSetup.clientContext(identity: identity))
+        let channel = try await fleet.connector.connect(identity: identity)
         try await channel.executeThenClose { inbound, outbound in
             let mux = MuxConnection(writer: outbound, side: .client)
             defer { mux.fail(WireError.connectionClosed) }
-            try await mux.sendControl(.hello(Hello(role: .agent, software: Self.software, bootID: bootID, runningJobs: [])))
             var frames = inbound.makeAsyncIterator()
-            guard let first = try await frames.next() else { throw WireError.connectionClosed }
-            switch try mux.route(first) {
-            case .control(.welcome): break
-            case .control(.refused(let refusal)): throw refusal
-            default: throw WireError.unexpected("reply to hello")
-            }
+            try await mux.greet(Hello(role: .agent, software: Self.software, bootID: bootID, runningJobs: []), frames: &frames)
             fleet.sessionStarted()
             defer { fleet.sessionEnded() }
             onWelcome()
