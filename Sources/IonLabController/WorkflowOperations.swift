@@ -74,9 +74,7 @@ extension WorkflowRunner {
 
     /// Runs every probe in the VM; one verdict line for the VM, failing the step if a probe failed.
     func verify(_ probes: [Probe], jobID: String, timeout: Double) async throws -> String {
-        let session = try await connectedSession(patience: min(timeout, 60))
-        let spec = ExecSpec(jobID: jobID, argv: GuestScripts.verify(probes), timeoutSeconds: timeout)
-        let result = try await withStepDeadline(timeout + 30) { try await session.exec(spec, controller: self.controller).result() }
+        let result = try await run(GuestScripts.verify(probes), jobID: jobID, timeout: timeout)
         let verdicts = result.outputTail.split(whereSeparator: \.isNewline).compactMap { line -> (passed: Bool, text: String)? in
             let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 3, ["PASS", "FAIL"].contains(parts[0]) else { return nil }

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabProvision
 import IonLabTransfer
 import IonLabWire
 
@@ -106,11 +107,17 @@ struct WorkflowRunner {
         return failure
     }
 
-    /// Runs a command on the VM's agent; the agent enforces the timeout and kills the command's process group.
-    func exec(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double) async throws -> ExecResult {
+    /// Runs a command on the VM's agent and returns its result however it ended; the agent enforces the
+    /// timeout and kills the command's process group.
+    func run(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double) async throws -> ExecResult {
         let session = try await connectedSession(patience: min(timeout, 60))
         let spec = ExecSpec(jobID: jobID, argv: argv, timeoutSeconds: timeout)
-        let result = try await withStepDeadline(timeout + 30) { try await session.exec(spec, controller: self.controller).result() }
+        return try await withStepDeadline(timeout + 30) { try await session.exec(spec, controller: self.controller).result() }
+    }
+
+    /// Runs a command on the VM's agent; anything but exit 0 is a `StepFailure`.
+    func exec(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double) async throws -> ExecResult {
+        let result = try await run(argv, jobID: jobID, timeout: timeout)
         guard Self.succeeded(result) else {
             let how: String
             switch result.outcome {
@@ -148,15 +155,7 @@ struct WorkflowRunner {
     }
 
     func withStepDeadline<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-                throw StepFailure(message: "no answer within \(Int(seconds))s", timedOut: true)
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
-        }
+        try await withDeadline(seconds: seconds, orThrow: StepFailure(message: "no answer within \(Int(seconds))s", timedOut: true), body)
     }
 
     static func succeeded(_ result: ExecResult) -> Bool { result.outcome == .completed && result.exitCode == 0 }

@@ -150,11 +150,17 @@ func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @escapin
 
 /// Runs `body`, or fails with a timeout error after `seconds` (the body's blocking call may finish later).
 func withDeadline<T: Sendable>(seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withDeadline(seconds: seconds, orThrow: ProvisionError("\(what): no answer within \(seconds) s"), body)
+}
+
+/// Runs `body`, or throws `timeout` once `seconds` have passed (the body's blocking call may finish later).
+public func withDeadline<T: Sendable>(seconds: Double, orThrow timeout: @autoclosure @escaping @Sendable () -> Error,
+                                      _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await body() }
         group.addTask {
             try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            throw ProvisionError("\(what): no answer within \(seconds) s")
+            throw timeout()
         }
         defer { group.cancelAll() }
         return try await group.next()!
