@@ -14,6 +14,9 @@ public enum Message: Codable, Sendable {
     case jobReportsAck([String])
     case renew(csrPEM: String)
     case renewed(certificatePEM: String)
+    /// The answer to the hello of an agent whose certificate expired while it was away (within the recovery
+    /// window): it may only `renew` on this connection, with a new key, and reconnect with the new certificate.
+    case renewalRequired(String)
 
     // Requests. Each opens a stream; the stream ends with a final message.
     case exec(ExecSpec)

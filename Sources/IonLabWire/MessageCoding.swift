@@ -22,14 +22,19 @@ public enum MessageCoding {
         return allocator.buffer(bytes: bytes)
     }
 
+    /// Decodes a message and checks its fields (``Message/check()``): whatever a peer sends is bounded
+    /// before anyone uses it.
     public static func decode(_ payload: ByteBuffer) throws -> Message {
+        let message: Message
         do {
-            return try decoder.decode(Message.self, from: Data(payload.readableBytesView))
+            message = try decoder.decode(Message.self, from: Data(payload.readableBytesView))
         } catch let error as DecodingError {
             throw WireError.malformedMessage(Self.describe(error))
         } catch {
             throw WireError.malformedMessage("\(error)")
         }
+        try message.check()
+        return message
     }
 
     /// A one-line account of a decoding failure.

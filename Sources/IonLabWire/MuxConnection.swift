@@ -14,8 +14,9 @@ public enum Routed: Sendable {
 /// Multiplexes request streams over one frame channel, with per-stream flow control.
 ///
 /// Each side opens streams with ids of its own parity (the controller even, its peers odd), so ids never
-/// collide. Data frames spend credit that the receiver grants back as it consumes them, so a stream never
-/// buffers more than ``initialWindow`` bytes, however fast the sender is.
+/// collide. Every frame on a stream spends credit that the receiver grants back as it consumes them, so a
+/// stream never queues more than ``initialWindow`` bytes, however fast the sender is; the ids a peer passed
+/// over are remembered in bounded memory (``PeerStreamIDs``).
 public final class MuxConnection: @unchecked Sendable {
     /// Which ids this side uses for the streams it opens.
     public enum Side: Sendable {
@@ -26,26 +27,27 @@ public final class MuxConnection: @unchecked Sendable {
     }
 
     /// Bytes a sender may have in flight on one stream before the receiver grants more.
-    public static let initialWindow = 4 << 20
+    public static let initialWindow = FlowControl.initialWindow
 
     let writer: NIOAsyncChannelOutboundWriter<Frame>
     public let allocator = ByteBufferAllocator()
     private let lock = NIOLock()
     private var streams: [UInt32: WireStream] = [:]
     private var nextLocalID: UInt32
-    private var highestPeerID: UInt32 = 0
-    private var unopenedPeerIDs = Set<UInt32>()
+    private var peerIDs: PeerStreamIDs
     private var failure: Error?
 
     public init(writer: NIOAsyncChannelOutboundWriter<Frame>, side: Side) {
         self.writer = writer
         self.nextLocalID = side.firstID
+        self.peerIDs = PeerStreamIDs(peerParity: side.firstID &+ 1)
     }
 
     /// Opens a new stream; send its first message to start a request.
     public func openStream() throws -> WireStream {
         try lock.withLock {
             if let failure { throw failure }
+            guard nextLocalID < UInt32.max - 1 else { throw WireError.streamIDsExhausted }
             let stream = WireStream(id: nextLocalID, connection: self)
             streams[nextLocalID] = stream
             nextLocalID += 2
@@ -67,6 +69,11 @@ public final class MuxConnection: @unchecked Sendable {
         try await writer.write(frame)
     }
 
+    /// Tells the peer a stream was abandoned. Fire and forget: the stream's own frames were written before.
+    func sendReset(stream: UInt32) {
+        Task { try? await self.write(Frame(kind: .reset, stream: stream, payload: ByteBuffer())) }
+    }
+
     /// Routes one inbound frame. Throws protocol errors, after which the connection must close.
     public func route(_ frame: Frame) throws -> Routed {
         if frame.stream == 0 {
@@ -78,34 +85,19 @@ public final class MuxConnection: @unchecked Sendable {
             try existing.receive(frame)
             return .delivered
         }
-        guard try claimPeerID(frame.stream) else { return .delivered }  // late frames of a stream this side already closed
+        // Resets and grants for a stream that already ended are normal; they never open one.
+        if frame.kind == .reset || frame.kind == .window { return .delivered }
+        guard try lock.withLock({ try peerIDs.claim(frame.stream) }) else { return .delivered }  // late frames of a closed stream
         guard frame.kind == .message else { throw WireError.unexpected("\(frame.kind) frame opening stream \(frame.stream)") }
         let message = try MessageCoding.decode(frame.payload)
         let stream = WireStream(id: frame.stream, connection: self)
+        try stream.receivedOpening(payloadBytes: frame.payload.readableBytes)
         lock.withLock { streams[frame.stream] = stream }
         return .opened(stream, message)
     }
 
-    /// Whether `id` opens a new peer stream. The peer allocates ids in order, but tasks that open streams at
-    /// once may send their first frames out of order: ids passed over by a higher one stay claimable.
-    private func claimPeerID(_ id: UInt32) throws -> Bool {
-        try lock.withLock {
-            guard id % 2 != nextLocalID % 2 else { return false }
-            if id > highestPeerID {
-                let next = highestPeerID == 0 ? (nextLocalID % 2 == 0 ? 1 : 2) : highestPeerID + 2
-                guard (id - next) / 2 <= Self.maximumSkippedIDs else {
-                    throw WireError.unexpected("stream \(id) skips more than \(Self.maximumSkippedIDs) stream ids")
-                }
-                for skipped in stride(from: next, to: id, by: 2) { unopenedPeerIDs.insert(skipped) }
-                highestPeerID = id
-                return true
-            }
-            return unopenedPeerIDs.remove(id) != nil
-        }
-    }
-
     /// How many stream ids a peer may pass over before opening them: more concurrent opens than this is abuse.
-    public static let maximumSkippedIDs: UInt32 = 4096
+    public static let maximumSkippedIDs: UInt32 = PeerStreamIDs.maximumPassedOver
 
     /// Fails every open stream; later sends throw `error`.
     public func fail(_ error: Error) {
@@ -120,6 +112,9 @@ public final class MuxConnection: @unchecked Sendable {
     func remove(_ stream: WireStream) {
         lock.withLock { _ = streams.removeValue(forKey: stream.id) }
     }
+
+    /// How many passed-over peer stream ids are remembered, for tests.
+    public var rememberedPeerIDs: Int { lock.withLock { peerIDs.rememberedCount } }
 
     /// The number of open streams, for tests and metrics.
     public var openStreamCount: Int { lock.withLock { streams.count } }

@@ -8,19 +8,24 @@ public enum StreamItem: Sendable {
 }
 
 /// One request's stream on a ``MuxConnection``: ordered messages and flow-controlled data both ways.
+///
+/// Every frame spends credit (``FlowControl``), so what a peer can queue here is bounded. A stream ends for
+/// both sides when either goes away: ``close()`` and ``abort(_:)`` send a reset that fails the peer's end at
+/// once, and a failed connection fails every stream.
 public final class WireStream: @unchecked Sendable {
     public let id: UInt32
     let connection: MuxConnection
     private let lock = NIOLock()
-    private var inbox = CircularBuffer<StreamItem>()
-    private var receiver: CheckedContinuation<StreamItem, Error>?
+    private var inbox = CircularBuffer<(item: StreamItem, payloadBytes: Int)>()
+    private var receiver: CheckedContinuation<(item: StreamItem, payloadBytes: Int), Error>?
+    /// Why receiving has stopped, if it has.
     private var failure: Error?
-    /// Bytes the peer may still send before we grant more.
-    private var receiveCredit = MuxConnection.initialWindow
-    private var consumedSinceGrant = 0
-    /// Bytes we may still send before the peer grants more.
-    private var sendCredit = MuxConnection.initialWindow
-    private var creditWaiters: [CheckedContinuation<Void, Error>] = []
+    /// Why sending is pointless: the peer reset the stream or the connection failed.
+    private var peerGone: Error?
+    private var resetSent = false
+    private var inbound = InboundWindow()
+    private var outbound = OutboundWindow()
+    private var creditWaiter: CheckedContinuation<Void, Error>?
 
     init(id: UInt32, connection: MuxConnection) {
         self.id = id
@@ -30,14 +35,17 @@ public final class WireStream: @unchecked Sendable {
     // MARK: Sending
 
     public func send(_ message: Message) async throws {
-        try await connection.send(message, stream: id)
+        let payload = try MessageCoding.encode(message, allocator: connection.allocator)
+        try await acquireCredit { $0.reserveMessage(payloadBytes: payload.readableBytes) ? () : nil }
+        try await connection.write(Frame(kind: .message, stream: id, payload: payload))
     }
 
     /// Sends bytes on a data channel, in chunks, waiting for credit as the receiver consumes them.
     public func send(data: ByteBuffer, on channel: DataChannel) async throws {
         var remaining = data
         while remaining.readableBytes > 0 {
-            let granted = try await acquireCredit(upTo: min(remaining.readableBytes, Frame.maxDataChunk))
+            let wanted = min(remaining.readableBytes, Frame.maxDataChunk)
+            let granted = try await acquireCredit { $0.reserveData(upTo: wanted) }
             var payload = connection.allocator.buffer(capacity: granted + 1)
             payload.writeInteger(channel.rawValue)
             var chunk = remaining.readSlice(length: granted)!
@@ -46,47 +54,57 @@ public final class WireStream: @unchecked Sendable {
         }
     }
 
-    private func acquireCredit(upTo wanted: Int) async throws -> Int {
+    /// Waits until `reserve` gets what it needs from the outbound window. One sender at a time waits on a
+    /// stream (its owner); cancellation ends the wait.
+    private func acquireCredit<T>(_ reserve: @escaping (inout OutboundWindow) -> T?) async throws -> T {
         while true {
-            let granted: Int? = try lock.withLock {
-                if let failure { throw failure }
-                guard sendCredit > 0 else { return nil }
-                let granted = min(wanted, sendCredit)
-                sendCredit -= granted
-                return granted
+            let reserved: T? = try lock.withLock {
+                if let peerGone { throw peerGone }
+                return reserve(&outbound)
             }
-            if let granted { return granted }
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                let resumeNow: Result<Void, Error>? = lock.withLock {
-                    if let failure { return .failure(failure) }
-                    if sendCredit > 0 { return .success(()) }
-                    creditWaiters.append(continuation)
-                    return nil
+            if let reserved { return reserved }
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                    let now: Result<Void, Error>? = lock.withLock {
+                        if let peerGone { return .failure(peerGone) }
+                        if Task.isCancelled { return .failure(CancellationError()) }
+                        var probe = outbound
+                        if reserve(&probe) != nil { return .success(()) }
+                        creditWaiter = continuation
+                        return nil
+                    }
+                    if let now { continuation.resume(with: now) }
                 }
-                if let resumeNow { continuation.resume(with: resumeNow) }
+            } onCancel: {
+                let waiter: CheckedContinuation<Void, Error>? = self.lock.withLock {
+                    defer { self.creditWaiter = nil }
+                    return self.creditWaiter
+                }
+                waiter?.resume(throwing: CancellationError())
             }
         }
     }
 
     // MARK: Receiving
 
-    /// The next item from the peer. Throws when the connection fails or the task is cancelled.
+    /// The next item from the peer. Throws when the stream or the connection fails, or the task is cancelled.
     public func next() async throws -> StreamItem {
-        let item: StreamItem = try await withTaskCancellationHandler {
+        let next: (item: StreamItem, payloadBytes: Int) = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let ready: Result<StreamItem, Error>? = lock.withLock {
-                    if let item = inbox.popFirst() { return .success(item) }
+                let ready: Result<(item: StreamItem, payloadBytes: Int), Error>? = lock.withLock {
+                    if let queued = inbox.popFirst() { return .success(queued) }
                     if let failure { return .failure(failure) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
                     receiver = continuation
                     return nil
                 }
                 if let ready { continuation.resume(with: ready) }
             }
         } onCancel: {
-            self.fail(CancellationError(), local: true)
+            self.failReceiving(CancellationError())
         }
-        if case .data(_, let bytes) = item { try await consumed(bytes.readableBytes) }
-        return item
+        try await consumed(next.payloadBytes)
+        return next.item
     }
 
     /// The next item, which must be a message.
@@ -97,86 +115,120 @@ public final class WireStream: @unchecked Sendable {
         }
     }
 
-    /// Grants credit back once half the window has been consumed.
-    private func consumed(_ count: Int) async throws {
-        let grant: Int = lock.withLock {
-            consumedSinceGrant += count
-            guard consumedSinceGrant >= MuxConnection.initialWindow / 2 else { return 0 }
-            defer { consumedSinceGrant = 0 }
-            receiveCredit += consumedSinceGrant
-            return consumedSinceGrant
-        }
-        guard grant > 0 else { return }
+    /// Gives credit back for a consumed frame; grants go out once half the window has been consumed.
+    private func consumed(_ payloadBytes: Int) async throws {
+        guard let grant = lock.withLock({ inbound.consume(payloadBytes: payloadBytes) }) else { return }
         var payload = connection.allocator.buffer(capacity: 4)
-        payload.writeInteger(UInt32(grant))
-        try await connection.write(Frame(kind: .window, stream: id, payload: payload))
+        payload.writeInteger(grant)
+        try? await connection.write(Frame(kind: .window, stream: id, payload: payload))
     }
 
-    /// Called by the connection's reader for each frame of this stream.
+    /// Called by the connection's reader for each frame of this stream; throws protocol errors.
     func receive(_ frame: Frame) throws {
         var payload = frame.payload
+        let payloadBytes = payload.readableBytes
         let item: StreamItem
         switch frame.kind {
         case .message:
+            try lock.withLock { try inbound.receive(payloadBytes: payloadBytes, stream: id) }
             item = .message(try MessageCoding.decode(payload))
         case .data:
             guard let raw = payload.readInteger(as: UInt8.self), let channel = DataChannel(rawValue: raw) else {
                 throw WireError.malformedMessage("data frame without a valid channel on stream \(id)")
             }
-            let count = payload.readableBytes
-            try lock.withLock {
-                guard count <= receiveCredit else {
-                    throw WireError.flowControlViolation(stream: id, bytes: count, credit: receiveCredit)
-                }
-                receiveCredit -= count
-            }
+            try lock.withLock { try inbound.receive(payloadBytes: payloadBytes, stream: id) }
             item = .data(channel, payload)
         case .window:
-            guard let grant = payload.readInteger(as: UInt32.self) else { throw WireError.truncatedFrame("window") }
-            let waiters: [CheckedContinuation<Void, Error>] = lock.withLock {
-                sendCredit += Int(grant)
-                defer { creditWaiters.removeAll() }
-                return creditWaiters
+            guard payload.readableBytes == 4, let grant = payload.readInteger(as: UInt32.self) else {
+                throw WireError.truncatedFrame("window frame of \(payloadBytes) bytes")
             }
-            for waiter in waiters { waiter.resume() }
+            let waiter: CheckedContinuation<Void, Error>? = try lock.withLock {
+                try outbound.grant(grant, stream: id)
+                defer { creditWaiter = nil }
+                return creditWaiter
+            }
+            waiter?.resume()
+            return
+        case .reset:
+            guard payloadBytes == 0 else { throw WireError.truncatedFrame("reset frame with a payload") }
+            peerReset()
             return
         }
-        let waiting: CheckedContinuation<StreamItem, Error>? = lock.withLock {
+        let waiting: CheckedContinuation<(item: StreamItem, payloadBytes: Int), Error>? = lock.withLock {
             if failure != nil { return nil }
             if let receiver {
                 self.receiver = nil
                 return receiver
             }
-            inbox.append(item)
+            inbox.append((item, payloadBytes))
             return nil
         }
-        waiting?.resume(returning: item)
+        waiting?.resume(returning: (item, payloadBytes))
+    }
+
+    /// Accounts for the opening message, which the connection hands to its owner instead of queueing it.
+    func receivedOpening(payloadBytes: Int) throws {
+        try lock.withLock {
+            try inbound.receive(payloadBytes: payloadBytes, stream: id)
+            _ = inbound.consume(payloadBytes: payloadBytes)
+        }
     }
 
     // MARK: Ending
 
-    /// Stops receiving on this stream. Late frames from the peer are dropped.
-    /// Fails this stream locally: pending and later receives and sends throw `error`.
-    public func abort(_ error: Error) {
-        fail(error, local: true)
-    }
-
+    /// Ends the stream: the peer is told (its end fails at once) unless it already went away, and later
+    /// frames from it are dropped.
     public func close() {
-        connection.remove(self)
-        fail(WireError.unexpected("use of closed stream \(id)"), local: false)
+        end(WireError.unexpected("use of closed stream \(id)"))
     }
 
-    func fail(_ error: Error, local: Bool = false) {
-        let (receiver, waiters): (CheckedContinuation<StreamItem, Error>?, [CheckedContinuation<Void, Error>]) = lock.withLock {
+    /// Ends the stream like ``close()``, failing pending and later receives and sends here with `error`.
+    public func abort(_ error: Error) {
+        end(error)
+    }
+
+    private func end(_ error: Error) {
+        let sendReset: Bool = lock.withLock {
+            defer { resetSent = true }
+            return peerGone == nil && !resetSent
+        }
+        connection.remove(self)
+        failReceiving(error)
+        failSending(error)
+        if sendReset { connection.sendReset(stream: id) }
+    }
+
+    /// The peer reset the stream.
+    func peerReset() {
+        connection.remove(self)
+        fail(WireError.streamReset(id))
+    }
+
+    /// The connection failed: nothing more can be sent or received.
+    func fail(_ error: Error) {
+        failReceiving(error)
+        failSending(error, peerGone: true)
+    }
+
+    /// Stops receiving: a waiting receiver (and later ones, once the queue is drained) get `error`.
+    private func failReceiving(_ error: Error) {
+        let receiver: CheckedContinuation<(item: StreamItem, payloadBytes: Int), Error>? = lock.withLock {
             if failure == nil { failure = error }
-            defer {
-                self.receiver = nil
-                creditWaiters.removeAll()
-            }
-            return (self.receiver, creditWaiters)
+            defer { self.receiver = nil }
+            return self.receiver
         }
         receiver?.resume(throwing: error)
-        for waiter in waiters { waiter.resume(throwing: error) }
-        if local { connection.remove(self) }
     }
+
+    private func failSending(_ error: Error, peerGone gone: Bool = true) {
+        let waiter: CheckedContinuation<Void, Error>? = lock.withLock {
+            if gone, peerGone == nil { peerGone = error }
+            defer { creditWaiter = nil }
+            return creditWaiter
+        }
+        waiter?.resume(throwing: error)
+    }
+
+    /// Items queued and not yet taken, for tests.
+    public var queuedCount: Int { lock.withLock { inbox.count } }
 }

@@ -81,12 +81,13 @@ import Testing
         }
         var iterator = pair.opened.makeAsyncIterator()
         let (peer, _) = try #require(await iterator.next())
-        // The sender fills one window (however slowly a loaded machine lets it), then stalls: the receiver
-        // has read nothing.
+        // The sender fills one window less the message reserve (however slowly a loaded machine lets it), then
+        // stalls: the receiver has read nothing.
+        let fill = (MuxConnection.initialWindow - FlowControl.messageReserve) / chunk.readableBytes * chunk.readableBytes
         let deadline = ContinuousClock.now + .seconds(20)
-        while sent.value < MuxConnection.initialWindow, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        while sent.value < fill, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         try await Task.sleep(for: .milliseconds(300))
-        #expect(sent.value == MuxConnection.initialWindow)
+        #expect(sent.value == fill)
         var received = 0
         while received < 4 * MuxConnection.initialWindow {
             if case .data(_, let bytes) = try await peer.next() { received += bytes.readableBytes }
@@ -119,6 +120,100 @@ import Testing
         let waiting = Task { try await stream.next() }
         try await pair.channels[0].close()
         await #expect(throws: WireError.connectionClosed) { try await waiting.value }
+    } }
+
+    // MARK: A hostile peer (issue 9, items 8 and 13)
+
+    /// Messages spend credit like data: a peer that floods a stream nobody reads is stopped at one window,
+    /// with a protocol error, instead of growing the stream's queue without end.
+    @Test func aPeerFloodingMessagesIsStoppedAtOneWindow() async throws { try await withPair { pair in
+        let stream = try pair.controller.openStream()
+        let payload = try MessageCoding.encode(.stdinEnd)
+        var accepted = 0
+        #expect(throws: WireError.self) {
+            while accepted < 1_000_000 {
+                _ = try pair.controller.route(Frame(kind: .message, stream: stream.id, payload: payload))
+                accepted += 1
+            }
+        }
+        #expect(accepted == MuxConnection.initialWindow / FlowControl.cost(payloadBytes: payload.readableBytes))
+        #expect(stream.queuedCount == accepted)
+    } }
+
+    /// Empty data frames cost their overhead too, so even they cannot queue without bound.
+    @Test func emptyDataFramesCannotQueueWithoutBound() async throws { try await withPair { pair in
+        let stream = try pair.controller.openStream()
+        var accepted = 0
+        #expect(throws: WireError.self) {
+            while accepted < 1_000_000 {
+                _ = try pair.controller.route(Frame(kind: .data, stream: stream.id, payload: ByteBuffer(bytes: [DataChannel.stdout.rawValue])))
+                accepted += 1
+            }
+        }
+        #expect(accepted <= MuxConnection.initialWindow / FlowControl.frameOverhead)
+    } }
+
+    /// Grants that would take a window past 2^31 - 1 are a protocol error, not an arithmetic trap.
+    @Test func windowGrantsCannotOverflow() async throws { try await withPair { pair in
+        let stream = try pair.controller.openStream()
+        var grant = ByteBuffer()
+        grant.writeInteger(UInt32.max)
+        #expect(throws: WireError.self) {
+            for _ in 0..<4 { _ = try pair.controller.route(Frame(kind: .window, stream: stream.id, payload: grant)) }
+        }
+        var zero = ByteBuffer()
+        zero.writeInteger(UInt32(0))
+        let other = try pair.controller.openStream()
+        #expect(throws: WireError.self) { try pair.controller.route(Frame(kind: .window, stream: other.id, payload: zero)) }
+    } }
+
+    /// Jumping ahead again and again cannot make the connection remember ever more passed-over ids.
+    @Test func passedOverStreamIDsStayBounded() async throws { try await withPair { pair in
+        let payload = try MessageCoding.encode(.cancel)
+        var id: UInt32 = 1
+        for _ in 0..<50 {
+            id += 2 * MuxConnection.maximumSkippedIDs
+            _ = try pair.controller.route(Frame(kind: .message, stream: id, payload: payload))
+        }
+        #expect(pair.controller.rememberedPeerIDs <= Int(MuxConnection.maximumSkippedIDs))
+    } }
+
+    /// Closing a stream tells the peer: its waiting receive fails at once (the agent sending a tree to a CLI
+    /// that left no longer waits for a reply that cannot come).
+    @Test func closingAStreamEndsThePeersEnd() async throws { try await withPair { pair in
+        let stream = try pair.controller.openStream()
+        try await stream.send(.get(GetRequest(source: "/x", recursive: false)))
+        var iterator = pair.opened.makeAsyncIterator()
+        let (peer, _) = try #require(await iterator.next())
+        let waiting = Task { try await peer.next() }
+        stream.close()
+        await #expect(throws: WireError.streamReset(peer.id)) { try await waiting.value }
+        await #expect(throws: WireError.streamReset(peer.id)) { try await peer.send(.stdinEnd) }
+        #expect(pair.client.openStreamCount == 0)
+    } }
+
+    /// What the peer sent before it reset a stream is still delivered, in order, before the reset.
+    @Test func itemsQueuedBeforeAResetAreDelivered() async throws { try await withPair { pair in
+        let stream = try pair.client.openStream()
+        try await stream.send(.stdinEnd)
+        try await stream.send(.cancel)
+        stream.close()
+        var iterator = pair.opened.makeAsyncIterator()
+        let (peer, first) = try #require(await iterator.next())
+        #expect(first.name == "stdinEnd")
+        #expect(try await peer.nextMessage().name == "cancel")
+        await #expect(throws: WireError.streamReset(peer.id)) { try await peer.next() }
+    } }
+
+    /// A sender waiting for credit can be cancelled (it once waited for good).
+    @Test func aSenderWaitingForCreditCanBeCancelled() async throws { try await withPair { pair in
+        let stream = try pair.client.openStream()
+        try await stream.send(.stdinEnd)
+        let chunk = ByteBuffer(repeating: 1, count: 1 << 20)
+        let sender = Task { for _ in 0..<16 { try await stream.send(data: chunk, on: .content) } }
+        try await Task.sleep(for: .milliseconds(300))
+        sender.cancel()
+        await #expect(throws: CancellationError.self) { try await sender.value }
     } }
 }
 
