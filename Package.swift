@@ -101,6 +101,11 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig"]),
+        .testTarget(name: "IonLabTransferTests", dependencies: [
+            "IonLabTransfer", "IonLabWire",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "IonLabProvisionTests", dependencies: ["IonLabProvision", "Libvirt", "IonLabConfig"]),
         .testTarget(name: "IonLabPKITests", dependencies: [
             "IonLabPKI", "IonLabConfig",

@@ -86,6 +86,10 @@ struct Copy: AsyncParsableCommand {
                 if case .failure(let failure) = first { throw ControllerError("\(remote.agent):\(remote.path): \(failure.message)") }
                 throw ControllerError("unexpected \(first.name) at the start of the download")
             }
+            if root.kind == .directory, !recursive {
+                stream.close()
+                throw ControllerError("\(remote.agent):\(remote.path): the agent sent a directory, and -r was not given")
+            }
             let receiver = try TreeReceiver(destination: destination, sourceName: Self.baseName(remote.path),
                                             sourceIsDirectory: root.kind == .directory)
             return try await receiver.receive(from: stream, first: first)
