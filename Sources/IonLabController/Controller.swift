@@ -30,13 +30,24 @@ public final class Controller: @unchecked Sendable {
         self.paths = paths
         self.config = FileManager.default.fileExists(atPath: paths.config) ? try ControllerConfig.load(path: paths.config) : ControllerConfig()
         self.ca = CertificateAuthority(identity: try Identity.load(directory: paths.directory, name: paths.caName))
-        self.serverIdentity = try Identity.load(directory: paths.directory, name: paths.serverName)
+        self.serverIdentity = try Self.serverIdentity(paths: paths, ca: ca, logger: logger)
         self.store = try Store(path: paths.database)
         self.events = EventLog(store: store, logger: logger)
         self.group = group
         self.logger = logger
         self.fleets = FleetRunner(controller: self)
         for vm in try store.vms() where vm.fleet != nil { events.assign(agent: vm.name, fleet: vm.fleet) }
+    }
+
+    /// The controller's server certificate, reissued once if it predates certificates that name their role
+    /// (agents refuse a server certificate that does not name the controller).
+    private static func serverIdentity(paths: StatePaths, ca: CertificateAuthority, logger: Logger) throws -> Identity {
+        let identity = try Identity.load(directory: paths.directory, name: paths.serverName)
+        if identity.certificate.isControllerCertificate { return identity }
+        let fresh = try ca.reissueServerCertificate(replacing: identity.certificate)
+        try fresh.save(directory: paths.directory, name: paths.serverName)
+        logger.notice("reissued the controller's server certificate so that it names the controller (\(fresh.certificate.serialHex))")
+        return fresh
     }
 
     /// Serves agents and the admin socket until the task is cancelled.

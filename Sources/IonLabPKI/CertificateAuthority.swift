@@ -34,10 +34,11 @@ public struct CertificateAuthority: Sendable {
     /// The pin agents use to recognise this CA.
     public var pin: CAPin { SPKIPin.of(certificate) }
 
-    /// Issues the controller's TLS server certificate, valid for the given host names and IP addresses.
+    /// Issues the controller's TLS server certificate, valid for the given host names and IP addresses, and
+    /// naming the controller (``CertificateRole/controllerURI``) so that no agent certificate can pass for it.
     public func issueServerCertificate(hosts: [String], lifetime: TimeInterval = 2 * 365 * 86_400) throws -> Identity {
         let key = P256.Signing.PrivateKey()
-        let names: [GeneralName] = hosts.map { host in
+        let names: [GeneralName] = [.uniformResourceIdentifier(CertificateRole.controllerURI)] + hosts.map { host in
             if let bytes = IPAddressBytes.parse(host) { return .ipAddress(ASN1OctetString(contentBytes: bytes[...])) }
             return .dnsName(host)
         }
@@ -60,7 +61,8 @@ public struct CertificateAuthority: Sendable {
             throw PKIError("the certificate signing request's signature does not match its key")
         }
         return try issue(publicKey: csr.publicKey, subject: try DistinguishedName { OrganizationName("ionlab agents"); CommonName(name) },
-                         lifetime: lifetime, usage: .clientAuth, subjectAlternativeNames: [])
+                         lifetime: lifetime, usage: .clientAuth,
+                         subjectAlternativeNames: [.uniformResourceIdentifier(CertificateRole.agentURI(name))])
     }
 
     private func issue(publicKey: Certificate.PublicKey, subject: DistinguishedName, lifetime: TimeInterval,
@@ -80,21 +82,51 @@ public struct CertificateAuthority: Sendable {
             issuerPrivateKey: .init(identity.privateKey))
     }
 
-    /// Checks that a certificate was issued by this CA for client authentication and is valid now.
+    /// Checks that a certificate was issued by this CA for an agent (client authentication only, naming the
+    /// agent of its common name) and is valid now.
     public func verifyClientCertificate(_ certificate: Certificate, now: Date = Date()) throws {
-        guard certificate.issuer == self.certificate.subject,
-              self.certificate.publicKey.isValidSignature(certificate.signature, for: certificate) else {
-            throw PKIError("client certificate \(certificate.subject) is not signed by this controller's CA")
-        }
+        try verifyAgentIssue(certificate)
         guard now >= certificate.notValidBefore else {
             throw PKIError("client certificate \(certificate.serialHex) is not valid before \(certificate.notValidBefore)")
         }
         guard now <= certificate.notValidAfter else {
             throw PKIError("client certificate \(certificate.serialHex) expired at \(certificate.notValidAfter)")
         }
-        guard let usage = try? certificate.extensions.extendedKeyUsage, usage.contains(.clientAuth) else {
-            throw PKIError("certificate \(certificate.serialHex) is not a client certificate")
+    }
+
+    /// Checks everything about an agent's certificate except its dates: this CA signed it, for client
+    /// authentication only, naming the agent of its common name.
+    public func verifyAgentIssue(_ certificate: Certificate) throws {
+        guard certificate.issuer == self.certificate.subject,
+              self.certificate.publicKey.isValidSignature(certificate.signature, for: certificate) else {
+            throw PKIError("client certificate \(certificate.subject) is not signed by this controller's CA")
         }
+        guard let usage = try? certificate.extensions.extendedKeyUsage, usage.contains(.clientAuth), !usage.contains(.serverAuth),
+              !certificate.isCertificateAuthority else {
+            throw PKIError("certificate \(certificate.serialHex) is not an agent's client certificate")
+        }
+        // Certificates issued before they named their agent carry no URI; the store binds their serial to it.
+        guard let name = certificate.commonName, certificate.uris.isEmpty || certificate.uris == [CertificateRole.agentURI(name)] else {
+            throw PKIError("certificate \(certificate.serialHex) does not name the agent it was issued to")
+        }
+    }
+
+    /// A new server certificate for the hosts an older one (issued before certificates named their role)
+    /// was valid for.
+    public func reissueServerCertificate(replacing old: Certificate) throws -> Identity {
+        let names = (try? old.extensions.subjectAlternativeNames).map(Array.init) ?? []
+        let hosts: [String] = names.compactMap { name in
+            switch name {
+            case .dnsName(let host): return host
+            case .ipAddress(let bytes):
+                let raw = Array(bytes.bytes)
+                var text = [CChar](repeating: 0, count: 64)
+                let family = raw.count == 4 ? AF_INET : AF_INET6
+                return raw.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &text, 64) } == nil ? nil : String(cString: text)
+            default: return nil
+            }
+        }
+        return try issueServerCertificate(hosts: hosts)
     }
 }
 

@@ -82,7 +82,35 @@ public enum PEMFile {
     }
 }
 
+/// Who a certificate speaks for, as a URI among its subject alternative names: the controller, or one agent.
+public enum CertificateRole {
+    public static let controllerURI = "urn:ionlab:controller"
+    public static func agentURI(_ name: String) -> String { "urn:ionlab:agent:\(name)" }
+}
+
 extension Certificate {
+    /// The URIs among the subject alternative names.
+    public var uris: [String] {
+        guard let names = try? extensions.subjectAlternativeNames else { return [] }
+        return names.compactMap { name in
+            if case .uniformResourceIdentifier(let uri) = name { return uri }
+            return nil
+        }
+    }
+
+    /// Whether the basic constraints make this a CA certificate.
+    public var isCertificateAuthority: Bool {
+        guard let constraints = try? extensions.basicConstraints, case .isCertificateAuthority = constraints else { return false }
+        return true
+    }
+
+    /// Whether this is a controller's server certificate: server authentication only, naming the controller.
+    public var isControllerCertificate: Bool {
+        guard let usage = try? extensions.extendedKeyUsage else { return false }
+        return usage.contains(.serverAuth) && !usage.contains(.clientAuth) && !isCertificateAuthority
+            && uris.contains(CertificateRole.controllerURI)
+    }
+
     /// The serial number as lowercase hex.
     public var serialHex: String { serialNumber.bytes.map { String(format: "%02x", $0) }.joined() }
 

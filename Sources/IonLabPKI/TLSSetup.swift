@@ -60,6 +60,10 @@ public enum TLSSetup {
         guard leaf.issuer == ca.subject, ca.publicKey.isValidSignature(leaf.signature, for: leaf) else {
             return "the controller's certificate is not signed by the pinned CA"
         }
+        // The same CA signs agents' certificates: only a server certificate naming the controller will do.
+        guard leaf.isControllerCertificate else {
+            return "the peer's certificate \(leaf.serialHex) is not the controller's (it must be for server authentication only and name \(CertificateRole.controllerURI)); another machine may be posing as the controller"
+        }
         guard now >= leaf.notValidBefore, now <= leaf.notValidAfter else {
             return "the controller's certificate is not valid now"
         }

@@ -81,6 +81,31 @@ import X509
         let mixed = try [forged.certificate, ca.certificate].map { try NIOSSLCertificateBridge.make($0) }
         #expect(TLSSetup.verifyServerChain(mixed, pin: ca.pin) == "the controller's certificate is not signed by the pinned CA")
     }
+
+    /// Issue 9, item 2: the CA signs agents' certificates too, and a guest holding one once passed for the
+    /// controller towards other agents.
+    @Test func anAgentCertificateCannotPassForTheController() throws {
+        let (_, csr) = try AgentKeys.makeKeyAndCSR(name: "vm1")
+        let agent = try ca.signAgentCertificate(csrPEM: csr, name: "vm1", lifetime: 3600)
+        let chain = try [agent, ca.certificate].map { try NIOSSLCertificateBridge.make($0) }
+        #expect(TLSSetup.verifyServerChain(chain, pin: ca.pin)?.contains("is not the controller's") == true)
+        #expect(!agent.isControllerCertificate)
+        #expect(agent.uris == ["urn:ionlab:agent:vm1"])
+        let server = try ca.issueServerCertificate(hosts: ["127.0.0.1"])
+        #expect(server.certificate.isControllerCertificate)
+        #expect(try server.certificate.extensions.extendedKeyUsage?.contains(.clientAuth) == false)
+        // And the controller takes no server certificate for an agent's.
+        #expect(throws: PKIError.self) { try ca.verifyClientCertificate(server.certificate) }
+    }
+
+    @Test func anOldServerCertificateIsReissuedForTheSameHostsWithItsRole() throws {
+        let fresh = try ca.reissueServerCertificate(replacing: try ca.issueServerCertificate(hosts: ["127.0.0.1", "::1", "lab.example"]).certificate)
+        #expect(fresh.certificate.isControllerCertificate)
+        let names = try #require(try fresh.certificate.extensions.subjectAlternativeNames).map { "\($0)" }.joined(separator: " ")
+        #expect(names.contains("lab.example"))
+        #expect(names.contains("IPAddress([127, 0, 0, 1])"))
+        #expect(names.components(separatedBy: "IPAddress").count == 3)
+    }
 }
 
 import NIOSSL
