@@ -71,7 +71,8 @@ public final class Agent: @unchecked Sendable {
         guard let token = config.token else {
             throw AgentStop(message: "not enrolled and the config has no token: create one with `ionlab token create \(config.name)`")
         }
-        let (key, csrPEM) = try AgentKeys.makeKeyAndCSR(name: config.name)
+        let key = try state.enrollmentKey()
+        let csrPEM = try AgentKeys.csr(for: key, name: config.name)
         let channel = try await connector.connect(identity: nil)
         let response: EnrollResponse = try await channel.executeThenClose { inbound, outbound in
             try await MuxConnection(writer: outbound, side: .client).enroll(
@@ -102,8 +103,12 @@ public final class Agent: @unchecked Sendable {
             defer { mux.fail(WireError.connectionClosed) }
             let known = await jobs.knownIDs
             var frames = inbound.makeAsyncIterator()
-            try await mux.greet(Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID(), runningJobs: known),
-                                frames: &frames)
+            let greeting = try await mux.greet(Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID(),
+                                                     runningJobs: Array(known.prefix(PeerLimits.jobsPerMessage))), frames: &frames)
+            if case .renewalRequired(let reason) = greeting {
+                try await recover(mux: mux, frames: &frames, reason: reason)
+                return
+            }
             onEstablished()
             logger.notice("connected to the controller as \(config.name)")
             // Request handlers are not awaited when the connection ends: their jobs live on in the job
@@ -160,6 +165,20 @@ public final class Agent: @unchecked Sendable {
 
     private let pendingRenewalKey = NIOLockedValueBox<P256.Signing.PrivateKey?>(nil)
 
+    /// The certificate expired while this agent was away (the controller was down, the VM suspended): the
+    /// controller lets it trade the old certificate, whose key the TLS handshake proved, for a new one with a
+    /// new key. The next connection uses it.
+    private func recover(mux: MuxConnection, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, reason: String) async throws {
+        logger.notice("the controller asks for a new certificate: \(reason)")
+        let (key, csrPEM) = try AgentKeys.makeKeyAndCSR(name: config.name)
+        let certificatePEM = try await mux.renew(csrPEM: csrPEM, frames: &frames)
+        guard let certificate = try? Certificate(pemEncoded: certificatePEM), certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
+            throw AgentStop(message: "the controller returned a renewed certificate for another key")
+        }
+        try state.save(Identity(certificate: certificate, privateKey: key), caPEM: nil)
+        logger.notice("certificate renewed after it expired: \(certificate.serialHex), valid until \(certificate.notValidAfter); reconnecting")
+    }
+
     private func renewed(_ certificatePEM: String) throws {
         guard let key = pendingRenewalKey.withLockedValue({ $0 }), let certificate = try? Certificate(pemEncoded: certificatePEM),
               certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
@@ -178,6 +197,7 @@ public final class Agent: @unchecked Sendable {
         do {
             switch message {
             case .exec(let spec):
+                try spec.check()
                 try await ExecHandler(jobs: jobs).serve(spec, on: stream)
             case .put(let request):
                 let receiver = try TreeReceiver(destination: request.destination, sourceName: request.sourceName,
@@ -197,6 +217,8 @@ public final class Agent: @unchecked Sendable {
             try? await stream.send(.failure(failure))
         } catch is CancellationError {
             return
+        } catch WireError.streamReset(let id) {
+            logger.debug("request \(message.name) on stream \(id) ended: the controller abandoned it")
         } catch {
             try? await stream.send(.failure(Failure("\(error)")))
         }

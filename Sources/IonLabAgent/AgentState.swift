@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import IonLabPKI
 import X509
@@ -18,15 +19,32 @@ struct AgentState {
 
     var jobsDirectory: String { "\(directory)/jobs" }
 
-    /// The enrolled identity, or nil before enrollment.
+    /// Certificate and key in one file, replaced atomically.
+    var identityPath: String { "\(directory)/identity.pem" }
+    /// The key enrollment uses until it succeeds.
+    var enrollmentKeyPath: String { "\(directory)/enrollment.key" }
+
+    /// The enrolled identity, or nil before enrollment. Reads the two files of older agents too.
     func identity() throws -> Identity? {
+        if FileManager.default.fileExists(atPath: identityPath) { return try Identity.loadBundle(path: identityPath) }
         guard Identity.exists(directory: directory, name: "agent") else { return nil }
         return try Identity.load(directory: directory, name: "agent")
     }
 
+    /// Saves a new identity in one atomic step, then forgets what it replaces.
     func save(_ identity: Identity, caPEM: String?) throws {
         if let caPEM { try PEMFile.write(caPEM, path: "\(directory)/ca.pem", mode: 0o644) }
-        try identity.save(directory: directory, name: "agent")
+        try identity.saveBundle(path: identityPath)
+        for old in ["agent.pem", "agent.key", "enrollment.key"] { unlink("\(directory)/\(old)") }
+    }
+
+    /// The key to enroll with: made once and kept (0600) until enrollment succeeds, so that a retry after a
+    /// lost reply presents the same key, which the controller answers with the same certificate.
+    func enrollmentKey() throws -> P256.Signing.PrivateKey {
+        if FileManager.default.fileExists(atPath: enrollmentKeyPath) { return try PEMFile.readPrivateKey(path: enrollmentKeyPath) }
+        let key = P256.Signing.PrivateKey()
+        try PEMFile.write(key.pemRepresentation, path: enrollmentKeyPath, mode: 0o600)
+        return key
     }
 }
 

@@ -139,7 +139,11 @@ struct AdminHandler {
     /// An interactive job: output flows to the CLI as it comes; stdin and cancel flow back. If the CLI goes
     /// away, the job is cancelled, as a remote command is when its ssh client dies.
     private func exec(_ spec: ExecSpec, on agent: String, stream: WireStream) async throws {
+        try spec.check()
         let job = try await controller.connectedSession(agent).exec(spec, controller: controller)
+        // If the CLI goes away mid-job, the stream to the agent ends too (the job's result still arrives
+        // with the agent's next report).
+        defer { job.stream.close() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
@@ -174,6 +178,7 @@ struct AdminHandler {
 
     /// Runs a command on the targeted agents at once; one line per agent as results arrive.
     private func fanout(_ spec: ExecSpec, to target: ExecTarget, stream: WireStream) async throws {
+        try spec.check()
         let agents = try fanoutTargets(target)
         await withTaskGroup(of: FanoutLine.self) { group in
             for agent in agents {

@@ -9,7 +9,12 @@ import X509
 
 /// Accepts agent connections: TLS 1.3, then a versioned hello, then either enrollment (no client
 /// certificate) or an authenticated session (a certificate from our CA that is known and not revoked).
-/// A connection's failure is logged in one line and never affects the others.
+///
+/// Every guest can reach this listener, so until a peer has authenticated it gets little: one deadline for
+/// the whole handshake (``ControllerConfig/authenticationTimeoutSeconds``), frames of at most
+/// ``Frame/unauthenticatedMaxPayload``, and a place among a bounded number of unauthenticated connections
+/// (``UnauthenticatedConnections``). A connection's failure is logged in one (throttled) line and never
+/// affects the others.
 struct AgentListener {
     /// An accepted connection, and the end of its TLS handshake.
     struct Connection: Sendable {
@@ -17,10 +22,14 @@ struct AgentListener {
         let handshake: EventLoopFuture<Void>
         /// The peer's address, read at accept time: a channel the peer already closed no longer knows it.
         let remote: String
+        /// Raised to the full frame size once the peer has authenticated.
+        let frameLimit: FrameSizeLimit
     }
 
     let controller: Controller
     let server: NIOAsyncChannel<Connection, Never>
+    let unauthenticated: UnauthenticatedConnections
+    let throttle = LogThrottle()
 
     static func bind(controller: Controller) async throws -> AgentListener {
         let context = try TLSSetup.serverContext(identity: controller.serverIdentity, ca: controller.ca)
@@ -33,13 +42,15 @@ struct AgentListener {
                 .bind(host: listen.host, port: listen.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let waiter = HandshakeWaiter(promise: channel.eventLoop.makePromise())
+                        let limit = FrameSizeLimit(Frame.unauthenticatedMaxPayload)
                         try channel.pipeline.syncOperations.addHandlers([TLSSetup.serverHandler(context: context), waiter])
-                        try channel.pipeline.syncOperations.addFrameCodec()
+                        try channel.pipeline.syncOperations.addFrameCodec(limit: limit)
                         return Connection(channel: try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake: waiter.done,
-                                          remote: Format.peer(channel.remoteAddress))
+                                          remote: Format.peer(channel.remoteAddress), frameLimit: limit)
                     }
                 }
-            return AgentListener(controller: controller, server: server)
+            return AgentListener(controller: controller, server: server,
+                                 unauthenticated: UnauthenticatedConnections(limit: controller.config.maxUnauthenticatedConnections))
         } catch {
             throw ControllerError("cannot listen on \(listen): \(Format.error(error))")
         }
@@ -55,23 +66,42 @@ struct AgentListener {
         }
     }
 
+    /// Logs a failure of a peer that never authenticated, throttled: anyone can cause these.
+    private func warnUnauthenticated(_ line: String) {
+        let (log, suppressed) = throttle.admit()
+        if suppressed > 0 {
+            controller.logger.warning("\(suppressed) more unauthenticated connections failed in the last minute (not logged one by one)")
+        }
+        if log { controller.logger.warning("\(Format.escaped(line))") }
+    }
+
     /// Anything a peer does wrong ends its own connection with a logged line, never more.
     private func handle(_ connection: Connection) async {
         let channel = connection.channel.channel
         let remote = connection.remote
-        // A peer must finish the handshake and say hello promptly.
-        let deadline = channel.eventLoop.scheduleTask(in: .seconds(15)) { channel.close(promise: nil) }
+        let ticket = unauthenticated.admit(channel)
+        let evicted = unauthenticated.takeEvictedCount()
+        if evicted > 0 {
+            warnUnauthenticated("\(evicted) unauthenticated connection(s) closed to make room (limit \(unauthenticated.limit))")
+        }
+        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(controller.config.authenticationTimeoutSeconds * 1000))) {
+            channel.close(promise: nil)
+        }
+        let authenticated = AuthenticationEnd { deadline.cancel(); unauthenticated.leave(ticket) }
+        defer { authenticated.now() }
         do {
             try await connection.handshake.get()
         } catch {
-            deadline.cancel()
-            controller.logger.warning("agent connection from \(remote) failed: TLS handshake: \(Format.error(error))")
+            warnUnauthenticated("agent connection from \(remote) failed: TLS handshake: \(Format.error(error))")
             try? await connection.channel.channel.close()
             return
         }
         var agentName: String?
         do {
             let peer = try await TLSSetup.peerCertificate(of: channel).get()
+            // A certificate is judged before anything is read: only a known agent earns full-size frames.
+            let standing = try peer.map { try judge($0) }
+            if case .agent(let name, _)? = standing { connection.frameLimit.raise() }
             try await connection.channel.executeThenClose { inbound, outbound in
                 let mux = MuxConnection(writer: outbound, side: .controller)
                 defer { mux.fail(WireError.connectionClosed) }
@@ -86,28 +116,31 @@ struct AgentListener {
                     try await mux.sendControl(.refused(Refusal(.unsupportedVersion, "controller: \(error)")))
                     throw error
                 }
-                deadline.cancel()
-                guard let peer else {
+                switch standing {
+                case nil:
                     agentName = try await enroll(mux: mux, frames: &frames, remote: remote)
-                    return
-                }
-                let session: AgentSession
-                do {
-                    let name = try authenticate(peer)
+                case .refused(let refusal, let name)?:
                     agentName = name
-                    session = AgentSession(name: name, remote: remote, hello: hello, mux: mux, channel: channel)
-                } catch let refusal as Refusal {
-                    controller.events.emit(.agentRefused, agent: agentName, "\(remote): \(refusal.message)")
+                    controller.events.emit(.agentRefused, agent: name, "\(remote): \(refusal.message)")
                     try await mux.sendControl(.refused(refusal))
-                    return
+                case .recoverable(let name, let certificate)?:
+                    agentName = name
+                    try await recover(name, presented: certificate, mux: mux, frames: &frames, remote: remote)
+                case .agent(let name, let certificate)?:
+                    agentName = name
+                    let session = AgentSession(name: name, remote: remote, hello: hello, mux: mux, channel: channel,
+                                               serial: certificate.serialHex)
+                    try await serve(session, hello: hello, frames: &frames, authenticated: authenticated)
                 }
-                try await serve(session, hello: hello, frames: &frames)
             }
         } catch {
-            deadline.cancel()
             let who = agentName.map { "agent \($0) (\(remote))" } ?? "agent connection from \(remote)"
             if case WireError.connectionClosed = error { return }
-            controller.logger.warning("\(who): \(Format.error(error)); connection closed")
+            if agentName == nil {
+                warnUnauthenticated("\(who): \(Format.error(error)); connection closed")
+            } else {
+                controller.logger.warning("\(Format.escaped(who)): \(Format.escaped(Format.error(error))); connection closed")
+            }
             if let agentName, error is WireError {
                 controller.events.emit(.protocolError, agent: agentName, Format.error(error))
             }
@@ -118,16 +151,18 @@ struct AgentListener {
 
     private func enroll(mux: MuxConnection, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, remote: String) async throws -> String? {
         guard let frame = try await frames.next() else { return nil }
+        // The name is checked as the message is decoded (`enroll.name`): nothing unchecked reaches the store.
         guard case .control(.enroll(let request)) = try mux.route(frame) else {
             try await mux.sendControl(.refused(Refusal(.notEnrolled, "no client certificate: enroll with a token first")))
             return nil
         }
         do {
-            let certificate = try issueCertificate(for: request)
-            try await mux.sendControl(.enrolled(EnrollResponse(certificatePEM: try certificate.serializeAsPEM().pemString,
+            let certificatePEM = try issueCertificate(for: request)
+            try await mux.sendControl(.enrolled(EnrollResponse(certificatePEM: certificatePEM,
                                                                caPEM: try controller.ca.certificate.serializeAsPEM().pemString)))
-            controller.events.emit(.agentEnrolled, agent: request.name, "enrolled from \(remote); certificate \(certificate.serialHex)",
-                                   fields: ["serial": certificate.serialHex, "remote": remote])
+            let serial = (try? Certificate(pemEncoded: certificatePEM))?.serialHex ?? "?"
+            controller.events.emit(.agentEnrolled, agent: request.name, "enrolled from \(remote); certificate \(serial)",
+                                   fields: ["serial": serial, "remote": remote])
         } catch let refusal as Refusal {
             controller.events.emit(.agentRefused, agent: request.name, "enrollment from \(remote) refused: \(refusal.message)")
             try await mux.sendControl(.refused(refusal))
@@ -135,58 +170,119 @@ struct AgentListener {
         return request.name
     }
 
-    private func issueCertificate(for request: EnrollRequest) throws -> Certificate {
-        var issued: Certificate?
+    /// Spends the token for the CSR's key, or (for the same key, while the token lives) returns the
+    /// certificate issued when it was spent.
+    private func issueCertificate(for request: EnrollRequest) throws -> String {
         do {
-            try controller.store.spendToken(hash: EnrollmentToken.hash(request.token), agent: request.name) {
-                let certificate = try controller.ca.signAgentCertificate(csrPEM: request.csrPEM, name: request.name,
+            let csr = try CertificateAuthority.readCSR(request.csrPEM)
+            return try controller.store.spendToken(hash: EnrollmentToken.hash(request.token), agent: request.name,
+                                                   keySHA256: SPKIPin.of(csr.publicKey).hex) {
+                let certificate = try controller.ca.signAgentCertificate(csr: csr, name: request.name,
                                                                          lifetime: controller.config.agentCertificateSeconds)
-                issued = certificate
-                return (certificate.serialHex, certificate.notValidAfter)
+                return (certificate.serialHex, certificate.notValidAfter, try certificate.serializeAsPEM().pemString)
             }
         } catch let problem as TokenProblem {
             switch problem {
             case .unknown: throw Refusal(.badToken, "the enrollment token is not valid for this controller")
             case .expired(let time): throw Refusal(.tokenExpired, "the enrollment token for \(request.name) expired at \(Format.time(time))")
-            case .used(let time): throw Refusal(.tokenUsed, "the enrollment token for \(request.name) was already used at \(Format.time(time))")
+            case .used(let time): throw Refusal(.tokenUsed, "the enrollment token for \(request.name) was already used at \(Format.time(time)) by another key")
             case .otherAgent(let owner): throw Refusal(.tokenForAnotherAgent, "the enrollment token belongs to agent '\(owner)', not '\(request.name)'")
             }
         } catch let error as PKIError {
             throw Refusal(.protocolError, error.message)
         }
-        return issued!
     }
 
     // MARK: Authentication
 
-    /// The agent a certificate belongs to; throws a refusal that tells the agent why not.
-    private func authenticate(_ certificate: Certificate) throws -> String {
+    /// What a presented certificate earns.
+    enum Standing {
+        case agent(String, Certificate)
+        /// Expired while the agent was away, within the recovery window: it may renew, nothing else.
+        case recoverable(String, Certificate)
+        case refused(Refusal, agent: String?)
+    }
+
+    /// Judges a certificate against the CA and the store: the agent it belongs to, or why not.
+    private func judge(_ certificate: Certificate, now: Date = Date()) throws -> Standing {
         do {
-            try controller.ca.verifyClientCertificate(certificate)
+            try controller.ca.verifyAgentIssue(certificate)
         } catch let error as PKIError {
-            let expired = Date() > certificate.notValidAfter && certificate.issuer == controller.ca.certificate.subject
-            throw Refusal(expired ? .expiredCertificate : .untrustedCertificate, error.message)
+            return .refused(Refusal(.untrustedCertificate, error.message), agent: nil)
         }
         let serial = certificate.serialHex
-        guard let record = try controller.store.certificate(serial: serial) else {
-            throw Refusal(.unknownAgent, "certificate \(serial) (\(certificate.commonName ?? "no name")) is not known to this controller")
+        guard let standing = try controller.store.standing(serial: serial) else {
+            return .refused(Refusal(.unknownAgent, "certificate \(serial) (\(Format.escaped(certificate.commonName ?? "no name"))) is not known to this controller"),
+                            agent: nil)
         }
-        if let revoked = record.revokedAt {
-            throw Refusal(.revoked, "certificate \(serial) of agent \(record.agent) was revoked at \(Format.time(revoked))")
+        let name = standing.agent
+        if let revoked = standing.revokedAt {
+            return .refused(Refusal(.revoked, "certificate \(serial) of agent \(name) was revoked at \(Format.time(revoked))"), agent: name)
         }
-        guard certificate.commonName == record.agent else {
-            throw Refusal(.unknownAgent, "certificate \(serial) names '\(certificate.commonName ?? "")', not agent '\(record.agent)'")
+        guard standing.agentState == .enrolled else {
+            return .refused(Refusal(.revoked, "agent \(name) is \(standing.agentState?.rawValue ?? "unknown"), not enrolled"), agent: name)
         }
-        return record.agent
+        guard certificate.commonName == name else {
+            return .refused(Refusal(.unknownAgent, "certificate \(serial) names another agent than \(name)"), agent: name)
+        }
+        guard now >= certificate.notValidBefore else {
+            return .refused(Refusal(.untrustedCertificate, "certificate \(serial) is not valid before \(Format.time(certificate.notValidBefore))"), agent: name)
+        }
+        if now > certificate.notValidAfter {
+            let late = now.timeIntervalSince(certificate.notValidAfter)
+            guard late <= controller.config.agentRecoverySeconds else {
+                return .refused(Refusal(.expiredCertificate, "certificate \(serial) of agent \(name) expired at \(Format.time(certificate.notValidAfter)), "
+                                        + "beyond the recovery window; enroll again with a new token"), agent: name)
+            }
+            return .recoverable(name, certificate)
+        }
+        return .agent(name, certificate)
+    }
+
+    /// An agent back after its certificate expired: it proved its key in the TLS handshake, and its
+    /// certificate is ours, unrevoked and recently expired. It may trade it for a new one on this
+    /// connection, and do nothing else.
+    private func recover(_ name: String, presented: Certificate, mux: MuxConnection,
+                         frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, remote: String) async throws {
+        try await mux.sendControl(.renewalRequired("certificate \(presented.serialHex) expired at \(Format.time(presented.notValidAfter)); renew it"))
+        guard let frame = try await frames.next() else { return }
+        guard case .control(.renew(let csrPEM)) = try mux.route(frame) else {
+            throw WireError.unexpected("anything but renew from an agent with an expired certificate")
+        }
+        let certificate = try renewCertificate(for: name, presented: presented.serialHex, csrPEM: csrPEM)
+        try await mux.sendControl(.renewed(certificatePEM: try certificate.serializeAsPEM().pemString))
+        controller.events.emit(.certificateRenewed, agent: name,
+                               "certificate \(presented.serialHex) had expired; \(certificate.serialHex) issued to the same agent from \(remote), "
+                               + "valid until \(Format.time(certificate.notValidAfter))", fields: ["serial": certificate.serialHex, "recovered": "true"])
+    }
+
+    /// Signs a renewal, recorded in the same transaction that checks the agent is still in good standing.
+    private func renewCertificate(for agent: String, presented serial: String, csrPEM: String) throws -> Certificate {
+        var issued: Certificate?
+        try controller.store.renew(presentedSerial: serial, agent: agent) {
+            let certificate = try controller.ca.signAgentCertificate(csrPEM: csrPEM, name: agent, lifetime: controller.config.agentCertificateSeconds)
+            issued = certificate
+            return (certificate.serialHex, certificate.notValidAfter)
+        }
+        return issued!
     }
 
     // MARK: Session
 
-    private func serve(_ session: AgentSession, hello: Hello, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator) async throws {
-        try await session.mux.sendControl(.welcome(Welcome(name: session.name, software: "ionlab controller")))
+    private func serve(_ session: AgentSession, hello: Hello, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+                       authenticated: AuthenticationEnd) async throws {
         if let replaced = controller.sessions.register(session) {
             replaced.close()
         }
+        // Registered first, then checked again: a revocation that the first check missed either shows here or
+        // finds this session registered and closes it. Either way no revoked agent is welcomed.
+        guard try controller.store.standing(serial: session.serial).map({ $0.revokedAt == nil && $0.agentState == .enrolled }) == true else {
+            _ = controller.sessions.remove(session)
+            try await session.mux.sendControl(.refused(Refusal(.revoked, "agent \(session.name) was revoked")))
+            return
+        }
+        try await session.mux.sendControl(.welcome(Welcome(name: session.name, software: "ionlab controller")))
+        authenticated.now()
         controller.events.emit(.agentConnected, agent: session.name, "connected from \(session.remote) (\(hello.software))",
                                fields: ["remote": session.remote, "boot_id": hello.bootID ?? "", "software": hello.software])
         markLostJobs(of: session.name, known: Set(hello.runningJobs ?? []))
@@ -232,9 +328,13 @@ struct AgentListener {
             for result in results { controller.jobFinished(result, agent: session.name) }
             try await session.mux.sendControl(.jobReportsAck(results.map(\.jobID)))
         case .renew(let csrPEM):
-            let certificate = try controller.ca.signAgentCertificate(csrPEM: csrPEM, name: session.name,
-                                                                     lifetime: controller.config.agentCertificateSeconds)
-            try controller.store.addCertificate(serial: certificate.serialHex, agent: session.name, notAfter: certificate.notValidAfter)
+            let certificate: Certificate
+            do {
+                certificate = try renewCertificate(for: session.name, presented: session.serial, csrPEM: csrPEM)
+            } catch let refusal as Refusal {
+                await session.refuse(refusal)
+                throw refusal
+            }
             try await session.mux.sendControl(.renewed(certificatePEM: try certificate.serializeAsPEM().pemString))
             controller.events.emit(.certificateRenewed, agent: session.name,
                                    "certificate \(certificate.serialHex) issued, valid until \(Format.time(certificate.notValidAfter))",
@@ -242,5 +342,22 @@ struct AgentListener {
         default:
             throw WireError.unexpected("\(message.name) from an agent")
         }
+    }
+}
+
+/// The moment a connection stops being unauthenticated (welcomed, or finished): its deadline is cancelled
+/// and it leaves the bounded set. Idempotent.
+final class AuthenticationEnd: @unchecked Sendable {
+    private var action: (() -> Void)?
+    private let lock = NSLock()
+
+    init(_ action: @escaping () -> Void) { self.action = action }
+
+    func now() {
+        let action: (() -> Void)? = lock.withLock {
+            defer { self.action = nil }
+            return self.action
+        }
+        action?()
     }
 }

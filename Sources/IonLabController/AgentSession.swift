@@ -10,6 +10,8 @@ final class AgentSession: @unchecked Sendable {
     let bootID: String?
     let software: String
     let connectedAt = Date()
+    /// The serial of the certificate this session authenticated with.
+    let serial: String
     let mux: MuxConnection
     private let channel: Channel
     private let lock = NIOLock()
@@ -18,8 +20,9 @@ final class AgentSession: @unchecked Sendable {
     private var unsaved = false
     private var down = false
 
-    init(name: String, remote: String, hello: Hello, mux: MuxConnection, channel: Channel) {
+    init(name: String, remote: String, hello: Hello, mux: MuxConnection, channel: Channel, serial: String) {
         self.name = name
+        self.serial = serial
         self.remote = remote
         self.bootID = hello.bootID
         self.software = hello.software

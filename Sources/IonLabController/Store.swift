@@ -57,6 +57,15 @@ public final class Store: Sendable {
                     PRIMARY KEY(fleet, vm, step));
                 """)
         }
+        migrator.registerMigration("v4-idempotent-enrollment") { db in
+            // The key a token was spent for, and the certificate issued: the same key enrolling again while the
+            // token lives gets the same certificate (a dropped `enrolled` reply must not strand the agent).
+            try db.execute(sql: """
+                ALTER TABLE tokens ADD COLUMN key_sha256 TEXT;
+                ALTER TABLE tokens ADD COLUMN certificate_pem TEXT;
+                CREATE INDEX jobs_finished ON jobs(finished_at);
+                """)
+        }
         return migrator
     }
 
@@ -111,21 +120,54 @@ extension Store {
         }
     }
 
-    /// Spends a token and records the certificate issued for it, atomically.
-    func spendToken(hash: String, agent: String, now: Date = Date(), issue: () throws -> (serial: String, notAfter: Date)) throws {
+    /// Spends a token and records the certificate issued for it, atomically, returning the certificate (PEM).
+    /// A token already spent for the same key, still valid and for an agent not revoked since, returns the
+    /// certificate issued then: enrollment is idempotent, so an agent whose connection dropped before the
+    /// reply can simply retry.
+    func spendToken(hash: String, agent: String, keySHA256: String, now: Date = Date(),
+                    issue: () throws -> (serial: String, notAfter: Date, pem: String)) throws -> String {
         try pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT agent, expires_at, used_at FROM tokens WHERE hash = ?", arguments: [hash]) else {
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT tokens.agent, expires_at, used_at, key_sha256, certificate_pem, agents.state AS state
+                FROM tokens LEFT JOIN agents ON agents.name = tokens.agent WHERE hash = ?
+                """, arguments: [hash]) else {
                 throw TokenProblem.unknown
             }
             let owner: String = row["agent"]
             if owner != agent { throw TokenProblem.otherAgent(owner) }
-            if let used: Double = row["used_at"] { throw TokenProblem.used(Date(timeIntervalSince1970: used)) }
             let expires: Double = row["expires_at"]
             if expires < now.timeIntervalSince1970 { throw TokenProblem.expired(Date(timeIntervalSince1970: expires)) }
+            if let used: Double = row["used_at"] {
+                let spentFor: String? = row["key_sha256"]
+                let state: String? = row["state"]
+                if spentFor == keySHA256, state == AgentRecord.State.enrolled.rawValue, let pem: String = row["certificate_pem"] {
+                    return pem
+                }
+                throw TokenProblem.used(Date(timeIntervalSince1970: used))
+            }
             let certificate = try issue()
-            try db.execute(sql: "UPDATE tokens SET used_at = ? WHERE hash = ?", arguments: [now.timeIntervalSince1970, hash])
+            try db.execute(sql: "UPDATE tokens SET used_at = ?, key_sha256 = ?, certificate_pem = ? WHERE hash = ?",
+                           arguments: [now.timeIntervalSince1970, keySHA256, certificate.pem, hash])
             try db.execute(sql: "UPDATE agents SET state = 'enrolled', enrolled_at = ? WHERE name = ?",
                            arguments: [now.timeIntervalSince1970, agent])
+            try Self.insertCertificate(db, serial: certificate.serial, agent: agent, notAfter: certificate.notAfter)
+            return certificate.pem
+        }
+    }
+
+    /// Issues a certificate in place of the one presented, in one transaction with the check that the agent
+    /// and that certificate are still in good standing: a renewal racing a revocation either happens first
+    /// (and its certificate is revoked with the rest) or is refused.
+    func renew(presentedSerial: String, agent: String, issue: () throws -> (serial: String, notAfter: Date)) throws {
+        try pool.write { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT certificates.revoked_at AS revoked, agents.state AS state FROM certificates
+                JOIN agents ON agents.name = certificates.agent WHERE serial = ? AND certificates.agent = ?
+                """, arguments: [presentedSerial, agent])
+            guard let row, (row["revoked"] as Double?) == nil, (row["state"] as String?) == AgentRecord.State.enrolled.rawValue else {
+                throw Refusal(.revoked, "agent \(agent) or its certificate \(presentedSerial) was revoked: no renewal")
+            }
+            let certificate = try issue()
             try Self.insertCertificate(db, serial: certificate.serial, agent: agent, notAfter: certificate.notAfter)
         }
     }
@@ -139,14 +181,26 @@ extension Store {
                        arguments: [serial, agent, Date().timeIntervalSince1970, notAfter.timeIntervalSince1970])
     }
 
-    /// The certificate's owner and revocation time, if the serial is known.
-    func certificate(serial: String) throws -> (agent: String, revokedAt: Date?)? {
+    /// What the store says of a presented certificate: its owner, whether it was revoked, and its owner's state.
+    struct Standing {
+        var agent: String
+        var revokedAt: Date?
+        var agentState: AgentRecord.State?
+    }
+
+    /// The standing of a certificate, if the serial is known.
+    func standing(serial: String) throws -> Standing? {
         try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT agent, revoked_at FROM certificates WHERE serial = ?", arguments: [serial]) else {
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT certificates.agent AS agent, certificates.revoked_at AS revoked, agents.state AS state
+                FROM certificates LEFT JOIN agents ON agents.name = certificates.agent WHERE serial = ?
+                """, arguments: [serial]) else {
                 return nil
             }
-            let revoked: Double? = row["revoked_at"]
-            return (row["agent"], revoked.map { Date(timeIntervalSince1970: $0) })
+            let revoked: Double? = row["revoked"]
+            let state: String? = row["state"]
+            return Standing(agent: row["agent"], revokedAt: revoked.map { Date(timeIntervalSince1970: $0) },
+                            agentState: state.flatMap(AgentRecord.State.init(rawValue:)))
         }
     }
 
@@ -232,6 +286,36 @@ extension Store {
                                  finishedAt: finished.map { Date(timeIntervalSince1970: $0) },
                                  result: Self.decode(ExecResult.self, row["result"]))
             }
+        }
+    }
+}
+
+// MARK: - Retention
+
+/// How much history the store keeps.
+struct RetentionPolicy {
+    var eventCount: Int
+    var eventAge: TimeInterval
+    var jobCount: Int
+    var jobAge: TimeInterval
+}
+
+extension Store {
+    /// Deletes events and finished jobs beyond the policy, oldest first; returns how many of each went.
+    /// Running jobs are never deleted.
+    @discardableResult
+    func prune(_ policy: RetentionPolicy, now: Date = Date()) throws -> (events: Int, jobs: Int) {
+        try pool.write { db in
+            let oldest = now.timeIntervalSince1970
+            try db.execute(sql: """
+                DELETE FROM events WHERE time < ? OR seq <= (SELECT MAX(seq) FROM events) - ?
+                """, arguments: [oldest - policy.eventAge, policy.eventCount])
+            let events = db.changesCount
+            try db.execute(sql: """
+                DELETE FROM jobs WHERE finished_at IS NOT NULL AND (finished_at < ? OR id IN (
+                    SELECT id FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT -1 OFFSET ?))
+                """, arguments: [oldest - policy.jobAge, policy.jobCount])
+            return (events, db.changesCount)
         }
     }
 }

@@ -48,21 +48,30 @@ public struct CertificateAuthority: Sendable {
         return Identity(certificate: certificate, privateKey: key)
     }
 
-    /// Signs an agent's CSR. The subject comes from `name`, which the caller has authenticated, never from
-    /// the CSR; only the CSR's public key (proven by its signature) is used.
-    public func signAgentCertificate(csrPEM: String, name: String, lifetime: TimeInterval) throws -> Certificate {
+    /// Reads a CSR and checks that its signature matches its key (the agent holds the key).
+    public static func readCSR(_ pem: String) throws -> CertificateSigningRequest {
         let csr: CertificateSigningRequest
         do {
-            csr = try CertificateSigningRequest(pemEncoded: csrPEM)
+            csr = try CertificateSigningRequest(pemEncoded: pem)
         } catch {
             throw PKIError("the certificate signing request is not valid PEM")
         }
         guard csr.publicKey.isValidSignature(csr.signature, for: csr) else {
             throw PKIError("the certificate signing request's signature does not match its key")
         }
-        return try issue(publicKey: csr.publicKey, subject: try DistinguishedName { OrganizationName("ionlab agents"); CommonName(name) },
-                         lifetime: lifetime, usage: .clientAuth,
-                         subjectAlternativeNames: [.uniformResourceIdentifier(CertificateRole.agentURI(name))])
+        return csr
+    }
+
+    /// Signs an agent's CSR. The subject comes from `name`, which the caller has authenticated, never from
+    /// the CSR; only the CSR's public key (proven by its signature) is used.
+    public func signAgentCertificate(csrPEM: String, name: String, lifetime: TimeInterval) throws -> Certificate {
+        try signAgentCertificate(csr: try Self.readCSR(csrPEM), name: name, lifetime: lifetime)
+    }
+
+    public func signAgentCertificate(csr: CertificateSigningRequest, name: String, lifetime: TimeInterval) throws -> Certificate {
+        try issue(publicKey: csr.publicKey, subject: try DistinguishedName { OrganizationName("ionlab agents"); CommonName(name) },
+                  lifetime: lifetime, usage: .clientAuth,
+                  subjectAlternativeNames: [.uniformResourceIdentifier(CertificateRole.agentURI(name))])
     }
 
     private func issue(publicKey: Certificate.PublicKey, subject: DistinguishedName, lifetime: TimeInterval,
@@ -132,9 +141,11 @@ public struct CertificateAuthority: Sendable {
 
 /// SHA-256 pins of a certificate's SubjectPublicKeyInfo (the form kubeadm's CA hashes use).
 public enum SPKIPin {
-    public static func of(_ certificate: Certificate) -> CAPin {
+    public static func of(_ certificate: Certificate) -> CAPin { of(certificate.publicKey) }
+
+    public static func of(_ publicKey: Certificate.PublicKey) -> CAPin {
         var serializer = DER.Serializer()
-        try? serializer.serialize(certificate.publicKey)
+        try? serializer.serialize(publicKey)
         let spki = serializer.serializedBytes
         return CAPin(hex: SHA256.hash(data: spki).map { String(format: "%02x", $0) }.joined())
     }

@@ -41,9 +41,14 @@ enum Base32 {
 public enum AgentKeys {
     public static func makeKeyAndCSR(name: String) throws -> (P256.Signing.PrivateKey, String) {
         let key = P256.Signing.PrivateKey()
+        return (key, try csr(for: key, name: name))
+    }
+
+    /// A CSR for an existing key.
+    public static func csr(for key: P256.Signing.PrivateKey, name: String) throws -> String {
         let csr = try CertificateSigningRequest(
             version: .v1, subject: try DistinguishedName { CommonName(name) }, privateKey: .init(key),
             attributes: CertificateSigningRequest.Attributes(), signatureAlgorithm: .ecdsaWithSHA256)
-        return (key, try csr.serializeAsPEM().pemString)
+        return try csr.serializeAsPEM().pemString
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SwiftASN1
 import X509
 
 /// A certificate with its private key, stored as two PEM files (the key readable by its owner only).
@@ -28,6 +29,33 @@ public struct Identity: Sendable {
     public func save(directory: String, name: String) throws {
         try PEMFile.write(privateKey.pemRepresentation, path: "\(directory)/\(name).key", mode: 0o600)
         try PEMFile.write(try certificatePEM, path: "\(directory)/\(name).pem", mode: 0o644)
+    }
+
+    /// Loads a certificate and its key from one file (``saveBundle(path:)``).
+    public static func loadBundle(path: String) throws -> Identity {
+        let text = try PEMFile.readText(path: path)
+        let documents: [PEMDocument]
+        do {
+            documents = try PEMDocument.parseMultiple(pemString: text)
+        } catch {
+            throw PKIError("\(path) does not hold PEM blocks")
+        }
+        guard let certificateBlock = documents.first(where: { $0.discriminator == "CERTIFICATE" }),
+              let keyBlock = documents.first(where: { $0.discriminator.hasSuffix("PRIVATE KEY") }),
+              let certificate = try? Certificate(pemDocument: certificateBlock),
+              let key = try? P256.Signing.PrivateKey(pemRepresentation: keyBlock.pemString) else {
+            throw PKIError("\(path) must hold a certificate and its P-256 private key in PEM")
+        }
+        guard certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
+            throw PKIError("\(path): the private key does not match the certificate")
+        }
+        return Identity(certificate: certificate, privateKey: key)
+    }
+
+    /// Writes the certificate and its key into one file (mode 0600), atomically: a crash leaves either the
+    /// old identity or the new one, never a key without its certificate.
+    public func saveBundle(path: String) throws {
+        try PEMFile.write(try certificatePEM + "\n" + privateKey.pemRepresentation + "\n", path: path, mode: 0o600)
     }
 
     public static func exists(directory: String, name: String) -> Bool {
@@ -78,6 +106,13 @@ public enum PEMFile {
         guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
             unlink(temporary)
             throw PKIError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        // The rename itself survives a crash only once the directory is on disk.
+        let directory = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
+                             O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
         }
     }
 }

@@ -189,7 +189,7 @@ import Testing
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
-        let certificatePath = "\(lab.directory)/agent-agent1/agent.pem"
+        let certificatePath = "\(lab.directory)/agent-agent1/identity.pem"
         let first = try String(contentsOfFile: certificatePath, encoding: .utf8)
         try await eventually("a renewal", timeout: 15) { lab.run(["events"]).stdout.contains("agent.certificate-renewed") }
         try await eventually("the new certificate on disk", timeout: 30) {
