@@ -54,7 +54,7 @@ public final class Agent: @unchecked Sendable {
             } catch {
                 let delay = backoff.next()
                 logger.warning("connection failed, retrying in \(String(format: "%.1f", delay))s: \(Self.describe(error))")
-                try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                try await Task.sleep(for: .clamped(seconds: delay))
             }
         }
     }
@@ -159,7 +159,7 @@ public final class Agent: @unchecked Sendable {
                 try await mux.sendControl(.renew(csrPEM: csrPEM))
                 renewalRequested = true
             }
-            try await Task.sleep(for: .milliseconds(Int(config.heartbeatSeconds * 1000)))
+            try await Task.sleep(for: .clamped(seconds: config.heartbeatSeconds))
         }
     }
 

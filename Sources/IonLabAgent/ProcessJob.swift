@@ -86,7 +86,7 @@ final class ProcessJob: @unchecked Sendable {
         stdinReady.succeed(input)
         let timeout = spec.timeoutSeconds.map { seconds in
             Task {
-                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                try await Task.sleep(for: .clamped(seconds: seconds))
                 self.terminate(because: .timedOut)
             }
         }

@@ -128,3 +128,12 @@ extension TextValue {
         try container.encode(description)
     }
 }
+
+extension Duration {
+    /// A duration from a number of seconds that came from outside (a config, a flag, a peer): NaN and
+    /// negatives become zero and anything past ten years is cut there, so converting it never traps.
+    public static func clamped(seconds: Double) -> Duration {
+        guard seconds.isFinite, seconds > 0 else { return .zero }
+        return .milliseconds(Int64(min(seconds, 10 * 365 * 86_400) * 1000))
+    }
+}

@@ -92,6 +92,21 @@ public struct AdminClient: Sendable {
         try await collect(.listAgents) { if case .agents(let part) = $0 { part } else { nil } }
     }
 
+    /// Jobs from the store, newest first.
+    public func jobs(agent: String?, limit: Int) async throws -> [JobRecord] {
+        try await collect(.jobs(agent: agent, limit: limit)) { if case .jobs(let part) = $0 { part } else { nil } }
+    }
+
+    /// Every VM the controller provisioned.
+    public func vms() async throws -> [VMRecord] {
+        try await collect(.vmList) { if case .vms(let part) = $0 { part } else { nil } }
+    }
+
+    /// The VMs of one fleet (or of all), with their agents' state.
+    public func fleetStatus(_ fleet: String?) async throws -> [VMStatus] {
+        try await collect(.fleetStatus(name: fleet)) { if case .fleetStatus(let part) = $0 { part } else { nil } }
+    }
+
     /// A request with a single reply message; a `failure` reply is thrown.
     public func call(_ request: AdminRequest) async throws -> Message {
         let stream = try await self.request(request)

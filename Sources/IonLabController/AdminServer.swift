@@ -79,12 +79,7 @@ struct AdminHandler {
         do {
             switch request {
             case .listAgents:
-                // In parts: one message holds at most a frame (1 MiB), and a controller may know 10,000 agents.
-                let statuses = try controller.statuses()
-                for start in stride(from: 0, to: statuses.count, by: 500) {
-                    try await stream.send(.agents(Array(statuses[start..<min(start + 500, statuses.count)])))
-                }
-                try await stream.send(.ok("\(statuses.count) agents"))
+                try await ListingParts.send(try controller.statuses(), as: Message.agents, noun: "agents", on: stream)
             case .createToken(let name, let endpoints, let ttl):
                 let dial = try endpoints.map { try Endpoint(parsing: $0) }
                 try await stream.send(.token(try controller.createToken(name: name, endpoints: dial, ttl: ttl)))
@@ -102,20 +97,21 @@ struct AdminHandler {
             case .events(let query):
                 try await streamEvents(query, stream: stream)
             case .jobs(let agent, let limit):
-                try await stream.send(.jobs(try controller.store.jobs(agent: agent, limit: limit)))
+                let jobs = try controller.store.jobs(agent: agent, limit: max(0, min(limit, 1_000_000))).map(ListingParts.shortened)
+                try await ListingParts.send(jobs, as: Message.jobs, noun: "jobs", on: stream)
             case .vmCreate(let request):
                 try await createVM(wait: request.wait, name: request.name, stream: stream) { try await controller.vms.create(request) }
             case .vmClone(let source, let name, let wait):
                 try await createVM(wait: wait, name: name, stream: stream) { try await controller.vms.clone(source: source, name: name, wait: wait) }
             case .vmList:
-                try await stream.send(.vms(try controller.store.vms()))
+                try await ListingParts.send(try controller.store.vms(), as: Message.vms, noun: "VMs", on: stream)
             case .vmDestroy(let name):
                 try await controller.vms.destroy(name)
                 try await stream.send(.ok("destroyed \(name)"))
             case .fleetUp(let request):
                 try await fleetUp(request, stream: stream)
             case .fleetStatus(let name):
-                try await stream.send(.fleetStatus(try controller.fleets.status(fleet: name)))
+                try await ListingParts.send(try controller.fleets.status(fleet: name), as: Message.fleetStatus, noun: "VMs", on: stream)
             case .fleetDown(let name):
                 try await relayingFleetEvents(name, to: stream) { try await controller.fleets.down(name) } then: { message in
                     try await stream.send(.ok(message))
@@ -284,7 +280,7 @@ struct AdminHandler {
         while true {
             let batch = try store.events(after: last, since: query.since, fleet: query.fleet, limit: 1000)
             if batch.isEmpty { break }
-            try await stream.send(.events(batch))
+            try await ListingParts.sendParts(batch, as: Message.events, on: stream)
             last = batch.last!.seq
         }
         guard let live else {
@@ -297,8 +293,8 @@ struct AdminHandler {
             group.addTask {
                 for await event in live.events where event.seq > last {
                     if event.seq > last + 1 {
-                        let missed = try store.events(after: last, fleet: query.fleet, limit: Int(event.seq - last - 1))
-                        if !missed.isEmpty { try await stream.send(.events(missed)) }
+                        let missed = try store.events(after: last, fleet: query.fleet, limit: Int(min(event.seq - last - 1, 100_000)))
+                        if !missed.isEmpty { try await ListingParts.sendParts(missed, as: Message.events, on: stream) }
                     }
                     last = event.seq
                     if query.fleet == nil || event.fleet == query.fleet { try await stream.send(.events([event])) }
@@ -307,5 +303,47 @@ struct AdminHandler {
             try await group.next()
             group.cancelAll()
         }
+    }
+}
+
+/// Listings go out in parts bounded by bytes, never as one message: a frame holds 1 MiB, and a store may
+/// hold 100,000 events or 10,000 jobs, each carrying output.
+enum ListingParts {
+    /// The most JSON one part carries.
+    static let partBytes = 256 << 10
+    private static let encoder = JSONEncoder()
+
+    /// Sends `items` in parts, then `ok` with their count.
+    static func send<T: Encodable>(_ items: [T], as wrap: ([T]) -> Message, noun: String, on stream: WireStream) async throws {
+        try await sendParts(items, as: wrap, on: stream)
+        try await stream.send(.ok("\(items.count) \(noun)"))
+    }
+
+    /// Sends `items` in parts of at most ``partBytes`` each (an item larger than that goes alone).
+    static func sendParts<T: Encodable>(_ items: [T], as wrap: ([T]) -> Message, on stream: WireStream) async throws {
+        var part: [T] = []
+        var bytes = 0
+        for item in items {
+            let size = ((try? encoder.encode(item))?.count ?? 0) + 1
+            if !part.isEmpty, bytes + size > partBytes {
+                try await stream.send(wrap(part))
+                part.removeAll(keepingCapacity: true)
+                bytes = 0
+            }
+            part.append(item)
+            bytes += size
+        }
+        if !part.isEmpty { try await stream.send(wrap(part)) }
+    }
+
+    /// A job as listed: its command cut to a readable length (an argv may be as large as a request).
+    static func shortened(_ job: JobRecord) -> JobRecord {
+        var job = job
+        var budget = 4096
+        job.argv = job.argv.prefix { argument in
+            defer { budget -= argument.utf8.count }
+            return budget > 0
+        }.map { String($0.prefix(4096)) }
+        return job
     }
 }

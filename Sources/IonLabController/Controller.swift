@@ -60,6 +60,7 @@ public final class Controller: @unchecked Sendable {
             group.addTask { try await listener.run() }
             group.addTask { try await admin.run() }
             group.addTask { try await self.watchHeartbeats() }
+            group.addTask { try await self.pruneHistory() }
             // VMs still booting when the controller last stopped are watched again until ready.
             for vm in try store.vms() where vm.state == .provisioning {
                 group.addTask { await self.vms.followBoot(vm) }
@@ -87,6 +88,23 @@ public final class Controller: @unchecked Sendable {
             } catch {
                 logger.error("cannot save heartbeats: \(error)")
             }
+        }
+    }
+
+    /// Applies the retention policy at start and every ten minutes.
+    private func pruneHistory() async throws {
+        let policy = RetentionPolicy(eventCount: config.eventRetentionCount, eventAge: config.eventRetentionDays * 86_400,
+                                     jobCount: config.jobRetentionCount, jobAge: config.jobRetentionDays * 86_400)
+        while true {
+            do {
+                let pruned = try store.prune(policy)
+                if pruned.events + pruned.jobs > 0 {
+                    logger.info("retention: removed \(pruned.events) events and \(pruned.jobs) finished jobs beyond the policy")
+                }
+            } catch {
+                logger.error("cannot apply the retention policy: \(error)")
+            }
+            try await Task.sleep(for: .seconds(600))
         }
     }
 

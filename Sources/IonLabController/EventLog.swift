@@ -73,7 +73,10 @@ public final class EventLog: Sendable {
     func emit(_ kind: EventKind, agent: String? = nil, job: String? = nil, fleet: String? = nil, _ message: String,
               fields: [String: String] = [:]) -> Event? {
         let fleet = fleet ?? agent.flatMap { agent in fleets.withLockedValue { $0[agent] } }
-        let event = Event(kind: kind.rawValue, agent: agent, job: job, fleet: fleet, message: message, fields: fields)
+        // Messages and fields often quote what a guest said: each is kept to a bounded size.
+        let event = Event(kind: kind.rawValue, agent: agent, job: job, fleet: fleet, message: Self.bounded(message),
+                          fields: Dictionary(fields.prefix(Self.maximumFields).map { (String($0.key.prefix(64)), Self.bounded($0.value)) },
+                                             uniquingKeysWith: { first, _ in first }))
         let who = agent.map { "\($0): " } ?? ""
         logger.info("\(kind.rawValue) \(who)\(message)")
         return state.withLockedValue { followers in
@@ -86,6 +89,20 @@ public final class EventLog: Sendable {
                 return nil
             }
         }
+    }
+
+    static let maximumFields = 32
+    static let maximumText = 4096
+
+    /// At most ``maximumText`` bytes of UTF-8, cut at a character.
+    static func bounded(_ text: String) -> String {
+        guard text.utf8.count > maximumText else { return text }
+        var cut = ""
+        for character in text {
+            guard cut.utf8.count + character.utf8.count < maximumText - 3 else { break }
+            cut.append(character)
+        }
+        return cut + "…"
     }
 
     /// Live events from now on. Call `stop` when done.

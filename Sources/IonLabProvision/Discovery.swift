@@ -159,7 +159,7 @@ public func withDeadline<T: Sendable>(seconds: Double, orThrow timeout: @autoclo
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await body() }
         group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            try await Task.sleep(for: .clamped(seconds: seconds))
             throw timeout()
         }
         defer { group.cancelAll() }

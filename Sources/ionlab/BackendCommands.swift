@@ -21,9 +21,9 @@ struct Backends: AsyncParsableCommand {
             let kernel = catalog.images.compactMap(\.kernel).first { FileManager.default.fileExists(atPath: $0) }
             let reports = await Discovery.probe(config.backends, timeoutSeconds: config.probeTimeoutSeconds, kernel: kernel)
             if json {
-                print(JSONOutput.line(reports))
+                Terminal.line(JSONOutput.line(reports))
             } else {
-                print(Self.render(reports))
+                Terminal.line(Self.render(reports))
             }
             if reports.allSatisfy({ $0.health == .down }) { throw ExitCode(1) }
         }

@@ -54,7 +54,7 @@ struct Copy: AsyncParsableCommand {
             let elapsed = started.duration(to: .now)
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let rate = seconds > 0 ? Double(summary.bytes) / seconds / 1_048_576 : 0
-            printError("copied \(summary.files) file(s), \(Table.bytes(summary.bytes)) to \(target) in "
+            Terminal.error("copied \(summary.files) file(s), \(Table.bytes(summary.bytes)) to \(target) in "
                        + String(format: "%.2fs (%.0f MiB/s), sha256 verified", seconds, rate))
         }
     }

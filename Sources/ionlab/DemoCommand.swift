@@ -38,9 +38,7 @@ struct Demo: AsyncParsableCommand {
             let report = try await FleetUpClient.run(fleet, parallel: parallel, json: json, paths: paths)
 
             say("\n3/3 RustDesk IDs and verification")
-            guard case .vms(let all) = try await AdminClient.with(paths: paths, { try await $0.call(.vmList) }) else {
-                throw ControllerError("unexpected reply to vm list")
-            }
+            let all = try await AdminClient.with(paths: paths) { try await $0.vms() }
             let verdicts = try await Self.verdicts(fleet: fleet.name, paths: paths)
             let rows = all.filter { $0.fleet == fleet.name }.map { vm in
                 [vm.name, vm.rustdeskID ?? "-", vm.rustdeskVersion ?? "-", verdicts[vm.name] ?? "-"]
@@ -53,7 +51,7 @@ struct Demo: AsyncParsableCommand {
 
     /// Text for people, kept off stdout when stdout carries JSON lines.
     private func say(_ text: String) {
-        if json { printError(text) } else { print(text) }
+        if json { Terminal.error(text) } else { Terminal.line(text) }
     }
 
     /// Each VM's last verification verdict, from the fleet's events.

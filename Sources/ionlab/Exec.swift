@@ -43,7 +43,9 @@ struct Exec: AsyncParsableCommand {
         }
         if forwardStdin, agent == nil { throw ValidationError("--stdin works with one agent only") }
         guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. `ionlab exec vm1 -- uname -a`") }
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+        if let timeout, !(timeout > 0 && timeout <= ExecSpec.maximumTimeout) {
+            throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(ExecSpec.maximumTimeout)) (a year)")
+        }
         for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE, got '\(pair)'") }
     }
 
@@ -89,7 +91,7 @@ struct Exec: AsyncParsableCommand {
                     continue
                 case .message(.execFinished(let result)):
                     if result.outcome != .completed {
-                        printError("ionlab: \(agent): job \(result.jobID) \(result.summary)")
+                        Terminal.error("ionlab: \(agent): job \(result.jobID) \(result.summary)")
                     }
                     return result.shellStatus
                 case .message(.failure(let failure)):
@@ -109,10 +111,10 @@ struct Exec: AsyncParsableCommand {
             while true {
                 switch try await stream.nextMessage() {
                 case .fanoutResult(let line):
-                    print(tally.add(line))
+                    Terminal.line(tally.add(line))
                     fflush(stdout)
                 case .ok:
-                    print(tally.summary)
+                    Terminal.line(tally.summary)
                     return tally.allSucceeded ? 0 : 1
                 case .failure(let failure):
                     throw failure

@@ -67,15 +67,13 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let request = AdminRequest.fleetStatus(name: fleet)
-            guard case .fleetStatus(let vms) = try await AdminClient.with(paths: global.paths, { try await $0.call(request) }) else {
-                throw ControllerError("unexpected reply to status")
-            }
+            let fleet = self.fleet
+            let vms = try await AdminClient.with(paths: global.paths) { try await $0.fleetStatus(fleet) }
             if json {
-                print(JSONOutput.line(vms))
+                Terminal.line(JSONOutput.line(vms))
                 return
             }
-            print(Table.render(["VM", "FLEET", "BACKEND", "STATE", "AGENT", "HEARTBEAT", "LOAD", "MEM FREE", "DISK FREE", "STEP"], vms.map { vm in
+            Terminal.line(Table.render(["VM", "FLEET", "BACKEND", "STATE", "AGENT", "HEARTBEAT", "LOAD", "MEM FREE", "DISK FREE", "STEP"], vms.map { vm in
                 let health = vm.health
                 return [vm.name, vm.fleet ?? "-", vm.backend, vm.state.rawValue, vm.agent.rawValue, Table.ago(vm.lastHeartbeat),
                         health?.load.first.map { String(format: "%.2f", $0) } ?? "-",
@@ -101,9 +99,9 @@ struct Down: AsyncParsableCommand {
                 while true {
                     switch try await stream.nextMessage() {
                     case .events(let events):
-                        for event in events { print("\(event.agent ?? event.fleet ?? "-")  \(event.kind)  \(event.message)") }
+                        for event in events { Terminal.line("\(event.agent ?? event.fleet ?? "-")  \(event.kind)  \(event.message)") }
                     case .ok(let message):
-                        print(message)
+                        Terminal.line(message)
                         return
                     case .failure(let failure):
                         throw failure
@@ -141,16 +139,14 @@ struct RustDeskIDs: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            guard case .vms(let all) = try await AdminClient.with(paths: global.paths, { try await $0.call(.vmList) }) else {
-                throw ControllerError("unexpected reply to vm list")
-            }
+            let all = try await AdminClient.with(paths: global.paths) { try await $0.vms() }
             let chosen = all.filter { $0.name == vm || ($0.fleet != nil && $0.fleet == fleet) }
             if let vm, chosen.isEmpty { throw ControllerError("no VM named '\(vm)'") }
             if let fleet, chosen.isEmpty { throw ControllerError("fleet \(fleet) has no VMs") }
             if json {
-                print(JSONOutput.line(chosen.map { ["vm": $0.name, "id": $0.rustdeskID, "version": $0.rustdeskVersion] }))
+                Terminal.line(JSONOutput.line(chosen.map { ["vm": $0.name, "id": $0.rustdeskID, "version": $0.rustdeskVersion] }))
             } else {
-                print(Table.render(["VM", "RUSTDESK ID", "VERSION"], chosen.map { [$0.name, $0.rustdeskID ?? "-", $0.rustdeskVersion ?? "-"] }))
+                Terminal.line(Table.render(["VM", "RUSTDESK ID", "VERSION"], chosen.map { [$0.name, $0.rustdeskID ?? "-", $0.rustdeskVersion ?? "-"] }))
             }
             let missing = chosen.filter { $0.rustdeskID == nil }.map(\.name)
             if !missing.isEmpty { throw ControllerError("no RustDesk ID yet for \(missing.joined(separator: ", ")) (a rustdesk step reads it)") }

@@ -34,10 +34,10 @@ final class FleetView: Sendable {
     func show(_ event: Event) {
         switch mode {
         case .json:
-            print(JSONOutput.line(event))
+            Terminal.line(JSONOutput.line(event))
             fflush(stdout)
         case .lines:
-            print(String(format: "%7.1fs  %@  %@  %@", Date().timeIntervalSince(started), event.agent ?? fleet, event.kind, event.message))
+            Terminal.line(String(format: "%7.1fs  %@  %@  %@", Date().timeIntervalSince(started), event.agent ?? fleet, event.kind, event.message))
             fflush(stdout)
         case .live:
             update(event)
@@ -82,7 +82,7 @@ final class FleetView: Sendable {
                 let elapsed = row.started.map { Table.duration((row.ended ?? now).timeIntervalSince($0)) } ?? "-"
                 let text = "  " + row.vm.padding(toLength: 16, withPad: " ", startingAt: 0) + "  "
                     + row.phase.padding(toLength: 16, withPad: " ", startingAt: 0) + "  "
-                    + elapsed.padding(toLength: 7, withPad: " ", startingAt: 0) + "  " + row.last
+                    + elapsed.padding(toLength: 7, withPad: " ", startingAt: 0) + "  " + Format.escaped(row.last)
                 return String(text.prefix(max(20, width - 1)))
             }
         }
@@ -97,31 +97,44 @@ final class FleetView: Sendable {
     /// The last drawing, then the summary table (or the report as a JSON line).
     func finish(_ report: FleetReport) {
         if mode == .json {
-            print(JSONOutput.line(report))
+            Terminal.line(JSONOutput.line(report))
             return
         }
         redraw()
-        print("")
-        print(Table.render(["VM", "BACKEND", "RESULT", "TIME", "STEPS RUN", "SKIPPED", "FAILED STEP"], report.vms.map { vm in
+        Terminal.line("")
+        Terminal.line(Table.render(["VM", "BACKEND", "RESULT", "TIME", "STEPS RUN", "SKIPPED", "FAILED STEP"], report.vms.map { vm in
             [vm.vm, vm.backend, vm.result.rawValue, Table.duration(vm.seconds), String(vm.stepsRun), String(vm.stepsSkipped), vm.failedStep ?? "-"]
         }))
         for vm in report.vms where !vm.notes.isEmpty {
-            print("\n\(vm.vm): " + vm.notes.joined(separator: "\n  "))
+            Terminal.line("\n\(vm.vm): " + vm.notes.joined(separator: "\n  "))
         }
         for vm in report.vms where vm.result != .ok {
-            print("\n\(vm.vm): \(vm.result.rawValue) at \(vm.failedStep ?? "?"):")
-            for line in (vm.detail ?? "").split(whereSeparator: \.isNewline) { print("  | \(line)") }
+            Terminal.line("\n\(vm.vm): \(vm.result.rawValue) at \(vm.failedStep ?? "?"):")
+            for line in (vm.detail ?? "").split(whereSeparator: \.isNewline) { Terminal.line("  | \(line)") }
         }
         let ok = report.vms.filter { $0.result == .ok }.count
         let share = 100 * report.controllerCPUSeconds / max(report.seconds, 0.001)
-        print("\nfleet \(report.fleet): \(ok) of \(report.vms.count) VM(s) ok in \(String(format: "%.1f", report.seconds))s "
+        Terminal.line("\nfleet \(report.fleet): \(ok) of \(report.vms.count) VM(s) ok in \(String(format: "%.1f", report.seconds))s "
               + "(\(report.created) created, \(report.adopted) adopted); controller CPU \(String(format: "%.2f", report.controllerCPUSeconds))s, "
               + "\(String(format: "%.1f", share))% of the wall time")
     }
 }
 
-/// The terminal's width, for cutting live lines so they never wrap.
+/// Where the CLI's text goes. Names, messages and outputs in it may come from a guest, so control
+/// characters are escaped on the way out: nothing a peer sends can drive the operator's terminal. (The
+/// output of `ionlab exec` is the exception: the command's own bytes, passed through as ssh does.)
 enum Terminal {
+    /// A line (or lines) on stdout; newlines and tabs stay, every other control character is escaped.
+    static func line(_ text: String = "", terminator: String = "\n") {
+        Swift.print(Format.escaped(text, keepingNewlines: true), terminator: terminator)
+    }
+
+    /// A line on stderr, likewise escaped.
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data((Format.escaped(text, keepingNewlines: true) + "\n").utf8))
+    }
+
+    /// The terminal's width, for cutting live lines so they never wrap.
     static func columns() -> UInt16 {
         var size = winsize()
         return ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? size.ws_col : 100

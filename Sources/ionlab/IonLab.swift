@@ -21,10 +21,6 @@ struct GlobalOptions: ParsableArguments {
     var paths: StatePaths { StatePaths.resolve(stateDir) }
 }
 
-/// Prints to stderr.
-func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
-}
 
 /// Runs a CLI body, turning expected errors into one line on stderr and exit code 1.
 func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
@@ -35,7 +31,7 @@ func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
     } catch let error as CleanExit {
         throw error
     } catch {
-        printError("ionlab: \(AdminDescribe.error(error))")
+        Terminal.error("ionlab: \(AdminDescribe.error(error))")
         throw ExitCode(1)
     }
 }

@@ -15,7 +15,7 @@ struct Agents: AsyncParsableCommand {
         try await reportingErrors {
             let agents = try await AdminClient.with(paths: global.paths) { try await $0.agents() }
             if json {
-                print(JSONOutput.line(agents))
+                Terminal.line(JSONOutput.line(agents))
                 return
             }
             let rows = agents.map { agent -> [String] in
@@ -31,7 +31,7 @@ struct Agents: AsyncParsableCommand {
                     health?.agentVersion ?? "-",
                 ]
             }
-            print(Table.render(["NAME", "STATE", "BOOT", "UPTIME", "LOAD", "MEM FREE", "DISK FREE", "VERSION"], rows))
+            Terminal.line(Table.render(["NAME", "STATE", "BOOT", "UPTIME", "LOAD", "MEM FREE", "DISK FREE", "VERSION"], rows))
         }
     }
 }
@@ -70,7 +70,7 @@ struct Events: AsyncParsableCommand {
                 while true {
                     switch try await stream.nextMessage() {
                     case .events(let events):
-                        for event in events { print(json ? JSONOutput.line(event) : Self.render(event)) }
+                        for event in events { Terminal.line(json ? JSONOutput.line(event) : Self.render(event)) }
                         fflush(stdout)
                     case .ok:
                         return
@@ -106,15 +106,13 @@ struct Jobs: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let request = AdminRequest.jobs(agent: agent, limit: limit)
-            guard case .jobs(let jobs) = try await AdminClient.with(paths: global.paths, { try await $0.call(request) }) else {
-                throw ControllerError("unexpected reply to jobs")
-            }
+            let (agent, limit) = (self.agent, self.limit)
+            let jobs = try await AdminClient.with(paths: global.paths) { try await $0.jobs(agent: agent, limit: limit) }
             if json {
-                print(JSONOutput.line(jobs))
+                Terminal.line(JSONOutput.line(jobs))
                 return
             }
-            print(Table.render(["JOB", "AGENT", "STARTED", "RESULT", "COMMAND"], jobs.map { job in
+            Terminal.line(Table.render(["JOB", "AGENT", "STARTED", "RESULT", "COMMAND"], jobs.map { job in
                 [job.jobID, job.agent, Table.ago(job.startedAt), job.result?.summary ?? "running", job.argv.joined(separator: " ")]
             }))
         }

@@ -25,9 +25,9 @@ struct Init: AsyncParsableCommand {
             let advertised = try advertise.map { try Endpoint(parsing: $0) }
             let paths = global.paths
             let outcome = try ControllerSetup.initialize(paths: paths, listen: listenEndpoint, advertise: advertised, force: force)
-            print(outcome.created ? "initialized \(paths.directory)" : "\(paths.directory) is already initialized (use --force to replace its CA)")
-            print("  CA pin:  \(outcome.pin)")
-            print("  listen:  \(outcome.config.listen)")
+            Terminal.line(outcome.created ? "initialized \(paths.directory)" : "\(paths.directory) is already initialized (use --force to replace its CA)")
+            Terminal.line("  CA pin:  \(outcome.pin)")
+            Terminal.line("  listen:  \(outcome.config.listen)")
         }
     }
 }
@@ -87,9 +87,9 @@ struct Token: AsyncParsableCommand {
                                          caPin: try CAPin(parsing: grant.caPin), token: grant.token)
                 if let output {
                     try AgentConfigFile.write(config.yaml(), to: output)
-                    printError("wrote \(output): agent \(grant.name), token valid until \(Format.time(grant.expiresAt))")
+                    Terminal.error("wrote \(output): agent \(grant.name), token valid until \(Format.time(grant.expiresAt))")
                 } else {
-                    print(config.yaml(), terminator: "")
+                    Terminal.line(config.yaml(), terminator: "")
                 }
             }
         }
@@ -123,7 +123,7 @@ struct AgentCommands: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 _ = try await AdminClient.with(paths: global.paths) { try await $0.call(.revoke(name: name)) }
-                print("revoked \(name)")
+                Terminal.line("revoked \(name)")
             }
         }
     }

@@ -4,7 +4,9 @@ import IonLabWire
 
 /// Plain text tables and human units for the CLI.
 enum Table {
+    /// Cells are escaped (they often hold what a guest reported) and kept to one line.
     static func render(_ header: [String], _ rows: [[String]]) -> String {
+        let rows = rows.map { $0.map { Format.escaped($0) } }
         let widths = header.indices.map { column in
             ([header] + rows).map { $0[column].count }.max() ?? 0
         }
@@ -28,7 +30,9 @@ enum Table {
     }
 
     static func duration(_ seconds: Double) -> String {
-        let total = Int(seconds)
+        // A peer's number never traps the CLI: anything past a century reads as such.
+        guard seconds.isFinite else { return "?" }
+        let total = Int(min(max(seconds, 0), 100 * 365 * 86_400))
         if total < 60 { return "\(total)s" }
         if total < 3600 { return "\(total / 60)m\(String(format: "%02d", total % 60))s" }
         if total < 86_400 { return "\(total / 3600)h\(String(format: "%02d", total % 3600 / 60))m" }

@@ -17,6 +17,10 @@ struct WaitOptions: ParsableArguments {
 
     @Option(help: "Seconds to wait for the agent before giving up waiting (the VM keeps booting).")
     var timeout: Double = 900
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 86_400 * 7 else { throw ValidationError("--timeout must be more than 0 and at most a week of seconds") }
+    }
 }
 
 struct VMCreate: AsyncParsableCommand {
@@ -67,12 +71,12 @@ enum VMProgress {
                             switch try await stream.nextMessage() {
                             case .events(let events):
                                 for event in events {
-                                    print(String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind, event.message))
+                                    Terminal.line(String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind, event.message))
                                 }
                                 fflush(stdout)
                             case .vms(let records):
                                 if let record = records.first {
-                                    print("\(record.name): \(record.state.rawValue) (instance \(record.instanceID), \(record.domainType) on \(record.backend))")
+                                    Terminal.line("\(record.name): \(record.state.rawValue) (instance \(record.instanceID), \(record.domainType) on \(record.backend))")
                                 }
                                 return true
                             case .failure(let failure):
@@ -83,7 +87,7 @@ enum VMProgress {
                         }
                     }
                     group.addTask {
-                        try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                        try await Task.sleep(for: .clamped(seconds: timeout))
                         return false
                     }
                     defer { group.cancelAll() }
@@ -91,7 +95,7 @@ enum VMProgress {
                 }
             }
             if !finished {
-                printError("ionlab: \(name) is not ready after \(Int(timeout)) s; it is still provisioning and watched (ionlab events --follow, ionlab logs \(name) --console)")
+                Terminal.error("ionlab: \(name) is not ready after \(Int(timeout)) s; it is still provisioning and watched (ionlab events --follow, ionlab logs \(name) --console)")
                 throw ExitCode(3)
             }
         }
@@ -108,21 +112,19 @@ struct VMList: AsyncParsableCommand {
         try await reportingErrors {
             let vms = try await VMList.fetch(global.paths)
             if json {
-                print(JSONOutput.line(vms))
+                Terminal.line(JSONOutput.line(vms))
                 return
             }
             let rows = vms.map { vm in
                 [vm.name, vm.state.rawValue, vm.backend, vm.image, "\(vm.cpus)", "\(vm.memoryMiB)M", "\(vm.diskGiB)G", vm.domainType,
                  vm.instanceID, Table.ago(vm.createdAt)]
             }
-            print(Table.render(["NAME", "STATE", "BACKEND", "IMAGE", "CPUS", "MEM", "DISK", "TYPE", "INSTANCE", "CREATED"], rows))
+            Terminal.line(Table.render(["NAME", "STATE", "BACKEND", "IMAGE", "CPUS", "MEM", "DISK", "TYPE", "INSTANCE", "CREATED"], rows))
         }
     }
 
     static func fetch(_ paths: StatePaths) async throws -> [VMRecord] {
-        guard case .vms(let vms) = try await AdminClient.with(paths: paths, { try await $0.call(.vmList) }) else {
-            throw ControllerError("unexpected reply to vm list")
-        }
+        let vms = try await AdminClient.with(paths: paths) { try await $0.vms() }
         return vms
     }
 }
@@ -137,7 +139,7 @@ struct VMDestroy: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             _ = try await AdminClient.with(paths: global.paths) { try await $0.call(.vmDestroy(name: name)) }
-            print("destroyed \(name)")
+            Terminal.line("destroyed \(name)")
         }
     }
 }
@@ -150,6 +152,7 @@ struct Logs: AsyncParsableCommand {
     @Argument var name: String
     @Flag(help: "The serial console (the only log so far).") var console = false
     @Flag(name: [.short, .long], help: "Keep printing what the console writes.") var follow = false
+    @Flag(help: "The guest's bytes unchanged (by default control characters other than colours are shown escaped).") var raw = false
 
     func run() async throws {
         try await reportingErrors {
@@ -160,9 +163,14 @@ struct Logs: AsyncParsableCommand {
             guard let handle = FileHandle(forReadingAtPath: vm.consoleLog) else {
                 throw ControllerError("\(vm.consoleLog): no console log yet (is the domain running on this host?)")
             }
+            // In pieces, filtered: the guest writes this file, and may write anything.
+            var filter = ConsoleFilter()
             while true {
-                let data = handle.readDataToEndOfFile()
-                if !data.isEmpty { FileHandle.standardOutput.write(data) }
+                let data = handle.readData(ofLength: 1 << 16)
+                if !data.isEmpty {
+                    FileHandle.standardOutput.write(raw ? data : Data(filter.filter(data)))
+                    continue
+                }
                 guard follow else { return }
                 try await Task.sleep(for: .milliseconds(300))
             }
