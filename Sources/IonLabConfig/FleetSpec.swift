@@ -273,3 +273,23 @@ extension Check {
         }
     }
 }
+
+extension FleetSpec {
+    /// The spec with every secret (a RustDesk password) replaced by `digest(secret)`: what may be stored.
+    public func redactingSecrets(_ digest: (String) -> String) -> FleetSpec {
+        var spec = self
+        spec.workflow = workflow.map { $0.redactingSecrets(digest) }
+        return spec
+    }
+}
+
+extension WorkflowStep {
+    /// The step with its secrets replaced by `digest(secret)`, for storing and for comparing definitions.
+    public func redactingSecrets(_ digest: (String) -> String) -> WorkflowStep {
+        guard case .rustdesk(var spec) = operation, let password = spec.password else { return self }
+        spec.password = digest(password)
+        var step = self
+        step.operation = .rustdesk(spec)
+        return step
+    }
+}

@@ -15,7 +15,11 @@ public enum PackageSource: Codable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         if let list = try? decoder.singleValueContainer().decode([String].self) {
-            try Check.nonEmpty(list)
+            do {
+                try Check.packageNames(list)
+            } catch let error as ValueError {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
+            }
             self = .names(list)
             return
         }
@@ -25,7 +29,7 @@ public enum PackageSource: Codable, Sendable, Equatable {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "give one of names, deb or url"))
         }
         switch key {
-        case .names: self = .names(try container.decode([String].self, forKey: .names, check: Check.nonEmpty))
+        case .names: self = .names(try container.decode([String].self, forKey: .names, check: Check.packageNames))
         case .deb: self = .deb(path: try container.decode(String.self, forKey: .deb, check: Check.nonEmpty))
         default:
             let url = try container.decode(String.self, forKey: .url, check: Check.httpURL)
@@ -141,12 +145,16 @@ public enum Probe: Codable, Sendable, Equatable {
                 }
                 self = .unitActive(fields.name, user: fields.user)
             }
-        case .process: self = .process(try container.decode(String.self, forKey: key, check: Check.nonEmpty))
+        case .process: self = .process(try container.decode(String.self, forKey: key, check: Check.processName))
         case .port: self = .port(try container.decode(Int.self, forKey: key, check: Check.range(1...65_535)))
         case .command: self = .command(try container.decode([String].self, forKey: key, check: Check.nonEmpty))
-        case .dbusName: self = .dbusName(try container.decode(String.self, forKey: key, check: Check.nonEmpty))
+        case .dbusName: self = .dbusName(try container.decode(String.self, forKey: key, check: Check.busName))
         case .dbusInterface:
             let fields = try container.decode(InterfaceFields.self, forKey: key)
+            try container.validate(key) {
+                try Check.objectPath(fields.path)
+                try Check.interfaceName(fields.interface)
+            }
             self = .dbusInterface(path: fields.path, interface: fields.interface)
         case .rustdeskId:
             _ = try container.decode(Bool.self, forKey: key) { value in
@@ -202,11 +210,92 @@ extension Check {
         }
     }
 
-    /// A systemd unit name without its path: letters, digits and `:-_.@`.
+    /// A systemd unit name without its path: ASCII letters, digits and `:-_.@\`, at most 255, not starting
+    /// with `-` (it would read as an option).
     public static func unitName(_ name: String) throws {
-        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: ":-_.@"))
-        guard !name.isEmpty, name.unicodeScalars.allSatisfy(allowed.contains) else {
+        guard !name.isEmpty, name.utf8.count <= 255, !name.hasPrefix("-"), !name.hasPrefix("."),
+              name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || ":-_.@\\".unicodeScalars.contains($0)) }) else {
             throw ValueError("expected a systemd unit name, found '\(name)'")
+        }
+    }
+
+    /// Debian package names as apt takes them: `name`, `name:arch`, `name=version` or `name/release`,
+    /// where a name is lowercase letters, digits, `+`, `-` and `.`, starting with a letter or digit.
+    public static func packageNames(_ names: [String]) throws {
+        try nonEmpty(names)
+        for name in names { try packageName(name) }
+    }
+
+    public static func packageName(_ text: String) throws {
+        let problem = ValueError("expected a Debian package name (such as curl, libfoo1:amd64, curl=7.88.1-10), found '\(text)'")
+        var name = Substring(text)
+        var suffix: Substring = ""
+        var suffixAllowed = CharacterSet()
+        if let mark = text.firstIndex(where: { $0 == "=" || $0 == "/" }) {
+            name = text[..<mark]
+            suffix = text[text.index(after: mark)...]
+            suffixAllowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: ".+~:-_"))
+            guard !suffix.isEmpty else { throw problem }
+        }
+        if let colon = name.firstIndex(of: ":") {
+            let arch = name[name.index(after: colon)...]
+            guard !arch.isEmpty, arch.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.lowercaseLetters.contains($0) || CharacterSet.decimalDigits.contains($0) || $0 == "-") }) else {
+                throw problem
+            }
+            name = name[..<colon]
+        }
+        let nameAllowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789+-.")
+        guard name.count >= 2, let first = name.unicodeScalars.first, CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789").contains(first),
+              name.unicodeScalars.allSatisfy(nameAllowed.contains), suffix.unicodeScalars.allSatisfy({ $0.isASCII && suffixAllowed.contains($0) }) else {
+            throw problem
+        }
+    }
+
+    /// A process name as /proc/PID/comm shows it: 1 to 15 bytes, no `/`, no control characters.
+    public static func processName(_ name: String) throws {
+        guard !name.isEmpty, name.utf8.count <= 15, !name.contains("/"), name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            throw ValueError("expected a process name (1-15 characters, as /proc/PID/comm shows it), found '\(name)'")
+        }
+    }
+
+    /// A D-Bus bus name: a unique name (`:1.42`) or two or more dot-separated elements of letters, digits,
+    /// `_` and `-`, not starting with a digit; at most 255.
+    public static func busName(_ name: String) throws {
+        let problem = ValueError("expected a D-Bus name such as org.freedesktop.portal.Desktop, found '\(name)'")
+        guard name.utf8.count <= 255 else { throw problem }
+        let unique = name.hasPrefix(":")
+        let elements = (unique ? name.dropFirst() : Substring(name)).split(separator: ".", omittingEmptySubsequences: false)
+        guard elements.count >= 2, elements.allSatisfy({ element in
+            guard let first = element.unicodeScalars.first else { return false }
+            return (unique || !CharacterSet.decimalDigits.contains(first))
+                && element.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "-") }
+        }) else { throw problem }
+    }
+
+    /// A D-Bus interface name: two or more dot-separated elements of letters, digits and `_`, not starting
+    /// with a digit; at most 255.
+    public static func interfaceName(_ name: String) throws {
+        let elements = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard name.utf8.count <= 255, elements.count >= 2, elements.allSatisfy({ element in
+            guard let first = element.unicodeScalars.first, !CharacterSet.decimalDigits.contains(first) else { return false }
+            return element.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_") }
+        }) else {
+            throw ValueError("expected a D-Bus interface name such as org.freedesktop.impl.portal.RemoteDesktop, found '\(name)'")
+        }
+    }
+
+    /// A D-Bus object path: `/`, or `/`-separated elements of letters, digits and `_`.
+    public static func objectPath(_ path: String) throws {
+        let elements = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard path.hasPrefix("/"), path == "/" || elements.allSatisfy({ !$0.isEmpty && $0.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_") } }) else {
+            throw ValueError("expected a D-Bus object path such as /org/freedesktop/portal/desktop, found '\(path)'")
+        }
+    }
+
+    /// A value handed to a guest tool as an argument: printable, not empty, not starting with `-`.
+    public static func argumentValue(_ text: String) throws {
+        guard !text.isEmpty, !text.hasPrefix("-"), text.utf8.count <= 1024, text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            throw ValueError("expected a printable value not starting with '-', found '\(text)'")
         }
     }
 }
@@ -252,11 +341,15 @@ public struct RustDeskSpec: Codable, Sendable, Equatable {
             guard !version.isEmpty, version.allSatisfy({ $0.isNumber || $0 == "." }) else { throw ValueError("expected a version such as 1.3.7, found '\(version)'") }
         } ?? Self.defaultVersion
         password = try container.decodeIfPresent(String.self, forKey: .password) { password in
-            guard password.count >= 8 else { throw ValueError("must be at least 8 characters") }
+            // It travels on one line of stdin: no line breaks or other control characters.
+            guard password.count >= 8, password.utf8.count <= 128, !password.hasPrefix("-"),
+                  password.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+                throw ValueError("must be 8 to 128 printable characters, not starting with '-'")
+            }
         }
-        idServer = try container.decodeIfPresent(String.self, forKey: .idServer, check: Check.nonEmpty)
-        relayServer = try container.decodeIfPresent(String.self, forKey: .relayServer, check: Check.nonEmpty)
-        key = try container.decodeIfPresent(String.self, forKey: .key, check: Check.nonEmpty)
+        idServer = try container.decodeIfPresent(String.self, forKey: .idServer, check: Check.argumentValue)
+        relayServer = try container.decodeIfPresent(String.self, forKey: .relayServer, check: Check.argumentValue)
+        key = try container.decodeIfPresent(String.self, forKey: .key, check: Check.argumentValue)
     }
 
     /// The official release `.deb` for x86_64 of this version.

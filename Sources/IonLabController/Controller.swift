@@ -15,6 +15,8 @@ public final class Controller: @unchecked Sendable {
     let events: EventLog
     let ca: CertificateAuthority
     let serverIdentity: Identity
+    /// Digests that stand in for secrets in whatever is stored.
+    let secrets: SecretDigest
     let sessions = SessionRegistry()
     let backendConnections = BackendConnections()
     var vms: VMManager { VMManager(controller: self) }
@@ -31,6 +33,7 @@ public final class Controller: @unchecked Sendable {
         self.config = FileManager.default.fileExists(atPath: paths.config) ? try ControllerConfig.load(path: paths.config) : ControllerConfig()
         self.ca = CertificateAuthority(identity: try Identity.load(directory: paths.directory, name: paths.caName))
         self.serverIdentity = try Self.serverIdentity(paths: paths, ca: ca, logger: logger)
+        self.secrets = try SecretDigest.load(paths: paths)
         self.store = try Store(path: paths.database)
         self.events = EventLog(store: store, logger: logger)
         self.group = group

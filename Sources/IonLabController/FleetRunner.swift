@@ -37,7 +37,7 @@ final class FleetRunner: Sendable {
         _ = try ImageCatalog.load(path: controller.paths.resolve(controller.config.imageCatalog)).image(named: spec.image)
         let placement = try await place(missing, of: spec)
 
-        try store.saveFleet(spec)
+        try store.saveFleet(spec.redactingSecrets(controller.secrets.callAsFunction))
         for vm in spec.vms { events.assign(agent: vm.name, fleet: spec.name) }
         events.emit(.fleetStarted, fleet: spec.name,
                     "up: \(spec.vms.count) VM(s) of \(spec.image), \(missing.count) to create, \(spec.vms.count - missing.count) to adopt, "

@@ -19,8 +19,8 @@ enum GuestScripts {
     static func installNames(_ names: [String]) -> [String] {
         let script = aptPreamble + """
 
-            apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "$@" || exit $?
-            dpkg-query -W -f='installed ${Package} ${Version}\\n' "$@"
+            apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends -- "$@" || exit $?
+            dpkg-query -W -f='installed ${Package} ${Version}\\n' -- "$@"
             """
         return ["sh", "-c", script, "ionlab-package"] + names
     }
@@ -29,8 +29,8 @@ enum GuestScripts {
     static func installDeb(_ path: String) -> [String] {
         let script = aptPreamble + """
 
-            apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "$1" || exit $?
-            dpkg-deb -W --showformat='installed ${Package} ${Version}\\n' "$1"
+            apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends -- "$1" || exit $?
+            dpkg-deb -W --showformat='installed ${Package} ${Version}\\n' -- "$1"
             """
         return ["sh", "-c", script, "ionlab-package", path]
     }
@@ -39,16 +39,16 @@ enum GuestScripts {
     /// when one is given.
     static func download(_ url: String, to path: String, sha256: String?) -> [String] {
         let script = """
-            mkdir -p "$(dirname "$2")"
-            if command -v curl >/dev/null; then curl -fsSL --retry 3 -o "$2" "$1"
-            elif command -v wget >/dev/null; then wget -q -O "$2" "$1"
+            mkdir -p -- "$(dirname -- "$2")"
+            if command -v curl >/dev/null; then curl -fsSL --retry 3 -o "$2" -- "$1"
+            elif command -v wget >/dev/null; then wget -q -O "$2" -- "$1"
             else python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "$1" "$2"
             fi || { echo "cannot download $1" >&2; exit 1; }
             if [ -n "$3" ]; then
-              actual=$(sha256sum "$2" | cut -d' ' -f1)
-              [ "$actual" = "$3" ] || { echo "sha256 of $1 is $actual, expected $3" >&2; rm -f "$2"; exit 1; }
+              actual=$(sha256sum -- "$2" | cut -d' ' -f1)
+              [ "$actual" = "$3" ] || { echo "sha256 of $1 is $actual, expected $3" >&2; rm -f -- "$2"; exit 1; }
             fi
-            echo "downloaded $1 ($(stat -c %s "$2") bytes)"
+            echo "downloaded $1 ($(stat -c %s -- "$2") bytes)"
             """
         return ["sh", "-c", script, "ionlab-download", url, path, sha256 ?? ""]
     }
@@ -58,9 +58,9 @@ enum GuestScripts {
     static let systemctlPreamble = requireSystemdScript + """
 
         if [ -n "$IONLAB_USER" ]; then
-          uid=$(id -u "$IONLAB_USER") || exit 1
+          uid=$(id -u -- "$IONLAB_USER") || exit 1
           [ -S /run/dbus/system_bus_socket ] || { echo "user services need D-Bus in the image (dbus, dbus-user-session): there is no system bus" >&2; exit 1; }
-          loginctl enable-linger "$IONLAB_USER" || exit 1
+          loginctl enable-linger -- "$IONLAB_USER" || exit 1
           for _ in $(seq 50); do [ -S "/run/user/$uid/bus" ] && break; sleep 0.2; done
           [ -S "/run/user/$uid/bus" ] || { echo "$IONLAB_USER has no session bus (/run/user/$uid/bus): user services need dbus-user-session in the image" >&2; exit 1; }
           ctl() { runuser -u "$IONLAB_USER" -- env XDG_RUNTIME_DIR="/run/user/$uid" systemctl --user "$@"; }
@@ -103,8 +103,8 @@ enum GuestScripts {
         let script = systemctlPreamble + """
 
             \(reload ? "ctl daemon-reload || exit 1" : "")
-            ctl \(verb) "$1" || { ctl status --no-pager -n 20 "$1" >&2; exit 1; }
-            ctl show -p ActiveState -p SubState -p MainPID "$1"
+            ctl \(verb) -- "$1" || { ctl status --no-pager -n 20 -- "$1" >&2; exit 1; }
+            ctl show -p ActiveState -p SubState -p MainPID -- "$1"
             """
         return ["env", "IONLAB_USER=\(spec.user ?? "")", "sh", "-c", script, "ionlab-service", spec.name]
     }
@@ -135,9 +135,9 @@ enum GuestScripts {
                 var ctl = "systemctl"
                 if let user {
                     let who = argument(user)
-                    ctl = "runuser -u \(who) -- env XDG_RUNTIME_DIR=/run/user/$(id -u \(who)) systemctl --user"
+                    ctl = "runuser -u \(who) -- env XDG_RUNTIME_DIR=/run/user/$(id -u -- \(who)) systemctl --user"
                 }
-                lines.append("state=$(\(ctl) is-active \(unit) 2>&1); [ \"$state\" = active ] && pass \(label) active || fail \(label) \"${state:-no systemd}\"")
+                lines.append("state=$(\(ctl) is-active -- \(unit) 2>&1); [ \"$state\" = active ] && pass \(label) active || fail \(label) \"${state:-no systemd}\"")
             case .process(let name):
                 lines.append("""
                     pid=""; for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = \(argument(name)) ] && { pid=${p#/proc/}; break; }; done
@@ -154,7 +154,7 @@ enum GuestScripts {
                 lines.append("""
                     found=""; for bus in ${DBUS_SESSION_BUS_ADDRESS:-} unix:path=/run/dbus/system_bus_socket /run/user/*/bus; do
                       case $bus in unix:*) addr=$bus;; *) [ -S "$bus" ] || continue; addr=unix:path=$bus;; esac
-                      busctl --address="$addr" --auto-start=no status \(argument(name)) >/dev/null 2>&1 && { found=$addr; break; }
+                      busctl --address="$addr" --auto-start=no status -- \(argument(name)) >/dev/null 2>&1 && { found=$addr; break; }
                     done
                     [ -n "$found" ] && pass \(label) "on $found" || fail \(label) "on no bus"
                     """)
@@ -163,7 +163,8 @@ enum GuestScripts {
                     found=""; for bus in ${DBUS_SESSION_BUS_ADDRESS:-} /run/user/*/bus; do
                       case $bus in unix:*) addr=$bus;; *) [ -S "$bus" ] || continue; addr=unix:path=$bus;; esac
                       for name in $(busctl --address="$addr" list --acquired --no-legend 2>/dev/null | awk '{print $1}' | grep -v '^:'); do
-                        busctl --address="$addr" --auto-start=no introspect "$name" \(argument(path)) 2>/dev/null | grep -q "^\(argument(interface)) " && { found="$name on $addr"; break 2; }
+                        busctl --address="$addr" --auto-start=no introspect -- "$name" \(argument(path)) 2>/dev/null \\
+                          | awk -v want=\(argument(interface)) '$1 == want && $2 == "interface" { hit = 1 } END { exit !hit }' && { found="$name on $addr"; break 2; }
                       done
                     done
                     [ -n "$found" ] && pass \(label) "$found" || fail \(label) "no session bus exports it at that path"
@@ -178,16 +179,20 @@ enum GuestScripts {
         return ["bash", "-c", lines.joined(separator: "\n"), "ionlab-verify"] + arguments
     }
 
-    /// Sets RustDesk's permanent password and servers with its own CLI.
-    static func rustdeskConfigure(password: String, idServer: String?, relayServer: String?, key: String?) -> [String] {
+    /// Sets RustDesk's permanent password (read from stdin, so it is in no argv the controller stores) and
+    /// servers with its own CLI. RustDesk's CLI takes the password only as an argument, so it shows in /proc
+    /// while that one root command runs; nothing of ionlab's keeps it.
+    static func rustdeskConfigure(idServer: String?, relayServer: String?, key: String?) -> [String] {
         let script = """
-            rustdesk --password "$1" >/dev/null || { echo "rustdesk --password failed" >&2; exit 1; }
-            [ -z "$2" ] || rustdesk --option custom-rendezvous-server "$2" || exit 1
-            [ -z "$3" ] || rustdesk --option relay-server "$3" || exit 1
-            [ -z "$4" ] || rustdesk --option key "$4" || exit 1
+            IFS= read -r password || [ -n "$password" ] || { echo "no password on stdin" >&2; exit 1; }
+            rustdesk --password "$password" >/dev/null || { echo "rustdesk --password failed" >&2; exit 1; }
+            unset password
+            [ -z "$1" ] || rustdesk --option custom-rendezvous-server "$1" || exit 1
+            [ -z "$2" ] || rustdesk --option relay-server "$2" || exit 1
+            [ -z "$3" ] || rustdesk --option key "$3" || exit 1
             echo "configured"
             """
-        return ["sh", "-c", script, "ionlab-rustdesk", password, idServer ?? "", relayServer ?? "", key ?? ""]
+        return ["sh", "-c", script, "ionlab-rustdesk", idServer ?? "", relayServer ?? "", key ?? ""]
     }
 
     /// Reads RustDesk's ID, retrying until the service has registered; prints "id ID" and "version V".

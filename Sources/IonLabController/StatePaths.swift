@@ -30,6 +30,8 @@ public struct StatePaths: Sendable {
     public var caName: String { "ca" }
     public var serverName: String { "server" }
     public var caCertificate: String { "\(directory)/ca.pem" }
+    /// The key that turns secrets into digests before anything is stored (``SecretDigest``).
+    public var secretKey: String { "\(directory)/secret.key" }
     /// The generated seed files a VM was given (`meta-data`, `agent.yaml`).
     public func seedDirectory(_ vm: String) -> String { "\(directory)/seeds/\(vm)" }
 

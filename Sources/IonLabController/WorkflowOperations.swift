@@ -95,8 +95,8 @@ extension WorkflowRunner {
     func rustdesk(_ spec: RustDeskSpec, jobID: String, timeout: Double, notes: inout [String]) async throws -> String {
         let installed = try await install(spec.package, jobID: jobID, timeout: timeout)
         let password = spec.password ?? Self.generatedPassword()
-        _ = try await exec(GuestScripts.rustdeskConfigure(password: password, idServer: spec.idServer, relayServer: spec.relayServer, key: spec.key),
-                           timeout: 60)
+        _ = try await exec(GuestScripts.rustdeskConfigure(idServer: spec.idServer, relayServer: spec.relayServer, key: spec.key),
+                           timeout: 60, stdin: password + "\n")
         if spec.password == nil { notes.append("RustDesk password (generated, shown once): \(password)") }
         let service = try await bring(ServiceSpec(name: "rustdesk", state: "enabled"), jobID: Format.newJobID(), timeout: timeout)
         let answer = try await exec(GuestScripts.rustdeskID, timeout: 150).outputTail

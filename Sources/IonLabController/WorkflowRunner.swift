@@ -3,6 +3,7 @@ import IonLabConfig
 import IonLabProvision
 import IonLabTransfer
 import IonLabWire
+import NIOCore
 
 /// Runs a fleet's workflow on one VM through its agent: the steps in order, each bounded by its timeout and
 /// handled by its `on_failure` policy. Every step is recorded in the store as it starts and ends, so a later
@@ -37,7 +38,7 @@ struct WorkflowRunner {
         let recorded = Dictionary(((try? store.steps(fleet: fleet, vm: vm)) ?? []).map { ($0.step, $0) }) { first, _ in first }
         for (index, step) in steps.enumerated() {
             let label = "step \(index + 1)/\(steps.count) \(step.name)"
-            let signature = Store.json(step)
+            let signature = Store.json(step.redactingSecrets(controller.secrets.callAsFunction))
             if let previous = recorded[index], previous.signature == signature, let reason = alreadyDone(previous) {
                 outcome.skipped += 1
                 events.emit(.stepSkipped, agent: vm, label, fields: ["step": String(index + 1), "reason": reason])
@@ -109,15 +110,24 @@ struct WorkflowRunner {
 
     /// Runs a command on the VM's agent and returns its result however it ended; the agent enforces the
     /// timeout and kills the command's process group.
-    func run(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double) async throws -> ExecResult {
+    /// `stdin` is how a secret reaches a command: never in its argv, which the store keeps and any user of
+    /// the VM can read in /proc.
+    func run(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double, stdin: String? = nil) async throws -> ExecResult {
         let session = try await connectedSession(patience: min(timeout, 60))
-        let spec = ExecSpec(jobID: jobID, argv: argv, timeoutSeconds: timeout)
-        return try await withStepDeadline(timeout + 30) { try await session.exec(spec, controller: self.controller).result() }
+        let spec = ExecSpec(jobID: jobID, argv: argv, stdin: stdin != nil, timeoutSeconds: timeout)
+        return try await withStepDeadline(timeout + 30) {
+            let job = try await session.exec(spec, controller: self.controller)
+            if let stdin {
+                try await job.send(stdin: ByteBuffer(string: stdin))
+                try await job.closeStdin()
+            }
+            return try await job.result()
+        }
     }
 
     /// Runs a command on the VM's agent; anything but exit 0 is a `StepFailure`.
-    func exec(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double) async throws -> ExecResult {
-        let result = try await run(argv, jobID: jobID, timeout: timeout)
+    func exec(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double, stdin: String? = nil) async throws -> ExecResult {
+        let result = try await run(argv, jobID: jobID, timeout: timeout, stdin: stdin)
         guard Self.succeeded(result) else {
             let how: String
             switch result.outcome {

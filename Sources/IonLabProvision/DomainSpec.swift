@@ -107,6 +107,7 @@ public enum VolumeXML {
     }
 
     /// A raw volume for the seed ISO.
+    /// A raw volume readable by its owner only (the seed carries the enrollment token).
     public static func raw(name: String, capacityBytes: UInt64) -> String {
         """
         <volume type='file'>
@@ -114,6 +115,7 @@ public enum VolumeXML {
           <capacity unit='bytes'>\(capacityBytes)</capacity>
           <target>
             <format type='raw'/>
+            <permissions><mode>0600</mode></permissions>
           </target>
         </volume>
         """

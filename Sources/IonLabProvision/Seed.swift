@@ -45,25 +45,35 @@ public struct Seed: Sendable {
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
-    /// Writes the ISO with xorriso (or genisoimage) and returns its bytes.
+    /// Writes the ISO with xorriso (or genisoimage) and returns its bytes. The seed holds the enrollment
+    /// token, so the files exist only in a private directory (0700, made by mkdtemp), each mode 0600.
     public func buildISO() throws -> Data {
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-seed-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: work) }
-        let tree = work.appendingPathComponent("cidata")
-        try FileManager.default.createDirectory(at: tree, withIntermediateDirectories: true)
-        for file in files {
-            let path = tree.appendingPathComponent(file.name).path
-            guard FileManager.default.createFile(atPath: path, contents: file.contents,
-                                                 attributes: [.posixPermissions: file.executable ? 0o755 : 0o644]) else {
-                throw ProvisionError("cannot write seed file \(path)")
-            }
-        }
-        let iso = work.appendingPathComponent("seed.iso").path
+        let work = try PrivateDirectory(prefix: "ionlab-seed-")
+        defer { work.remove() }
+        let tree = try writeTree(in: work.path)
+        let iso = "\(work.path)/seed.iso"
         let tool = try Self.isoTool()
         var arguments = tool.hasSuffix("xorriso") ? ["-as", "mkisofs"] : []
-        arguments += ["-quiet", "-volid", "cidata", "-joliet", "-rock", "-output", iso, tree.path]
+        // The executable bit is recorded in the ISO's Rock Ridge modes; readers in the guest see 0755/0644.
+        arguments += ["-quiet", "-volid", "cidata", "-joliet", "-rock", "-output", iso, tree]
         try Command.run(tool, arguments)
         return try Data(contentsOf: URL(fileURLWithPath: iso))
+    }
+
+    /// Writes the seed's files into `cidata` under `directory`, readable by their owner only (0600, 0700 for
+    /// executables), and returns that path.
+    public func writeTree(in directory: String) throws -> String {
+        let tree = "\(directory)/cidata"
+        guard mkdir(tree, 0o700) == 0 else { throw ProvisionError("cannot create \(tree): \(String(cString: strerror(errno)))") }
+        for file in files {
+            let path = "\(tree)/\(file.name)"
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, file.executable ? 0o700 : 0o600)
+            guard fd >= 0 else { throw ProvisionError("cannot write seed file \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let written = file.contents.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == file.contents.count else { throw ProvisionError("cannot write seed file \(path)") }
+        }
+        return tree
     }
 
     static func isoTool() throws -> String {
@@ -136,4 +146,20 @@ enum Command {
             throw ProvisionError("\(tool) failed (status \(process.terminationStatus)): \(text.split(separator: "\n").last ?? "")")
         }
     }
+}
+
+/// A directory only its owner can enter, made atomically by mkdtemp(3) in the temporary directory.
+public struct PrivateDirectory {
+    public let path: String
+
+    public init(prefix: String) throws {
+        let temporary = NSTemporaryDirectory()
+        var template = ((temporary.hasSuffix("/") ? temporary : temporary + "/") + prefix + "XXXXXX").utf8CString
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw ProvisionError("cannot create a private temporary directory: \(String(cString: strerror(errno)))")
+        }
+        path = String(cString: made)
+    }
+
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
 }

@@ -112,9 +112,22 @@ import Testing
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - port: 70000\n", "f.yaml:6: workflow[0].verify[0].port: must be in 1...65535, found 70000"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - socket: 80\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - {port: 80, process: x}\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id"),
-        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - rustdesk: {password: short}\n", "f.yaml:5: workflow[0].rustdesk.password: must be at least 8 characters"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - rustdesk: {password: short}\n", "f.yaml:5: workflow[0].rustdesk.password: must be 8 to 128 printable characters, not starting with '-'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: \"a b\", state: started}\n", "f.yaml:5: workflow[0].service.name: expected a systemd unit name, found 'a b'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    timeout: 5\n", "f.yaml:6: workflow[0].timeout: unknown field"),
+        // Issue 9, item 11: names reach apt, systemctl and busctl as arguments; one that reads as an option,
+        // or is not a name those tools accept, is refused where it is written.
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - package: [curl, \"-oAPT::Get::AllowUnauthenticated=1\"]\n",
+         "f.yaml:5: workflow[0].package: expected a Debian package name (such as curl, libfoo1:amd64, curl=7.88.1-10), found '-oAPT::Get::AllowUnauthenticated=1'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - package: {names: [\"curl; reboot\"]}\n",
+         "f.yaml:5: workflow[0].package.names: expected a Debian package name (such as curl, libfoo1:amd64, curl=7.88.1-10), found 'curl; reboot'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: \"--now\", state: started}\n", "f.yaml:5: workflow[0].service.name: expected a systemd unit name, found '--now'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: x, state: started, user: \"-r\"}\n", "f.yaml:5: workflow[0].service.user: expected a login name, found '-r'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - dbus_interface: {path: /a, interface: \"org.x *\"}\n",
+         "f.yaml:6: workflow[0].verify[0].dbus_interface: expected a D-Bus interface name such as org.freedesktop.impl.portal.RemoteDesktop, found 'org.x *'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - dbus_name: \"--address=unix:path=/tmp/x\"\n",
+         "f.yaml:6: workflow[0].verify[0].dbus_name: expected a D-Bus name such as org.freedesktop.portal.Desktop, found '--address=unix:path=/tmp/x'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - rustdesk: {id_server: \"--help\"}\n", "f.yaml:5: workflow[0].rustdesk.id_server: expected a printable value not starting with '-', found '--help'"),
     ])
     func badFleetSpecsAreLocated(yaml: String, expected: String) {
         #expect(rejection(FleetSpec.self, yaml, file: "f.yaml") == expected)

@@ -31,7 +31,9 @@ import Testing
         #expect(header.contains("Volume id: cidata"))
         let listing = try isoinfo(["-R", "-l", "-i", iso.path])
         for name in ["user-data", "meta-data", "agent.yaml", "ionlab-agent"] { #expect(listing.contains(" \(name)"), "\(name) missing") }
-        #expect(listing.contains("-r-xr-xr-x") || listing.contains("-rwxr-xr-x"))  // the binary stays executable
+        // The seed carries the enrollment token: every file is its owner's only, and the binary stays executable.
+        #expect(listing.contains("-rwx------"), "\(listing)")
+        #expect(!listing.contains("r--r--") && !listing.contains("r-xr-x"), "\(listing)")
         #expect(try isoinfo(["-R", "-x", "/meta-data", "-i", iso.path]) == "instance-id: vm1-0001\nlocal-hostname: vm1\n")
         let extracted = iso.deletingPathExtension().appendingPathExtension("bin")
         defer { try? FileManager.default.removeItem(at: extracted) }
@@ -43,6 +45,21 @@ import Testing
         try process.run()
         process.waitUntilExit()
         #expect(try Data(contentsOf: extracted) == binary)
+    }
+
+    /// Issue 9, item 3: the token was once world-readable under /tmp while the ISO was written.
+    @Test func seedFilesAreWrittenForTheirOwnerOnly() throws {
+        let work = try PrivateDirectory(prefix: "ionlab-seed-test-")
+        defer { work.remove() }
+        let seed = Seed(files: [SeedFile(name: "agent.yaml", text: "token: secret\n"),
+                                SeedFile(name: "ionlab-agent", contents: Data([1, 2, 3]), executable: true)])
+        let tree = try seed.writeTree(in: work.path)
+        func mode(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int) ?? -1 }
+        #expect(mode(work.path) == 0o700)
+        #expect(mode(tree) == 0o700)
+        #expect(mode("\(tree)/agent.yaml") == 0o600)
+        #expect(mode("\(tree)/ionlab-agent") == 0o700)
+        #expect(VolumeXML.raw(name: "vm1-seed.iso", capacityBytes: 1).contains("<mode>0600</mode>"))
     }
 
     @Test func theContentHashChangesWithAnyFile() {
