@@ -114,9 +114,12 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .testTarget(name: "IonLabIntegrationTests", dependencies: [
-            "IonLabController", "IonLabPKI", "IonLabWire", "IonLabConfig", "ionlab", "ionlab-agent",
+            "IonLabController", "IonLabAgent", "IonLabPKI", "IonLabWire", "IonLabConfig", "ionlab", "ionlab-agent",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "X509", package: "swift-certificates"),
         ]),
     ],
     swiftLanguageModes: [.v5]

@@ -46,7 +46,7 @@ public struct OutboundWindow: Sendable, Equatable {
         guard increment > 0 else { throw WireError.unexpected("a zero window grant on stream \(stream)") }
         let (sum, overflow) = credit.addingReportingOverflow(Int(increment))
         guard !overflow, sum <= FlowControl.maximumWindow else {
-            throw WireError.flowControlViolation(stream: stream, bytes: Int(increment), credit: FlowControl.maximumWindow - credit)
+            throw WireError.unexpected("a window grant of \(increment) on stream \(stream), which takes its window past 2^31 - 1")
         }
         credit = sum
     }
