@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "ionlab", targets: ["ionlab"]),
         .executable(name: "ionlab-agent", targets: ["ionlab-agent"]),
         .executable(name: "ionlab-bench", targets: ["ionlab-bench"]),
+        .executable(name: "ionlab-fuzz", targets: ["ionlab-fuzz"]),
     ],
     dependencies: [
         .package(url: nio, from: "2.101.2"),
@@ -85,6 +86,14 @@ let package = Package(
             "IonLabAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        /// Fuzz targets for the frame decoder and multiplexer, the message decoder and the tree writer, with
+        /// their seed corpus; `ionlab-fuzz` runs them under libFuzzer (scripts/fuzz.sh) or replays inputs.
+        .target(name: "IonLabFuzz", dependencies: [
+            "IonLabWire", "IonLabTransfer",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .executableTarget(name: "ionlab-fuzz", dependencies: ["IonLabFuzz"]),
         .executableTarget(name: "ionlab-bench", dependencies: [
             "IonLabController", "IonLabAgent", "IonLabWire", "IonLabPKI", "IonLabConfig", "CIonLabSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -102,7 +111,7 @@ let package = Package(
         ]),
         .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig"]),
         .testTarget(name: "IonLabTransferTests", dependencies: [
-            "IonLabTransfer", "IonLabWire",
+            "IonLabTransfer", "IonLabWire", "IonLabFuzz",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),

@@ -193,6 +193,45 @@ import Testing
                 + "D-Bus org.freedesktop.DBus ok (org.freedesktop.DBus on \(address)); RustDesk ID ok (\(id))", "\(verdict)")
     }
 
+    /// Issue 9, item 12: the RustDesk password once travelled in argv, so it landed in the jobs table, in
+    /// `ionlab jobs`, and (with the spec) in the store. It now reaches the guest on stdin: the stand-in on this
+    /// host receives it, and no job, event or page of the store holds it.
+    @Test func theRustDeskPasswordIsInNoArgvJobEventOrStore() async throws {
+        try #require(Self.installedVersion("rustdesk") == nil, "this host has a rustdesk package; the test would replace it")
+        let config = "/root/.config/rustdesk"
+        try #require(!FileManager.default.fileExists(atPath: config), "this host has a RustDesk config; the test would overwrite it")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-rd-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer {
+            _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", "rustdesk"], directory: "/")
+            try? FileManager.default.removeItem(atPath: "/run/rustdesk-standin")
+            try? FileManager.default.removeItem(atPath: config)
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
+        let built = Lab.runProgram(VMCommandTests.repo.appendingPathComponent("scripts/build-standin-rustdesk.sh").path, [scratch], directory: scratch)
+        try #require(built.status == 0, "\(built.stderr)")
+        let deb = built.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let password = "Sup3r-secret-\(UUID().uuidString.prefix(8))"
+        let fleet = try FleetLab()
+        try await fleet.start()
+        // Without systemd (this machine) the step fails later, at starting the service: the password is set by then.
+        _ = try up(fleet, "rd", steps: "  - rustdesk: {deb: \(deb), password: \"\(password)\"}\n")
+        let recorded = (try? String(contentsOfFile: "\(config)/RustDesk.toml", encoding: .utf8)) ?? ""
+        let digest = Lab.runProgram("/bin/sh", ["-c", "printf %s \"$1\" | sha256sum | cut -d' ' -f1", "sh", password], directory: "/").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(recorded.contains(digest), "the stand-in did not get the password: \(recorded)")
+        for listing in [["jobs", "--json", "--limit", "1000"], ["events", "--json"], ["status", "--json"]] {
+            let output = fleet.lab.run(listing)
+            #expect(output.status == 0)
+            #expect(!output.stdout.contains(password), "\(listing) shows the password")
+        }
+        for file in ["ionlab.sqlite", "ionlab.sqlite-wal"] {
+            let bytes = FileManager.default.contents(atPath: "\(fleet.lab.stateDir)/\(file)") ?? Data()
+            #expect(bytes.range(of: Data(password.utf8)) == nil, "\(file) holds the password")
+        }
+        #expect(!fleet.lab.log("controller.log").contains(password))
+    }
+
     /// With systemd running, a unit is installed, started and its status read; without it, the step fails
     /// with a clear reason. (This development machine has no systemd; the VM test covers the first case too.)
     @Test func aServiceIsStartedAndItsStatusRead() async throws {
