@@ -451,6 +451,25 @@ import X509
         #expect(agent.isRunning)
     }
 
+    // MARK: 11. Guest scripts take values as data
+
+    /// A package "name" that apt would read as an option (it would turn off signature checks) is refused
+    /// where it is written, before any VM exists. The scripts end options with `--` as well.
+    @Test func item11_namesThatReadAsOptionsNeverReachTheGuest() async throws {
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let spec = try fleet.spec("opts", FleetTests.header("opts", backend: "big") + """
+            count: 1
+            workflow:
+              - package: [curl, "-oAPT::Get::AllowUnauthenticated=true"]
+            """)
+        let result = fleet.lab.run(["up", spec])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("opts.yaml:7: workflow[0].package: expected a Debian package name"), "\(result.stderr)")
+        #expect(try fleet.lab.run(["vm", "list", "--json"]).stdout.contains("opts-1") == false)
+        #expect(GuestScripts.installNames(["curl"]).contains { $0.contains("install -y --no-install-recommends -- \"$@\"") })
+    }
+
     // MARK: 13. Every stream ends when either end goes away
 
     @Test func item13_aTransferEndsOnTheAgentWhenTheCLILeaves() async throws {
