@@ -26,8 +26,8 @@ for target in frames messages tree; do
     tail -n 40 "$log" >&2
     exit 1
   fi
-  runs=$(awk -F': *' '/stat::number_of_executed_units/ { print $2 }' "$log")
-  rate=$(awk -F': *' '/stat::average_exec_per_sec/ { print $2 }' "$log")
+  runs=$(awk '/stat::number_of_executed_units/ { print $NF }' "$log")
+  rate=$(awk '/stat::average_exec_per_sec/ { print $NF }' "$log")
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1)
   corpus=$(find "$work" -type f | wc -l)
   printf 'fuzz: %-9s %9s runs in %ss, %6s exec/s, %s, corpus %s\n' "$target" "$runs" "$seconds" "$rate" "$cov" "$corpus"
