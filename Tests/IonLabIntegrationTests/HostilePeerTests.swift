@@ -248,16 +248,17 @@ import X509
     @Test func item6_listingsSurviveManyLargeJobs() async throws {
         let lab = try await Self.servingLab()
         defer { lab.tearDown() }
-        for _ in 0..<100 {
-            let run = lab.run(["exec", "agent1", "--", "sh", "-c", "head -c 4096 /dev/zero | tr '\\0' x"])
+        // Each result keeps the last 8 KiB of output: 150 of them no longer fit one frame of 1 MiB.
+        for _ in 0..<150 {
+            let run = lab.run(["exec", "agent1", "--", "sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x"])
             #expect(run.status == 0)
         }
         let events = lab.run(["events"])
         #expect(events.status == 0, "\(events.stderr)")
-        #expect(events.stdout.split(separator: "\n").count >= 200)
+        #expect(events.stdout.split(separator: "\n").count >= 300)
         let jobs = lab.run(["jobs", "--limit", "1000"])
         #expect(jobs.status == 0, "\(jobs.stderr)")
-        #expect(jobs.stdout.split(separator: "\n").count == 101)
+        #expect(jobs.stdout.split(separator: "\n").count == 151)
         let json = lab.run(["jobs", "--limit", "1000", "--json"])
         #expect(json.status == 0 && json.stdout.contains("xxxx"))
     }
@@ -334,6 +335,38 @@ import X509
             retry.close()
         }
         #expect(lab.agentStates()["racer"] == "revoked")
+    }
+
+    /// The race, frozen at its worst moment: the agent is revoked in the store while its session is still
+    /// open (the controller has not yet closed it), and the agent asks for a renewal right then. It once got a
+    /// fresh certificate that nothing had revoked, and a welcome with it.
+    @Test func item7_aRenewalAfterTheRevocationIsRefused() async throws {
+        let lab = try await Self.servingLab()
+        defer { lab.tearDown() }
+        let peer = try await FakeAgent.session(lab, name: "late")
+        #expect(try Store(path: "\(lab.stateDir)/ionlab.sqlite").revoke(agent: "late"))
+        let key = P256.Signing.PrivateKey()
+        try await peer.send(.renew(csrPEM: try AgentKeys.csr(for: key, name: "late")))
+        var renewed: Certificate?
+        do {
+            reading: while let routed = try await peer.next() {
+                switch routed {
+                case .control(.renewed(let pem)):
+                    renewed = try Certificate(pemEncoded: pem)
+                    break reading
+                case .control(.refused(let refusal)):
+                    #expect(refusal.code == .revoked)
+                    break reading
+                default:
+                    continue
+                }
+            }
+        } catch {}
+        #expect(renewed == nil, "a revoked agent was issued \(renewed?.serialHex ?? "")")
+        if let renewed {
+            let retry = try await FakeAgent.connect(lab, identity: Identity(certificate: renewed, privateKey: key))
+            await #expect(throws: Refusal.self) { _ = try await retry.hello() }
+        }
     }
 
     // MARK: 8. Bounded memory per connection whatever the peer sends
