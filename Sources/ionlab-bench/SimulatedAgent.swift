@@ -220,7 +220,7 @@ struct SimulatedAgent: Sendable {
             try? await stream.send(.failure(Failure("a simulated agent serves exec only, not \(message.name)")))
             return
         }
-        try? await stream.send(.execStarted(jobID: spec.jobID, pid: 0))
+        try? await stream.send(.execStarted(jobID: spec.jobID, pid: getpid()))  // no process of its own: the bench's
         try? await stream.send(.execFinished(ExecResult(jobID: spec.jobID, outcome: .completed, exitCode: 0)))
     }
 }
