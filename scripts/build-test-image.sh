@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the small Debian 12 test guest for ionlab once per machine and caches it (DESIGN.md §5).
+# Builds the small Debian 12 test guest for ionlab once per machine and caches it.
 #
 #   scripts/build-test-image.sh [--force]     # as root; prints the image directory on stdout
 #

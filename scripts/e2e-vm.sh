@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real-VM end-to-end test (DESIGN.md §6 tier 4): a TCG guest built by scripts/build-test-image.sh gets the
+# The real-VM end-to-end test (the fourth test tier, after unit, libvirt test-driver and loopback channel tests): a TCG guest built by scripts/build-test-image.sh gets the
 # agent through cloud-init and is driven through it, with no SSH. libvirtd, the controller and the guest run
 # in a network namespace that holds only loopback (scripts/in-netns.sh). Prints the wall time of each phase;
 # on failure, the tail of the serial console.

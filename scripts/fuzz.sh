@@ -18,7 +18,7 @@ mkdir -p "$build/crashes"
 for target in frames messages tree; do
   work=$build/corpus/$target
   mkdir -p "$work"
-  cp -n Tests/FuzzCorpus/$target/* "$work/"
+  for seed in Tests/FuzzCorpus/$target/*; do [[ -e $work/${seed##*/} ]] || cp "$seed" "$work/"; done
   log=$build/$target.log
   if ! IONLAB_FUZZ_TARGET=$target "$binary" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$build/crashes/$target-" "$work" >"$log" 2>&1; then
@@ -31,5 +31,7 @@ for target in frames messages tree; do
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1)
   corpus=$(find "$work" -type f | wc -l)
   printf 'fuzz: %-9s %9s runs in %ss, %6s exec/s, %s, corpus %s\n' "$target" "$runs" "$seconds" "$rate" "$cov" "$corpus"
-  if [[ "${IONLAB_FUZZ_KEEP:-}" == 1 ]]; then cp -n "$work"/* Tests/FuzzCorpus/$target/; fi
+  if [[ "${IONLAB_FUZZ_KEEP:-}" == 1 ]]; then
+    for input in "$work"/*; do [[ -e Tests/FuzzCorpus/$target/${input##*/} ]] || cp "$input" Tests/FuzzCorpus/$target/; done
+  fi
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a command inside a fresh network namespace that holds only loopback, with virtlogd and libvirtd
-# started inside it (DESIGN.md §5). Guests under QEMU user-mode networking reach the namespace's own
+# started inside it. Guests under QEMU user-mode networking reach the namespace's own
 # 127.0.0.1 as 10.0.2.2, and nothing can leave the namespace. The daemons are stopped, by PID, on exit.
 #   scripts/in-netns.sh ionlab backends
 set -euo pipefail
@@ -11,7 +11,7 @@ fail() { echo "in-netns: $*" >&2; exit 1; }
 [[ $(ip -o link show | wc -l) -eq 1 ]] || fail "expected a namespace holding only lo"
 ip link set lo up
 
-# libvirt probes /dev/kvm as its qemu user; 0600 makes every define take about 60 s (DESIGN.md §5).
+# libvirt probes /dev/kvm as its qemu user; 0600 makes every define take about 60 s.
 if [[ -c /dev/kvm ]]; then chgrp kvm /dev/kvm && chmod 0660 /dev/kvm; fi
 # Never start libvirt's NAT network: no bridges, here or anywhere.
 rm -f /etc/libvirt/qemu/networks/autostart/default.xml

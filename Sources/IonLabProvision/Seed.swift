@@ -17,7 +17,7 @@ public struct SeedFile: Sendable {
 }
 
 /// The NoCloud seed: an ISO 9660 image labelled `cidata` holding `user-data`, `meta-data` and, next to them,
-/// the agent binary and its files (never inside user-data: DESIGN.md §4).
+/// the agent binary and its files (never inside user-data: large user-data makes cloud-init take minutes under TCG).
 public struct Seed: Sendable {
     public let files: [SeedFile]
 

@@ -2,7 +2,7 @@ import ArgumentParser
 import CIonLabSys
 import Foundation
 
-/// `ionlab-bench`: measurements that are not tests. Each prints a table and the DESIGN.md target it checks.
+/// `ionlab-bench`: measurements that are not tests. Each prints a table and the target it checks (docs/targets.md).
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,7 +3,7 @@ import Foundation
 import IonLabController
 import IonLabWire
 
-/// The agent channel against OpenSSH on loopback, side by side in one run (DESIGN.md §7):
+/// The agent channel against OpenSSH on loopback, side by side in one run (docs/targets.md):
 /// the round trip of `true`, and file throughput in both directions.
 struct ChannelBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -68,7 +68,7 @@ struct ChannelBench: AsyncParsableCommand {
         print(String(format: "file %d MiB      ionlab cp up %6.0f MiB/s   down %6.0f MiB/s", megabytes, rate(ionlabUp), rate(ionlabDown)))
         print(String(format: "                  scp       up %6.0f MiB/s   down %6.0f MiB/s", rate(scpUp), rate(scpDown)))
         print("")
-        print("targets (DESIGN.md §7):")
+        print("targets (docs/targets.md):")
         verdict("ionlab exec ≥ 20× faster than fresh ssh (CLI)", fresh.median / cli.median, 20)
         verdict("ionlab exec ≥ 20× faster than fresh ssh (channel)", fresh.median / channel.median, 20)
         verdict("ionlab exec faster than ControlMaster (CLI)", multiplexed.median / cli.median, 1)

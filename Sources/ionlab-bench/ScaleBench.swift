@@ -6,7 +6,7 @@ import IonLabPKI
 import IonLabWire
 import NIOPosix
 
-/// One controller against many simulated agents on loopback (DESIGN.md §7): the controller's memory per
+/// One controller against many simulated agents on loopback (docs/targets.md): the controller's memory per
 /// connected agent, and the time to fan a command out to a thousand of them.
 struct ScaleBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -70,7 +70,7 @@ struct ScaleBench: AsyncParsableCommand {
         print(ScaleRow.render(rows))
         printNotes(rows, fleet: fleet)
         print("")
-        print("targets (DESIGN.md §7):")
+        print("targets (docs/targets.md):")
         for row in rows { verdicts(row) }
         let cpu = end.cpuSeconds - baseline.cpuSeconds
         let wall = inSeconds(end.time - baseline.time)
