@@ -31,7 +31,8 @@ struct Exec: AsyncParsableCommand {
     @Option(help: "Working directory on the agent.")
     var cwd: String?
 
-    @Flag(name: [.short, .customLong("stdin")], help: "Send this command's stdin to the remote command.")
+    @Flag(name: [.customShort("i"), .customLong("stdin"), .customLong("interactive")],
+          help: "Send this command's stdin to the remote command (-i, as docker and kubectl spell it).")
     var forwardStdin = false
 
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")

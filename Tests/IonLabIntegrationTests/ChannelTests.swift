@@ -55,6 +55,7 @@ import Testing
         let piped = lab.run(["exec", "agent1", "--stdin", "--", "sh", "-c", "tr a-z A-Z; echo done >&2"], stdin: "hello\nworld\n")
         #expect(piped.stdout == "HELLO\nWORLD\n")
         #expect(piped.stderr == "done\n")
+        #expect(lab.run(["exec", "agent1", "-i", "--", "cat"], stdin: "as docker spells it\n").stdout == "as docker spells it\n")
         let missing = lab.run(["exec", "agent1", "--", "/no/such/program"])
         #expect(missing.status == 127)
         #expect(missing.stderr.contains("No such file or directory"))
