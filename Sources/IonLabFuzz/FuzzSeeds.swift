@@ -93,6 +93,8 @@ public enum FuzzSeeds {
             "too-many-bytes": [1] + (try entry("", .directory) + message(.entry(TreeEntry(path: "f", kind: .file, mode: 0o644, size: 1)), stream: 2)
                 + data([1, 2, 3], stream: 2)),
             "dot-dot": [1] + (try entry("", .directory) + file("../up", [1]) + end),
+            "combining-slash": [1] + (try entry("", .directory) + entry("...", .directory) + entry("../\u{301}decoy", .symlink, link: "../decoy")
+                + file("../\u{301}decoy/\u{301}x", [1]) + end),
         ]
     }
 }

@@ -32,33 +32,73 @@ struct FileInfo {
     }
 }
 
-/// Relative paths received from a peer, checked so they cannot leave the transfer's root.
+/// Paths as the kernel reads them: bytes, split at every `/` byte. (Swift's `Character` would not do: a `/`
+/// followed by a combining mark is one Character that is not "/", yet the kernel still splits there.)
 enum SafePath {
-    static func validate(_ path: String) throws {
-        if path.isEmpty { return }
-        guard !path.hasPrefix("/"), !path.contains("\0") else { throw TransferError("unsafe path '\(path)' in transfer") }
-        for component in path.split(separator: "/", omittingEmptySubsequences: false) {
-            guard !component.isEmpty, component != ".", component != ".." else {
-                throw TransferError("unsafe path '\(path)' in transfer")
+    static let slash = UInt8(ascii: "/")
+
+    /// The components of a relative path received from a peer, each checked so that it cannot leave the
+    /// transfer's root: not empty, not `.` or `..`, no NUL, at most 255 bytes. `""` is the root itself.
+    static func components(_ path: String) throws -> [String] {
+        if path.isEmpty { return [] }
+        let bytes = Array(path.utf8)
+        guard bytes.first != slash, !bytes.contains(0) else { throw TransferError("unsafe path in transfer: \(Quote.peer(path))") }
+        return try bytes.split(separator: slash, omittingEmptySubsequences: false).map { component in
+            guard !component.isEmpty, component.elementsEqual([UInt8(ascii: ".")]) == false,
+                  component.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) == false, component.count <= 255 else {
+                throw TransferError("unsafe path in transfer: \(Quote.peer(path))")
             }
+            return String(decoding: component, as: UTF8.self)
         }
     }
+
+    static func validate(_ path: String) throws { _ = try components(path) }
 
     static func join(_ root: String, _ relative: String) -> String {
         if relative.isEmpty { return root }
         if root.isEmpty { return relative }
-        return root.hasSuffix("/") ? root + relative : root + "/" + relative
+        return root.utf8.last == slash ? root + relative : root + "/" + relative
     }
 
+    /// Everything before the last `/` byte (trailing slashes ignored): "." without one, "/" for the root.
     static func parent(of path: String) -> String {
-        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
-        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+        let bytes = trimmed(path)
+        guard let index = bytes.lastIndex(of: slash) else { return "." }
+        return index == 0 ? "/" : String(decoding: bytes[..<index], as: UTF8.self)
     }
 
+    /// Everything after the last `/` byte (trailing slashes ignored).
     static func baseName(of path: String) -> String {
-        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-        return trimmed.split(separator: "/").last.map(String.init) ?? trimmed
+        let bytes = trimmed(path)
+        guard let index = bytes.lastIndex(of: slash) else { return String(decoding: bytes, as: UTF8.self) }
+        return String(decoding: bytes[(index + 1)...], as: UTF8.self)
+    }
+
+    /// Whether a single name holds no `/` byte and no NUL, and is not `.` or `..`.
+    static func isPlainName(_ name: String) -> Bool {
+        !name.isEmpty && !name.utf8.contains(slash) && !name.utf8.contains(0) && name != "." && name != ".." && name.utf8.count <= 255
+    }
+
+    private static func trimmed(_ path: String) -> ArraySlice<UInt8> {
+        var bytes = Array(path.utf8)[...]
+        while bytes.count > 1, bytes.last == slash { bytes = bytes.dropLast() }
+        return bytes
+    }
+}
+
+/// A peer's text inside one of our messages: quoted, cut at 300 characters, with control characters (line
+/// breaks included) shown as escapes, so a message stays one line whatever the peer sent.
+enum Quote {
+    static func peer(_ text: String) -> String {
+        var out = "'"
+        for scalar in text.unicodeScalars.prefix(300) {
+            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + (text.unicodeScalars.count > 300 ? "…'" : "'")
     }
 }
 

@@ -13,9 +13,7 @@ public struct TreeReceiver {
     /// at the destination itself, whose parent directory must exist. Links in the destination the caller
     /// gave are followed (they are the caller's); nothing below it ever is.
     public init(destination: String, sourceName: String, sourceIsDirectory: Bool) throws {
-        guard !sourceName.isEmpty, !sourceName.contains("/"), sourceName != ".", sourceName != "..", !sourceName.contains("\0") else {
-            throw TransferError("unsafe source name in transfer")
-        }
+        guard SafePath.isPlainName(sourceName) else { throw TransferError("unsafe source name in transfer") }
         if let info = FileInfo.of(destination), info.kind == .directory || (info.kind == .symlink && Self.isDirectory(destination)) {
             root = SafePath.join(destination, sourceName)
         } else {

@@ -42,7 +42,7 @@ public struct TreeWriter {
         self.expectsDirectory = expectsDirectory
         self.summary = TransferSummary(path: root)
         rootName = SafePath.baseName(of: root)
-        guard !rootName.isEmpty, rootName != ".", rootName != ".." else { throw TransferError("cannot write a tree at \(root)") }
+        guard SafePath.isPlainName(rootName) else { throw TransferError("cannot write a tree at \(root)") }
         let parent = SafePath.parent(of: root)
         parentFD = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard parentFD >= 0 else { throw TransferError.posix("open directory", parent) }
@@ -82,7 +82,7 @@ public struct TreeWriter {
         case .message(.fileEnd(let digest)):
             guard var current = file else { throw TransferError("fileEnd outside a file in transfer") }
             file = nil
-            try current.finish(expectedSHA256: digest, displayPath: SafePath.join(root, current.relativePath))
+            try current.finish(expectedSHA256: digest, displayPath: Quote.peer(SafePath.join(root, current.relativePath)))
             summary.files += 1
             summary.bytes += current.expectedSize
             return .more
@@ -90,9 +90,9 @@ public struct TreeWriter {
             guard file == nil else { throw TransferError("the tree ended inside a file") }
             guard started else { throw TransferError("the tree ended before its root") }
             for (path, mode) in pendingModes.reversed() {
-                let fd = try openDirectory(path)
+                let fd = try openDirectory(try SafePath.components(path)[...])
                 defer { close(fd) }
-                guard fchmod(fd, mode_t(mode)) == 0 else { throw TransferError.posix("set the mode of", SafePath.join(root, path)) }
+                guard fchmod(fd, mode_t(mode)) == 0 else { throw TransferError.posix("set the mode of", Quote.peer(SafePath.join(root, path))) }
             }
             return .done(summary)
         case .message(.failure(let failure)):
@@ -105,7 +105,7 @@ public struct TreeWriter {
     // MARK: Entries
 
     private mutating func begin(_ entry: TreeEntry) throws {
-        try SafePath.validate(entry.path)
+        let components = try SafePath.components(entry.path)
         if !started {
             guard entry.path.isEmpty, (entry.kind == .directory) == expectsDirectory else {
                 throw TransferError("transfer does not start with its announced root")
@@ -115,14 +115,15 @@ public struct TreeWriter {
             return
         }
         guard !entry.path.isEmpty else { throw TransferError("transfer repeats its root") }
-        guard rootFD >= 0 else { throw TransferError("'\(entry.path)' in transfer: the root is not a directory, so it has no children") }
-        let parentPath = entry.path.contains("/") ? SafePath.parent(of: entry.path) : ""
-        let directory = try parentDirectory(parentPath)
-        try create(entry, in: directory, named: SafePath.baseName(of: entry.path), relative: entry.path)
+        guard rootFD >= 0 else { throw TransferError("\(Quote.peer(entry.path)) in transfer: the root is not a directory, so it has no children") }
+        let directory = try parentDirectory(components.dropLast())
+        try create(entry, in: directory, named: components.last!, relative: entry.path)
     }
 
     private mutating func create(_ entry: TreeEntry, in directory: Int32, named name: String, relative: String) throws {
-        let display = SafePath.join(root, relative)
+        // Every name given to an *at() call is one component: the kernel must never see a `/` in it.
+        guard SafePath.isPlainName(name) else { throw TransferError("unsafe name in transfer: \(Quote.peer(name))") }
+        let display = Quote.peer(SafePath.join(root, relative))
         switch entry.kind {
         case .directory:
             if mkdirat(directory, name, 0o700) != 0, errno != EEXIST { throw TransferError.posix("create directory", display) }
@@ -163,27 +164,33 @@ public struct TreeWriter {
         }
     }
 
-    /// The directory `relative` below the root, opened one component at a time without following links.
-    private mutating func parentDirectory(_ relative: String) throws -> Int32 {
-        if let cachedParent, cachedParent.path == relative { return cachedParent.fd }
-        let fd = try openDirectory(relative)
+    /// The directory below the root made of `components`, opened one at a time without following links.
+    private mutating func parentDirectory(_ components: ArraySlice<String>) throws -> Int32 {
+        let key = components.joined(separator: "/")
+        if let cachedParent, cachedParent.path == key { return cachedParent.fd }
+        let fd = try openDirectory(components)
         if let cachedParent { close(cachedParent.fd) }
-        cachedParent = (relative, fd)
+        cachedParent = (key, fd)
         return fd
     }
 
-    /// Opens a directory below the root (`""` is the root), refusing links and non-directories on the way.
-    private func openDirectory(_ relative: String) throws -> Int32 {
-        var fd = relative.isEmpty ? openat(parentFD, rootName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : dup(rootFD)
+    /// Opens a directory below the root (no components: the root), refusing links and non-directories on
+    /// the way.
+    private func openDirectory(_ components: ArraySlice<String>) throws -> Int32 {
+        var fd = rootFD >= 0 ? dup(rootFD) : openat(parentFD, rootName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw Self.notADirectory(root, errno, isLink: Self.isLink(rootName, in: parentFD)) }
         var walked = ""
-        for component in relative.split(separator: "/") where !relative.isEmpty {
-            walked = SafePath.join(walked, String(component))
-            let next = openat(fd, String(component), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        for component in components {
+            guard SafePath.isPlainName(component) else {
+                close(fd)
+                throw TransferError("unsafe name in transfer: \(Quote.peer(component))")
+            }
+            walked = SafePath.join(walked, component)
+            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             let code = errno
-            let link = next < 0 && Self.isLink(String(component), in: fd)
+            let link = next < 0 && Self.isLink(component, in: fd)
             close(fd)
-            guard next >= 0 else { throw Self.notADirectory(SafePath.join(root, walked), code, isLink: link) }
+            guard next >= 0 else { throw Self.notADirectory(Quote.peer(SafePath.join(root, walked)), code, isLink: link) }
             fd = next
         }
         return fd
@@ -203,8 +210,9 @@ public struct TreeWriter {
         }
     }
 
+    /// A fresh name beside the final one (never derived from a peer's name, so never too long or odd).
     static func temporaryName(for name: String) -> String {
-        ".\(name.prefix(200)).ionlab-\(UInt32.random(in: 0 ... .max))"
+        ".ionlab-transfer-\(UInt64.random(in: 0 ... .max))"
     }
 }
 
@@ -235,7 +243,7 @@ private struct IncomingFile {
     mutating func write(_ bytes: ByteBuffer) throws {
         received += UInt64(bytes.readableBytes)
         guard received <= expectedSize else {
-            throw TransferError("\(relativePath.isEmpty ? name : relativePath): more bytes than the \(expectedSize) announced")
+            throw TransferError("\(Quote.peer(relativePath.isEmpty ? name : relativePath)): more bytes than the \(expectedSize) announced")
         }
         try bytes.withUnsafeReadableBytes { buffer in
             hasher.update(bufferPointer: buffer)

@@ -142,6 +142,27 @@ import Testing
         #expect(write(items, at: scratch.destination)?.contains("unsafe path") == true)
     }
 
+    /// A `/` followed by a combining mark is one Swift Character that is not "/", but the kernel still splits
+    /// the bytes there: such names once passed the checks whole and climbed out of the root.
+    @Test(arguments: ["../\u{301}owned", "a/../\u{301}../\u{301}x", "..\u{301}/x/../\u{301}..", "x/\u{301}..\u{301}/\u{301}..\u{301}/y"])
+    func combiningMarksAfterASlashDoNotHideIt(path: String) throws {
+        let scratch = try Scratch()
+        let items = [Self.entry("", .directory), Self.entry("...", .directory), Self.entry("x", .directory)] + Self.file(path, "x") + [Self.end]
+        _ = write(items, at: scratch.destination)
+        #expect(scratch.decoyIsUntouched)
+        let outside = try FileManager.default.contentsOfDirectory(atPath: scratch.directory).sorted()
+        #expect(outside == ["decoy", "dest"], "\(outside)")
+    }
+
+    @Test func theDecoyAttackWithACombiningMarkIsRefused() throws {
+        let scratch = try Scratch()
+        let items = [Self.entry("", .directory), Self.entry("../\u{301}decoy", .symlink, link: scratch.decoy),
+                     Self.entry(".../\u{301}decoy", .directory)] + Self.file("../\u{301}decoy/\u{301}x", "x") + [Self.end]
+        let refusal = write(items, at: scratch.destination)
+        #expect(refusal?.contains("unsafe path") == true, "\(refusal ?? "written")")
+        #expect(scratch.decoyIsUntouched)
+    }
+
     @Test func aCorruptFileLeavesNothingBehind() throws {
         let scratch = try Scratch()
         let items: [StreamItem] = [Self.entry("", .directory), Self.entry("f", .file, size: 1), .data(.content, ByteBuffer(bytes: [1])),
