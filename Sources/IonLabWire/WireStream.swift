@@ -25,7 +25,9 @@ public final class WireStream: @unchecked Sendable {
     private var resetSent = false
     private var inbound = InboundWindow()
     private var outbound = OutboundWindow()
-    private var creditWaiter: CheckedContinuation<Void, Error>?
+    /// Senders waiting for credit, by ticket: a job's stdout and stderr forwarders share one stream.
+    private var creditWaiters: [UInt64: CheckedContinuation<Void, Error>] = [:]
+    private var nextWaiterTicket: UInt64 = 0
 
     init(id: UInt32, connection: MuxConnection) {
         self.id = id
@@ -54,8 +56,8 @@ public final class WireStream: @unchecked Sendable {
         }
     }
 
-    /// Waits until `reserve` gets what it needs from the outbound window. One sender at a time waits on a
-    /// stream (its owner); cancellation ends the wait.
+    /// Waits until `reserve` gets what it needs from the outbound window. Any number of senders may wait; a
+    /// grant wakes them all to try again, a failure fails them all, and cancellation ends one wait.
     private func acquireCredit<T>(_ reserve: @escaping (inout OutboundWindow) -> T?) async throws -> T {
         while true {
             let reserved: T? = try lock.withLock {
@@ -63,6 +65,10 @@ public final class WireStream: @unchecked Sendable {
                 return reserve(&outbound)
             }
             if let reserved { return reserved }
+            let ticket: UInt64 = lock.withLock {
+                defer { nextWaiterTicket += 1 }
+                return nextWaiterTicket
+            }
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
                     let now: Result<Void, Error>? = lock.withLock {
@@ -70,16 +76,13 @@ public final class WireStream: @unchecked Sendable {
                         if Task.isCancelled { return .failure(CancellationError()) }
                         var probe = outbound
                         if reserve(&probe) != nil { return .success(()) }
-                        creditWaiter = continuation
+                        creditWaiters[ticket] = continuation
                         return nil
                     }
                     if let now { continuation.resume(with: now) }
                 }
             } onCancel: {
-                let waiter: CheckedContinuation<Void, Error>? = self.lock.withLock {
-                    defer { self.creditWaiter = nil }
-                    return self.creditWaiter
-                }
+                let waiter = self.lock.withLock { self.creditWaiters.removeValue(forKey: ticket) }
                 waiter?.resume(throwing: CancellationError())
             }
         }
@@ -142,12 +145,12 @@ public final class WireStream: @unchecked Sendable {
             guard payload.readableBytes == 4, let grant = payload.readInteger(as: UInt32.self) else {
                 throw WireError.truncatedFrame("window frame of \(payloadBytes) bytes")
             }
-            let waiter: CheckedContinuation<Void, Error>? = try lock.withLock {
+            let waiters: [CheckedContinuation<Void, Error>] = try lock.withLock {
                 try outbound.grant(grant, stream: id)
-                defer { creditWaiter = nil }
-                return creditWaiter
+                defer { creditWaiters.removeAll() }
+                return Array(creditWaiters.values)
             }
-            waiter?.resume()
+            for waiter in waiters { waiter.resume() }
             return
         case .reset:
             guard payloadBytes == 0 else { throw WireError.truncatedFrame("reset frame with a payload") }
@@ -221,12 +224,12 @@ public final class WireStream: @unchecked Sendable {
     }
 
     private func failSending(_ error: Error, peerGone gone: Bool = true) {
-        let waiter: CheckedContinuation<Void, Error>? = lock.withLock {
+        let waiters: [CheckedContinuation<Void, Error>] = lock.withLock {
             if gone, peerGone == nil { peerGone = error }
-            defer { creditWaiter = nil }
-            return creditWaiter
+            defer { creditWaiters.removeAll() }
+            return Array(creditWaiters.values)
         }
-        waiter?.resume(throwing: error)
+        for waiter in waiters { waiter.resume(throwing: error) }
     }
 
     /// Items queued and not yet taken, for tests.

@@ -205,6 +205,27 @@ import Testing
         await #expect(throws: WireError.streamReset(peer.id)) { try await peer.next() }
     } }
 
+    /// A job's stdout and stderr forwarders share one stream: both may wait for credit at once, and both
+    /// must be woken (one once overwrote the other's wait, and that forwarder hung for good).
+    @Test func twoSendersWaitingForCreditAreBothWoken() async throws { try await withPair { pair in
+        let stream = try pair.client.openStream()
+        try await stream.send(.stdinEnd)
+        let chunk = ByteBuffer(repeating: 3, count: 256 << 10)
+        let total = 3 * MuxConnection.initialWindow
+        let senders = [DataChannel.stdout, .stderr].map { channel in
+            Task { for _ in 0..<(total / chunk.readableBytes) { try await stream.send(data: chunk, on: channel) } }
+        }
+        var iterator = pair.opened.makeAsyncIterator()
+        let (peer, _) = try #require(await iterator.next())
+        var received = 0
+        while received < 2 * total {
+            if case .data(_, let bytes) = try await peer.next() { received += bytes.readableBytes }
+            if received % (1 << 20) == 0 { try await Task.sleep(for: .milliseconds(1)) }  // a slow reader
+        }
+        for sender in senders { try await sender.value }
+        #expect(received == 2 * total)
+    } }
+
     /// A sender waiting for credit can be cancelled (it once waited for good).
     @Test func aSenderWaitingForCreditCanBeCancelled() async throws { try await withPair { pair in
         let stream = try pair.client.openStream()
