@@ -170,7 +170,8 @@ public final class Agent: @unchecked Sendable {
     /// new key. The next connection uses it.
     private func recover(mux: MuxConnection, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, reason: String) async throws {
         logger.notice("the controller asks for a new certificate: \(reason)")
-        let (key, csrPEM) = try AgentKeys.makeKeyAndCSR(name: config.name)
+        let key = try state.recoveryKey()
+        let csrPEM = try AgentKeys.csr(for: key, name: config.name)
         let certificatePEM = try await mux.renew(csrPEM: csrPEM, frames: &frames)
         guard let certificate = try? Certificate(pemEncoded: certificatePEM), certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
             throw AgentStop(message: "the controller returned a renewed certificate for another key")

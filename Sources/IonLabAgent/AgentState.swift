@@ -35,15 +35,21 @@ struct AgentState {
     func save(_ identity: Identity, caPEM: String?) throws {
         if let caPEM { try PEMFile.write(caPEM, path: "\(directory)/ca.pem", mode: 0o644) }
         try identity.saveBundle(path: identityPath)
-        for old in ["agent.pem", "agent.key", "enrollment.key"] { unlink("\(directory)/\(old)") }
+        for old in ["agent.pem", "agent.key", "enrollment.key", "recovery.key"] { unlink("\(directory)/\(old)") }
     }
 
     /// The key to enroll with: made once and kept (0600) until enrollment succeeds, so that a retry after a
     /// lost reply presents the same key, which the controller answers with the same certificate.
-    func enrollmentKey() throws -> P256.Signing.PrivateKey {
-        if FileManager.default.fileExists(atPath: enrollmentKeyPath) { return try PEMFile.readPrivateKey(path: enrollmentKeyPath) }
+    func enrollmentKey() throws -> P256.Signing.PrivateKey { try pendingKey(path: enrollmentKeyPath) }
+
+    /// The key to recover an expired certificate with, kept likewise: the controller answers the same key
+    /// with the same certificate, and refuses any other.
+    func recoveryKey() throws -> P256.Signing.PrivateKey { try pendingKey(path: "\(directory)/recovery.key") }
+
+    private func pendingKey(path: String) throws -> P256.Signing.PrivateKey {
+        if FileManager.default.fileExists(atPath: path) { return try PEMFile.readPrivateKey(path: path) }
         let key = P256.Signing.PrivateKey()
-        try PEMFile.write(key.pemRepresentation, path: enrollmentKeyPath, mode: 0o600)
+        try PEMFile.write(key.pemRepresentation, path: path, mode: 0o600)
         return key
     }
 }

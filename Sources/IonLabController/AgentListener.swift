@@ -249,11 +249,26 @@ struct AgentListener {
         guard case .control(.renew(let csrPEM)) = try mux.route(frame) else {
             throw WireError.unexpected("anything but renew from an agent with an expired certificate")
         }
-        let certificate = try renewCertificate(for: name, presented: presented.serialHex, csrPEM: csrPEM)
-        try await mux.sendControl(.renewed(certificatePEM: try certificate.serializeAsPEM().pemString))
+        let pem: String
+        do {
+            let csr = try CertificateAuthority.readCSR(csrPEM)
+            pem = try controller.store.recover(presentedSerial: presented.serialHex, agent: name, keySHA256: SPKIPin.of(csr.publicKey).hex) {
+                let certificate = try controller.ca.signAgentCertificate(csr: csr, name: name, lifetime: controller.config.agentCertificateSeconds)
+                return (certificate.serialHex, certificate.notValidAfter, try certificate.serializeAsPEM().pemString)
+            }
+        } catch let refusal as Refusal {
+            controller.events.emit(.agentRefused, agent: name, "\(remote): \(refusal.message)")
+            try await mux.sendControl(.refused(refusal))
+            return
+        } catch let error as PKIError {
+            try await mux.sendControl(.refused(Refusal(.protocolError, error.message)))
+            return
+        }
+        try await mux.sendControl(.renewed(certificatePEM: pem))
+        let serial = (try? Certificate(pemEncoded: pem))?.serialHex ?? "?"
         controller.events.emit(.certificateRenewed, agent: name,
-                               "certificate \(presented.serialHex) had expired; \(certificate.serialHex) issued to the same agent from \(remote), "
-                               + "valid until \(Format.time(certificate.notValidAfter))", fields: ["serial": certificate.serialHex, "recovered": "true"])
+                               "certificate \(presented.serialHex) had expired; \(serial) issued to the same agent from \(remote)",
+                               fields: ["serial": serial, "recovered": "true"])
     }
 
     /// Signs a renewal, recorded in the same transaction that checks the agent is still in good standing.
@@ -328,6 +343,8 @@ struct AgentListener {
             for result in results { controller.jobFinished(result, agent: session.name) }
             try await session.mux.sendControl(.jobReportsAck(results.map(\.jobID)))
         case .renew(let csrPEM):
+            // An agent renews once per connection (it uses the new certificate from the next one).
+            guard session.markRenewed() else { throw WireError.unexpected("a second renewal on one connection") }
             let certificate: Certificate
             do {
                 certificate = try renewCertificate(for: session.name, presented: session.serial, csrPEM: csrPEM)

@@ -19,6 +19,7 @@ final class AgentSession: @unchecked Sendable {
     private var _lastHeartbeat = Date()
     private var unsaved = false
     private var down = false
+    private var renewed = false
 
     init(name: String, remote: String, hello: Hello, mux: MuxConnection, channel: Channel, serial: String) {
         self.name = name
@@ -41,6 +42,14 @@ final class AgentSession: @unchecked Sendable {
             unsaved = true
             defer { down = false }
             return down
+        }
+    }
+
+    /// Records this connection's one renewal; false if it already had one.
+    func markRenewed() -> Bool {
+        lock.withLock {
+            defer { renewed = true }
+            return !renewed
         }
     }
 

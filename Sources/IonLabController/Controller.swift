@@ -97,7 +97,8 @@ public final class Controller: @unchecked Sendable {
     /// Applies the retention policy at start and every ten minutes.
     private func pruneHistory() async throws {
         let policy = RetentionPolicy(eventCount: config.eventRetentionCount, eventAge: config.eventRetentionDays * 86_400,
-                                     jobCount: config.jobRetentionCount, jobAge: config.jobRetentionDays * 86_400)
+                                     jobCount: config.jobRetentionCount, jobAge: config.jobRetentionDays * 86_400,
+                                     certificateGrace: config.agentRecoverySeconds + 86_400)
         while true {
             do {
                 let pruned = try store.prune(policy)

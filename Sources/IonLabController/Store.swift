@@ -60,9 +60,18 @@ public final class Store: Sendable {
         migrator.registerMigration("v4-idempotent-enrollment") { db in
             // The key a token was spent for, and the certificate issued: the same key enrolling again while the
             // token lives gets the same certificate (a dropped `enrolled` reply must not strand the agent).
+            // Likewise a recovery (a renewal with an expired certificate) is recorded with the certificate it
+            // replaces, its key and its PEM: only that key may repeat it, and the expired certificate cannot
+            // be traded in a second time (by a clone of the VM, say).
             try db.execute(sql: """
                 ALTER TABLE tokens ADD COLUMN key_sha256 TEXT;
                 ALTER TABLE tokens ADD COLUMN certificate_pem TEXT;
+                ALTER TABLE tokens ADD COLUMN certificate_serial TEXT;
+                ALTER TABLE certificates ADD COLUMN replaces TEXT;
+                ALTER TABLE certificates ADD COLUMN key_sha256 TEXT;
+                ALTER TABLE certificates ADD COLUMN pem TEXT;
+                CREATE INDEX certificates_replaces ON certificates(replaces);
+                CREATE INDEX certificates_not_after ON certificates(not_after);
                 CREATE INDEX jobs_finished ON jobs(finished_at);
                 """)
         }
@@ -128,8 +137,10 @@ extension Store {
                     issue: () throws -> (serial: String, notAfter: Date, pem: String)) throws -> String {
         try pool.write { db in
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT tokens.agent, expires_at, used_at, key_sha256, certificate_pem, agents.state AS state
-                FROM tokens LEFT JOIN agents ON agents.name = tokens.agent WHERE hash = ?
+                SELECT tokens.agent, expires_at, used_at, tokens.key_sha256 AS key_sha256, certificate_pem, agents.state AS state,
+                       certificates.revoked_at AS revoked
+                FROM tokens LEFT JOIN agents ON agents.name = tokens.agent
+                LEFT JOIN certificates ON certificates.serial = tokens.certificate_serial WHERE hash = ?
                 """, arguments: [hash]) else {
                 throw TokenProblem.unknown
             }
@@ -140,14 +151,15 @@ extension Store {
             if let used: Double = row["used_at"] {
                 let spentFor: String? = row["key_sha256"]
                 let state: String? = row["state"]
-                if spentFor == keySHA256, state == AgentRecord.State.enrolled.rawValue, let pem: String = row["certificate_pem"] {
+                if spentFor == keySHA256, state == AgentRecord.State.enrolled.rawValue, (row["revoked"] as Double?) == nil,
+                   let pem: String = row["certificate_pem"] {
                     return pem
                 }
                 throw TokenProblem.used(Date(timeIntervalSince1970: used))
             }
             let certificate = try issue()
-            try db.execute(sql: "UPDATE tokens SET used_at = ?, key_sha256 = ?, certificate_pem = ? WHERE hash = ?",
-                           arguments: [now.timeIntervalSince1970, keySHA256, certificate.pem, hash])
+            try db.execute(sql: "UPDATE tokens SET used_at = ?, key_sha256 = ?, certificate_pem = ?, certificate_serial = ? WHERE hash = ?",
+                           arguments: [now.timeIntervalSince1970, keySHA256, certificate.pem, certificate.serial, hash])
             try db.execute(sql: "UPDATE agents SET state = 'enrolled', enrolled_at = ? WHERE name = ?",
                            arguments: [now.timeIntervalSince1970, agent])
             try Self.insertCertificate(db, serial: certificate.serial, agent: agent, notAfter: certificate.notAfter)
@@ -160,15 +172,40 @@ extension Store {
     /// (and its certificate is revoked with the rest) or is refused.
     func renew(presentedSerial: String, agent: String, issue: () throws -> (serial: String, notAfter: Date)) throws {
         try pool.write { db in
-            let row = try Row.fetchOne(db, sql: """
-                SELECT certificates.revoked_at AS revoked, agents.state AS state FROM certificates
-                JOIN agents ON agents.name = certificates.agent WHERE serial = ? AND certificates.agent = ?
-                """, arguments: [presentedSerial, agent])
-            guard let row, (row["revoked"] as Double?) == nil, (row["state"] as String?) == AgentRecord.State.enrolled.rawValue else {
-                throw Refusal(.revoked, "agent \(agent) or its certificate \(presentedSerial) was revoked: no renewal")
+            try Self.checkStanding(db, serial: presentedSerial, agent: agent)
+            let certificate = try issue()
+            try Self.insertCertificate(db, serial: certificate.serial, agent: agent, notAfter: certificate.notAfter, replaces: presentedSerial)
+        }
+    }
+
+    /// A renewal with an expired certificate (``renew(presentedSerial:agent:issue:)`` plus idempotence): an
+    /// expired certificate is traded in once. The same key asking again (its reply was lost) gets the same
+    /// certificate; any other key is refused, so a clone of the VM cannot follow the agent back.
+    func recover(presentedSerial: String, agent: String, keySHA256: String,
+                 issue: () throws -> (serial: String, notAfter: Date, pem: String)) throws -> String {
+        try pool.write { db in
+            try Self.checkStanding(db, serial: presentedSerial, agent: agent)
+            if let earlier = try Row.fetchOne(db, sql: "SELECT key_sha256, pem, revoked_at FROM certificates WHERE replaces = ? AND pem IS NOT NULL",
+                                              arguments: [presentedSerial]) {
+                guard (earlier["key_sha256"] as String?) == keySHA256, (earlier["revoked_at"] as Double?) == nil, let pem: String = earlier["pem"] else {
+                    throw Refusal(.revoked, "certificate \(presentedSerial) of agent \(agent) was already renewed after it expired; this copy of it may not be")
+                }
+                return pem
             }
             let certificate = try issue()
-            try Self.insertCertificate(db, serial: certificate.serial, agent: agent, notAfter: certificate.notAfter)
+            try Self.insertCertificate(db, serial: certificate.serial, agent: agent, notAfter: certificate.notAfter, replaces: presentedSerial,
+                                       keySHA256: keySHA256, pem: certificate.pem)
+            return certificate.pem
+        }
+    }
+
+    private static func checkStanding(_ db: Database, serial: String, agent: String) throws {
+        let row = try Row.fetchOne(db, sql: """
+            SELECT certificates.revoked_at AS revoked, agents.state AS state FROM certificates
+            JOIN agents ON agents.name = certificates.agent WHERE serial = ? AND certificates.agent = ?
+            """, arguments: [serial, agent])
+        guard let row, (row["revoked"] as Double?) == nil, (row["state"] as String?) == AgentRecord.State.enrolled.rawValue else {
+            throw Refusal(.revoked, "agent \(agent) or its certificate \(serial) was revoked: no renewal")
         }
     }
 
@@ -176,9 +213,10 @@ extension Store {
         try pool.write { db in try Self.insertCertificate(db, serial: serial, agent: agent, notAfter: notAfter) }
     }
 
-    private static func insertCertificate(_ db: Database, serial: String, agent: String, notAfter: Date) throws {
-        try db.execute(sql: "INSERT INTO certificates(serial, agent, issued_at, not_after) VALUES (?, ?, ?, ?)",
-                       arguments: [serial, agent, Date().timeIntervalSince1970, notAfter.timeIntervalSince1970])
+    private static func insertCertificate(_ db: Database, serial: String, agent: String, notAfter: Date, replaces: String? = nil,
+                                          keySHA256: String? = nil, pem: String? = nil) throws {
+        try db.execute(sql: "INSERT INTO certificates(serial, agent, issued_at, not_after, replaces, key_sha256, pem) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [serial, agent, Date().timeIntervalSince1970, notAfter.timeIntervalSince1970, replaces, keySHA256, pem])
     }
 
     /// What the store says of a presented certificate: its owner, whether it was revoked, and its owner's state.
@@ -298,6 +336,8 @@ struct RetentionPolicy {
     var eventAge: TimeInterval
     var jobCount: Int
     var jobAge: TimeInterval
+    /// How long after it expired a certificate's row is kept (its recovery window, and a day more).
+    var certificateGrace: TimeInterval
 }
 
 extension Store {
@@ -315,7 +355,10 @@ extension Store {
                 DELETE FROM jobs WHERE finished_at IS NOT NULL AND (finished_at < ? OR id IN (
                     SELECT id FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT -1 OFFSET ?))
                 """, arguments: [oldest - policy.jobAge, policy.jobCount])
-            return (events, db.changesCount)
+            let jobs = db.changesCount
+            // A certificate past its recovery window is refused whatever its row says: the row can go.
+            try db.execute(sql: "DELETE FROM certificates WHERE not_after < ?", arguments: [oldest - policy.certificateGrace])
+            return (events, jobs)
         }
     }
 }

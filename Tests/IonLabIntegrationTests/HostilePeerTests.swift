@@ -305,36 +305,38 @@ import X509
 
     // MARK: 7. A revoked agent never gets a certificate or a welcome again
 
-    @Test func item7_renewalsRacingARevocationAreRevokedToo() async throws {
+    /// Renewals once came as often as an agent asked (a certificate each, a row each, for ever). Now one per
+    /// connection: the second closes it. And every certificate an agent got is revoked with it.
+    @Test func item7_oneRenewalPerConnectionAndAllRevokedTogether() async throws {
         let lab = try await Self.servingLab()
         defer { lab.tearDown() }
-        let peer = try await FakeAgent.session(lab, name: "racer")
         let key = P256.Signing.PrivateKey()
-        let csr = try AgentKeys.csr(for: key, name: "racer")
-        let obtained = NIOLockedValueBoxCertificates()
-        let flood = Task {
-            while !Task.isCancelled {
-                do { try await peer.send(.renew(csrPEM: csr)) } catch { return }
-            }
-        }
-        let reader = Task {
+        let csr = try AgentKeys.csr(for: key, name: "renewer")
+        var serials: [String] = []
+        let identity = try await FakeAgent.enroll(lab, name: "renewer", token: try FakeAgent.token(lab, for: "renewer"))
+        serials.append(identity.certificate.serialHex)
+        for _ in 0..<3 {
+            let peer = try await FakeAgent.connect(lab, identity: identity)
+            #expect(try await peer.hello() == .welcomed)
+            try await peer.send(.renew(csrPEM: csr))
+            try await peer.send(.renew(csrPEM: csr))
+            var renewed = 0
             do {
                 while let routed = try await peer.next() {
-                    if case .control(.renewed(let pem)) = routed, let certificate = try? Certificate(pemEncoded: pem) { obtained.append(certificate) }
+                    if case .control(.renewed(let pem)) = routed {
+                        renewed += 1
+                        serials.append(try Certificate(pemEncoded: pem).serialHex)
+                    }
                 }
             } catch {}
+            #expect(renewed == 1)
         }
-        try await eventually("renewals", timeout: 20) { obtained.count >= 3 }
-        #expect(lab.run(["agent", "revoke", "racer"]).status == 0)
-        _ = await reader.value
-        flood.cancel()
-        // Whatever it got, before or during the revocation, earns no welcome.
-        for certificate in obtained.all {
-            let retry = try await FakeAgent.connect(lab, identity: Identity(certificate: certificate, privateKey: key))
-            await #expect(throws: Refusal.self) { _ = try await retry.hello() }
-            retry.close()
-        }
-        #expect(lab.agentStates()["racer"] == "revoked")
+        try await eventually("the refusal of a second renewal", timeout: 20) { lab.run(["events"]).stdout.contains("a second renewal on one connection") }
+        #expect(lab.run(["agent", "revoke", "renewer"]).status == 0)
+        let store = try Store(path: "\(lab.stateDir)/ionlab.sqlite")
+        for serial in serials { #expect(try store.standing(serial: serial)?.revokedAt != nil, "\(serial) is not revoked") }
+        let retry = try await FakeAgent.connect(lab, identity: identity)
+        await #expect(throws: Refusal.self) { _ = try await retry.hello() }
     }
 
     /// The race, frozen at its worst moment: the agent is revoked in the store while its session is still
@@ -457,6 +459,32 @@ import X509
         #expect(renewed.certificate.notValidAfter > Date())
         #expect(renewed.privateKey.publicKey.rawRepresentation != identity.privateKey.publicKey.rawRepresentation)
         #expect(!FileManager.default.fileExists(atPath: "\(lab.directory)/agent-sleeper/agent.key"))
+    }
+
+    /// An expired certificate is traded in once: the same key asking again (its reply was lost) gets the same
+    /// certificate, and a clone of the VM holding the old certificate with another key is refused.
+    @Test func item9_recoveryIsIdempotentAndHappensOnce() async throws {
+        let lab = try Lab(config: "agent_certificate_seconds: 3\n")
+        defer { lab.tearDown() }
+        try await lab.startController()
+        let expired = try await FakeAgent.enroll(lab, name: "phoenix", token: try FakeAgent.token(lab, for: "phoenix"))
+        try await Task.sleep(for: .seconds(max(0, expired.certificate.notValidAfter.timeIntervalSinceNow + 1)))
+        func recover(with key: P256.Signing.PrivateKey) async throws -> String? {
+            let peer = try await FakeAgent.connect(lab, identity: expired)
+            defer { peer.close() }
+            guard case .renewalRequired = try await peer.hello() else { return nil }
+            try await peer.send(.renew(csrPEM: try AgentKeys.csr(for: key, name: "phoenix")))
+            switch try await peer.next() {
+            case .control(.renewed(let pem))?: return try Certificate(pemEncoded: pem).serialHex
+            case .control(.refused(let refusal))?: throw refusal
+            default: return nil
+            }
+        }
+        let key = P256.Signing.PrivateKey()
+        let first = try await recover(with: key)
+        #expect(first != nil)
+        #expect(try await recover(with: key) == first)
+        await #expect(throws: Refusal.self) { _ = try await recover(with: P256.Signing.PrivateKey()) }
     }
 
     // MARK: 10. No input number crashes either side
