@@ -30,6 +30,8 @@ struct AgentListener {
     let server: NIOAsyncChannel<Connection, Never>
     let unauthenticated: UnauthenticatedConnections
     let throttle = LogThrottle()
+    /// Refusals are events, but anyone can cause them: at most 20 a minute are recorded one by one.
+    let refusals = LogThrottle()
 
     static func bind(controller: Controller) async throws -> AgentListener {
         let context = try TLSSetup.serverContext(identity: controller.serverIdentity, ca: controller.ca)
@@ -73,6 +75,16 @@ struct AgentListener {
             controller.logger.warning("\(suppressed) more unauthenticated connections failed in the last minute (not logged one by one)")
         }
         if log { controller.logger.warning("\(Format.escaped(line))") }
+    }
+
+    /// Records a refusal as an event, throttled: a flood of refused peers cannot push real history out.
+    private func recordRefusal(agent: String?, _ message: String) {
+        let (record, suppressed) = refusals.admit()
+        if suppressed > 0 {
+            controller.events.emit(.agentRefused, "\(suppressed) more connections were refused in the last minute (not recorded one by one)",
+                                   fields: ["suppressed": String(suppressed)])
+        }
+        if record { controller.events.emit(.agentRefused, agent: agent, message) }
     }
 
     /// Anything a peer does wrong ends its own connection with a logged line, never more.
@@ -121,7 +133,7 @@ struct AgentListener {
                     agentName = try await enroll(mux: mux, frames: &frames, remote: remote)
                 case .refused(let refusal, let name)?:
                     agentName = name
-                    controller.events.emit(.agentRefused, agent: name, "\(remote): \(refusal.message)")
+                    recordRefusal(agent: name, "\(remote): \(refusal.message)")
                     try await mux.sendControl(.refused(refusal))
                 case .recoverable(let name, let certificate)?:
                     agentName = name
@@ -164,7 +176,8 @@ struct AgentListener {
             controller.events.emit(.agentEnrolled, agent: request.name, "enrolled from \(remote); certificate \(serial)",
                                    fields: ["serial": serial, "remote": remote])
         } catch let refusal as Refusal {
-            controller.events.emit(.agentRefused, agent: request.name, "enrollment from \(remote) refused: \(refusal.message)")
+            // The name is only claimed (the token did not check out), so the event is nobody's.
+            recordRefusal(agent: nil, "enrollment as \(request.name) from \(remote) refused: \(refusal.message)")
             try await mux.sendControl(.refused(refusal))
         }
         return request.name
@@ -257,7 +270,7 @@ struct AgentListener {
                 return (certificate.serialHex, certificate.notValidAfter, try certificate.serializeAsPEM().pemString)
             }
         } catch let refusal as Refusal {
-            controller.events.emit(.agentRefused, agent: name, "\(remote): \(refusal.message)")
+            recordRefusal(agent: name, "\(remote): \(refusal.message)")
             try await mux.sendControl(.refused(refusal))
             return
         } catch let error as PKIError {

@@ -78,7 +78,7 @@ public final class EventLog: Sendable {
                           fields: Dictionary(fields.prefix(Self.maximumFields).map { (String($0.key.prefix(64)), Self.bounded($0.value)) },
                                              uniquingKeysWith: { first, _ in first }))
         let who = agent.map { "\($0): " } ?? ""
-        logger.info("\(kind.rawValue) \(who)\(message)")
+        logger.info("\(kind.rawValue) \(who)\(Format.escaped(event.message))")
         return state.withLockedValue { followers in
             do {
                 let stored = try store.append(event)

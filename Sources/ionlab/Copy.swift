@@ -69,7 +69,7 @@ struct Copy: AsyncParsableCommand {
             case .putReady:
                 return try await sender.send(on: stream)
             case .failure(let failure):
-                throw ControllerError("\(remote.agent):\(remote.path): \(failure.message)")
+                throw ControllerError("\(remote.agent):\(remote.path): \(Format.escaped(failure.message))")
             case let other:
                 throw ControllerError("unexpected \(other.name) before the upload")
             }
@@ -83,7 +83,7 @@ struct Copy: AsyncParsableCommand {
             let stream = try await client.request(.get(agent: remote.agent, request: GetRequest(source: remote.path, recursive: recursive)))
             let first = try await stream.nextMessage()
             guard case .entry(let root) = first else {
-                if case .failure(let failure) = first { throw ControllerError("\(remote.agent):\(remote.path): \(failure.message)") }
+                if case .failure(let failure) = first { throw ControllerError("\(remote.agent):\(remote.path): \(Format.escaped(failure.message))") }
                 throw ControllerError("unexpected \(first.name) at the start of the download")
             }
             if root.kind == .directory, !recursive {

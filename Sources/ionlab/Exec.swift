@@ -92,7 +92,7 @@ struct Exec: AsyncParsableCommand {
                     continue
                 case .message(.execFinished(let result)):
                     if result.outcome != .completed {
-                        Terminal.error("ionlab: \(agent): job \(result.jobID) \(result.summary)")
+                        Terminal.error("ionlab: \(agent): job \(result.jobID) \(Format.escaped(result.summary))")
                     }
                     return result.shellStatus
                 case .message(.failure(let failure)):
@@ -134,7 +134,7 @@ struct FanoutTally {
     mutating func add(_ line: FanoutLine) -> String {
         guard let result = line.result else {
             if line.error == "down" { down += 1 } else { failed += 1 }
-            return "\(line.agent)  \(line.error == "down" ? "down" : "error")  \(line.error ?? "")"
+            return "\(line.agent)  \(line.error == "down" ? "down" : "error")  \(Format.escaped(line.error ?? ""))"
         }
         let verdict: String
         switch (result.outcome, result.succeeded) {
@@ -143,7 +143,7 @@ struct FanoutTally {
         default: failed += 1; verdict = "failed"
         }
         let lastLine = result.outputTail.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
-        return "\(line.agent)  \(verdict)  \(result.summary)  \(String(format: "%.2fs", result.durationSeconds))  \(lastLine)"
+        return "\(line.agent)  \(verdict)  \(Format.escaped(result.summary))  \(String(format: "%.2fs", result.durationSeconds))  \(Format.escaped(lastLine))"
     }
 
     var summary: String {

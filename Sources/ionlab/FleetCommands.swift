@@ -99,7 +99,7 @@ struct Down: AsyncParsableCommand {
                 while true {
                     switch try await stream.nextMessage() {
                     case .events(let events):
-                        for event in events { Terminal.line("\(event.agent ?? event.fleet ?? "-")  \(event.kind)  \(event.message)") }
+                        for event in events { Terminal.line("\(event.agent ?? event.fleet ?? "-")  \(event.kind)  \(Format.escaped(event.message))") }
                     case .ok(let message):
                         Terminal.line(message)
                         return

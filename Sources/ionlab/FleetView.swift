@@ -37,7 +37,7 @@ final class FleetView: Sendable {
             Terminal.line(JSONOutput.line(event))
             fflush(stdout)
         case .lines:
-            Terminal.line(String(format: "%7.1fs  %@  %@  %@", Date().timeIntervalSince(started), event.agent ?? fleet, event.kind, event.message))
+            Terminal.line(String(format: "%7.1fs  %@  %@  %@", Date().timeIntervalSince(started), event.agent ?? fleet, event.kind, Format.escaped(event.message)))
             fflush(stdout)
         case .live:
             update(event)

@@ -86,7 +86,7 @@ struct Events: AsyncParsableCommand {
 
     static func render(_ event: Event) -> String {
         let subject = [event.fleet.map { "[\($0)]" }, event.agent, event.job].compactMap { $0 }.joined(separator: " ")
-        return "\(Format.time(event.time))  #\(event.seq)  \(event.kind)  \(subject.isEmpty ? "-" : subject)  \(event.message)"
+        return "\(Format.time(event.time))  #\(event.seq)  \(event.kind)  \(subject.isEmpty ? "-" : subject)  \(Format.escaped(event.message))"
     }
 }
 

@@ -71,7 +71,7 @@ enum VMProgress {
                             switch try await stream.nextMessage() {
                             case .events(let events):
                                 for event in events {
-                                    Terminal.line(String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind, event.message))
+                                    Terminal.line(String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind, Format.escaped(event.message)))
                                 }
                                 fflush(stdout)
                             case .vms(let records):

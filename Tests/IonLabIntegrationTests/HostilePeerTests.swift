@@ -207,6 +207,10 @@ import X509
         let events = lab.run(["events"])
         #expect(events.status == 0)
         #expect(!events.stdout.contains("xxxxxxxxxx") && !events.stdout.utf8.contains(0x1B))
+        // Not stored at all (the CLI would escape it anyway): the JSON of the events holds no escape either.
+        let json = lab.run(["events", "--json"]).stdout
+        #expect(!json.contains("\\u001b") && !json.contains("xxxxxxxxxx"), "\(json)")
+        try await eventually("the refusal of the name", timeout: 20) { lab.log("controller.log").contains("enroll.name: not a valid agent name") }
         #expect(Set(lab.agentStates().keys) == ["agent1"])
         #expect(lab.stillServes("agent1"))
     }
@@ -234,13 +238,17 @@ import X509
         defer { lab.tearDown() }
         let peer = try await FakeAgent.session(lab, name: "painter")
         let server = peer.serve { stream, _ in
-            try await stream.send(.failure(Failure("\u{1B}]0;pwned\u{07}\u{1B}[2Jcleared your screen")))
+            try await stream.send(.failure(Failure("\u{1B}]0;pwned\u{07}\u{1B}[2Jcleared your screen\nagent1  ok  exit 0  a forged line")))
         }
         defer { server.cancel(); peer.close() }
         let result = lab.run(["exec", "painter", "--", "true"])
         #expect(result.status != 0)
         #expect(!result.stderr.utf8.contains(0x1B) && !result.stderr.utf8.contains(0x07), "\(result.stderr)")
         #expect(result.stderr.contains("\\u{1B}]0;pwned\\u{7}"), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "a peer's line break forged a line: \(result.stderr)")
+        let fanout = lab.run(["exec", "--all", "--", "true"])
+        #expect(!fanout.stdout.contains("\nagent1  ok  exit 0  a forged"), "\(fanout.stdout)")
+        #expect(!fanout.stdout.utf8.contains(0x1B))
     }
 
     // MARK: 6. Heavy use never breaks the admin API
