@@ -103,8 +103,9 @@ public final class Agent: @unchecked Sendable {
             defer { mux.fail(WireError.connectionClosed) }
             let known = await jobs.knownIDs
             var frames = inbound.makeAsyncIterator()
+            // More jobs than a hello may list: list none, and the controller marks none lost.
             let greeting = try await mux.greet(Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID(),
-                                                     runningJobs: Array(known.prefix(PeerLimits.jobsPerMessage))), frames: &frames)
+                                                     runningJobs: known.count <= PeerLimits.jobsPerMessage ? known : nil), frames: &frames)
             if case .renewalRequired(let reason) = greeting {
                 try await recover(mux: mux, frames: &frames, reason: reason)
                 return
@@ -151,8 +152,7 @@ public final class Agent: @unchecked Sendable {
         var renewalRequested = false
         while true {
             try await mux.sendControl(.heartbeat(HealthProbe.read(agentVersion: Self.version, instanceIDFile: instanceIDFile)))
-            let reports = await jobs.unacknowledged
-            if !reports.isEmpty { try await mux.sendControl(.jobReports(reports)) }
+            for batch in ReportBatches.split(await jobs.unacknowledged) { try await mux.sendControl(.jobReports(batch)) }
             if !renewalRequested, Renewal.isDue(identity.certificate) {
                 let (key, csrPEM) = try AgentKeys.makeKeyAndCSR(name: config.name)
                 pendingRenewalKey.withLockedValue { $0 = key }
@@ -226,3 +226,26 @@ public final class Agent: @unchecked Sendable {
     }
 }
 
+/// Job results go to the controller in batches a message can hold, however many an outage piled up.
+enum ReportBatches {
+    static let maximumCount = 64
+    static let maximumBytes = 256 << 10
+
+    static func split(_ results: [ExecResult]) -> [[ExecResult]] {
+        var batches: [[ExecResult]] = []
+        var batch: [ExecResult] = []
+        var bytes = 0
+        for result in results {
+            let size = result.outputTail.utf8.count + (result.error?.utf8.count ?? 0) + 256
+            if !batch.isEmpty, batch.count == maximumCount || bytes + size > maximumBytes {
+                batches.append(batch)
+                batch = []
+                bytes = 0
+            }
+            batch.append(result)
+            bytes += size
+        }
+        if !batch.isEmpty { batches.append(batch) }
+        return batches
+    }
+}

@@ -313,7 +313,8 @@ struct AgentListener {
         authenticated.now()
         controller.events.emit(.agentConnected, agent: session.name, "connected from \(session.remote) (\(hello.software))",
                                fields: ["remote": session.remote, "boot_id": hello.bootID ?? "", "software": hello.software])
-        markLostJobs(of: session.name, known: Set(hello.runningJobs ?? []))
+        // An agent with more jobs than a hello may list sends none: then nothing can be judged lost.
+        if let known = hello.runningJobs { markLostJobs(of: session.name, known: Set(known)) }
         var reason = "connection closed"
         defer {
             if controller.sessions.remove(session) {
