@@ -81,19 +81,22 @@ public struct InboundWindow: Sendable, Equatable {
     }
 }
 
-/// Which stream ids the peer has opened, in bounded memory.
+/// Which stream ids the peer has opened, in bounded memory and time.
 ///
 /// Each side opens streams with ids of its own parity, in increasing order. Tasks that open streams at once
 /// may send their first frames out of order, so ids passed over by a higher one stay claimable, but only the
 /// most recent ``maximumPassedOver`` of them: older ones are forgotten (their frames are then taken for late
-/// frames of a closed stream), and a single jump past more than that many ids is a protocol error.
+/// frames of a closed stream), and a single jump past more than that many ids is a protocol error. The ids are
+/// kept as runs, so a jump costs the same whatever its length.
 public struct PeerStreamIDs: Sendable {
     public static let maximumPassedOver: UInt32 = 4096
 
     /// The parity of the peer's ids (0 or 1).
     private let parity: UInt32
     private var highest: UInt32?
-    private var passedOver = Set<UInt32>()
+    /// Passed-over ids as runs `first...last` (ids of the peer's parity, two apart), in increasing order.
+    private var runs: [(first: UInt32, last: UInt32)] = []
+    private var remembered = 0
 
     public init(peerParity: UInt32) { self.parity = peerParity & 1 }
 
@@ -101,20 +104,58 @@ public struct PeerStreamIDs: Sendable {
     /// for ids the peer opened before (late frames of closed streams).
     public mutating func claim(_ id: UInt32) throws -> Bool {
         guard id != 0, id & 1 == parity else { return false }
+        if let highest, id <= highest { return remove(id) }
         let next = highest.map { $0 &+ 2 } ?? (parity == 0 ? 2 : 1)
-        if let highest, id <= highest { return passedOver.remove(id) != nil }
-        guard (id - next) / 2 <= Self.maximumPassedOver else {
+        let skipped = (id - next) / 2
+        guard skipped <= Self.maximumPassedOver else {
             throw WireError.unexpected("stream \(id) skips more than \(Self.maximumPassedOver) stream ids")
         }
-        for skipped in stride(from: next, to: id, by: 2) { passedOver.insert(skipped) }
-        highest = id
-        if passedOver.count > Int(Self.maximumPassedOver) {
-            let oldest = id > 2 * Self.maximumPassedOver ? id - 2 * Self.maximumPassedOver : 0
-            passedOver = passedOver.filter { $0 > oldest }
+        if skipped > 0 {
+            runs.append((next, id - 2))
+            remembered += Int(skipped)
         }
+        highest = id
+        forgetOldest()
         return true
     }
 
+    /// Drops the oldest passed-over ids beyond the limit.
+    private mutating func forgetOldest() {
+        while remembered > Int(Self.maximumPassedOver), let oldest = runs.first {
+            let excess = remembered - Int(Self.maximumPassedOver)
+            let count = Int((oldest.last - oldest.first) / 2) + 1
+            if count <= excess {
+                runs.removeFirst()
+                remembered -= count
+            } else {
+                runs[0].first = oldest.first + 2 * UInt32(excess)
+                remembered -= excess
+            }
+        }
+    }
+
+    /// Claims a passed-over id: found by binary search, its run split around it.
+    private mutating func remove(_ id: UInt32) -> Bool {
+        var low = 0, high = runs.count - 1
+        while low <= high {
+            let middle = (low + high) / 2
+            let run = runs[middle]
+            if id < run.first {
+                high = middle - 1
+            } else if id > run.last {
+                low = middle + 1
+            } else {
+                var replacement: [(first: UInt32, last: UInt32)] = []
+                if id > run.first { replacement.append((run.first, id - 2)) }
+                if id < run.last { replacement.append((id + 2, run.last)) }
+                runs.replaceSubrange(middle...middle, with: replacement)
+                remembered -= 1
+                return true
+            }
+        }
+        return false
+    }
+
     /// How many passed-over ids are remembered, for tests.
-    public var rememberedCount: Int { passedOver.count }
+    public var rememberedCount: Int { remembered }
 }

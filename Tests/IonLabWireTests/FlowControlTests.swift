@@ -74,6 +74,40 @@ import Testing
         #expect(try !claim(&ids, 3))      // the oldest were forgotten
     }
 
+    /// The runs answer exactly as a plain list of passed-over ids (oldest forgotten first) would, for random
+    /// sequences of jumps and late claims.
+    @Test func runsBehaveLikeAListOfPassedOverIDs() throws {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<10 {
+            var ids = PeerStreamIDs(peerParity: 1)
+            var model: [UInt32] = []  // ascending: ids only ever grow
+            var highest: UInt32 = 0
+            var mismatches = 0
+            for _ in 0..<500 {
+                let id: UInt32
+                if Bool.random(using: &generator) || highest == 0 {
+                    id = highest + 2 * UInt32.random(in: 0...600, using: &generator) + (highest == 0 ? 1 : 2)
+                } else {
+                    id = 1 + 2 * UInt32.random(in: 0...(highest / 2), using: &generator)
+                }
+                let expected: Bool
+                if id > highest {
+                    model += stride(from: highest == 0 ? 1 : highest + 2, to: id, by: 2)
+                    if model.count > Int(PeerStreamIDs.maximumPassedOver) { model.removeFirst(model.count - Int(PeerStreamIDs.maximumPassedOver)) }
+                    highest = id
+                    expected = true
+                } else if let index = model.firstIndex(of: id) {
+                    model.remove(at: index)
+                    expected = true
+                } else {
+                    expected = false
+                }
+                if try claim(&ids, id) != expected || ids.rememberedCount != model.count { mismatches += 1 }
+            }
+            #expect(mismatches == 0)
+        }
+    }
+
     @Test func idsAtTheTopAreAnErrorNotATrap() throws {
         var ids = PeerStreamIDs(peerParity: 1)
         #expect(throws: WireError.self) { try ids.claim(UInt32.max) }
