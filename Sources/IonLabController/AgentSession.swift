@@ -75,8 +75,15 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// Tells the agent why it is being dropped, then closes the connection.
+    /// The reason gets two seconds: an agent that stopped reading cannot hold its session open (or keep
+    /// `ionlab agent revoke` waiting) by never taking it.
     func refuse(_ refusal: Refusal) async {
+        let closer = Task { [weak self] in
+            try? await Task.sleep(for: .seconds(2))
+            self?.close()  // fails the write that is still waiting
+        }
         try? await mux.sendControl(.refused(refusal))
+        closer.cancel()
         close()
     }
 

@@ -54,7 +54,8 @@ public struct Seed: Sendable {
         let iso = "\(work.path)/seed.iso"
         let tool = try Self.isoTool()
         var arguments = tool.hasSuffix("xorriso") ? ["-as", "mkisofs"] : []
-        // The executable bit is recorded in the ISO's Rock Ridge modes; readers in the guest see 0755/0644.
+        // -rock records the files' own modes (0600, 0700 for the binary) and owner (root): in the guest only root
+        // reads the seed's files through the file system.
         arguments += ["-quiet", "-volid", "cidata", "-joliet", "-rock", "-output", iso, tree]
         try Command.run(tool, arguments)
         return try Data(contentsOf: URL(fileURLWithPath: iso))

@@ -135,12 +135,14 @@ final class Lab: @unchecked Sendable {
         (try? String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8)) ?? ""
     }
 
-    /// Starts `ionlab ARGS` in the background, its output going to a log file in the lab.
-    func spawnCLI(_ arguments: [String], log: String) throws -> Process {
-        try spawn(binary: "ionlab", arguments, log: log)
+    /// Starts `ionlab ARGS` in the background, its output going to a log file in the lab (its input from
+    /// `stdinFile` if given).
+    func spawnCLI(_ arguments: [String], log: String, stdinFile: String? = nil) throws -> Process {
+        try spawn(binary: "ionlab", arguments, log: log, stdinFile: stdinFile)
     }
 
-    private func spawn(binary: String, _ arguments: [String], log: String, environment extra: [String: String] = [:]) throws -> Process {
+    private func spawn(binary: String, _ arguments: [String], log: String, environment extra: [String: String] = [:],
+                       stdinFile: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "\(Lab.binaries)/\(binary)")
         process.arguments = arguments
@@ -154,6 +156,7 @@ final class Lab: @unchecked Sendable {
         handle.seekToEndOfFile()
         process.standardOutput = handle
         process.standardError = handle
+        if let stdinFile { process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: stdinFile)) }
         try process.run()
         return process
     }
