@@ -44,9 +44,11 @@ struct RawPeer {
         try await channel.channel.writeAndFlush(buffer)
     }
 
-    /// Everything the controller sends until it closes the connection (or the timeout passes).
+    /// Everything the controller sends until it closes the connection (or the timeout passes). Either way
+    /// the connection is closed afterwards.
     func readUntilClosed(timeout: Double = 10) async throws -> [UInt8] {
         let channel = self.channel
+        defer { channel.outbound.finish() }
         return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
             group.addTask {
                 var bytes: [UInt8] = []
