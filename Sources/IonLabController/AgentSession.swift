@@ -79,7 +79,7 @@ final class AgentSession: @unchecked Sendable {
     /// `ionlab agent revoke` waiting) by never taking it.
     func refuse(_ refusal: Refusal) async {
         let closer = Task { [weak self] in
-            try? await Task.sleep(for: .seconds(2))
+            guard (try? await Task.sleep(for: .seconds(2))) != nil else { return }  // the refusal went out in time
             self?.close()  // fails the write that is still waiting
         }
         try? await mux.sendControl(.refused(refusal))
