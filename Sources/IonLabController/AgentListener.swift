@@ -151,7 +151,7 @@ struct AgentListener {
             if agentName == nil {
                 warnUnauthenticated("\(who): \(Format.error(error)); connection closed")
             } else {
-                controller.logger.warning("\(Format.escaped(who)): \(Format.escaped(Format.error(error))); connection closed")
+                controller.logger.warning("\(Format.escaped(who)): \(Format.error(error)); connection closed")
             }
             if let agentName, error is WireError {
                 controller.events.emit(.protocolError, agent: agentName, Format.error(error))

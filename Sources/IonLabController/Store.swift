@@ -209,10 +209,6 @@ extension Store {
         }
     }
 
-    func addCertificate(serial: String, agent: String, notAfter: Date) throws {
-        try pool.write { db in try Self.insertCertificate(db, serial: serial, agent: agent, notAfter: notAfter) }
-    }
-
     private static func insertCertificate(_ db: Database, serial: String, agent: String, notAfter: Date, replaces: String? = nil,
                                           keySHA256: String? = nil, pem: String? = nil) throws {
         try db.execute(sql: "INSERT INTO certificates(serial, agent, issued_at, not_after, replaces, key_sha256, pem) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -346,18 +342,18 @@ extension Store {
     @discardableResult
     func prune(_ policy: RetentionPolicy, now: Date = Date()) throws -> (events: Int, jobs: Int) {
         try pool.write { db in
-            let oldest = now.timeIntervalSince1970
+            let seconds = now.timeIntervalSince1970
             try db.execute(sql: """
                 DELETE FROM events WHERE time < ? OR seq <= (SELECT MAX(seq) FROM events) - ?
-                """, arguments: [oldest - policy.eventAge, policy.eventCount])
+                """, arguments: [seconds - policy.eventAge, policy.eventCount])
             let events = db.changesCount
             try db.execute(sql: """
                 DELETE FROM jobs WHERE finished_at IS NOT NULL AND (finished_at < ? OR id IN (
                     SELECT id FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT -1 OFFSET ?))
-                """, arguments: [oldest - policy.jobAge, policy.jobCount])
+                """, arguments: [seconds - policy.jobAge, policy.jobCount])
             let jobs = db.changesCount
             // A certificate past its recovery window is refused whatever its row says: the row can go.
-            try db.execute(sql: "DELETE FROM certificates WHERE not_after < ?", arguments: [oldest - policy.certificateGrace])
+            try db.execute(sql: "DELETE FROM certificates WHERE not_after < ?", arguments: [seconds - policy.certificateGrace])
             return (events, jobs)
         }
     }

@@ -210,7 +210,7 @@ public final class WireStream: @unchecked Sendable {
     /// The connection failed: nothing more can be sent or received.
     func fail(_ error: Error) {
         failReceiving(error)
-        failSending(error, peerGone: true)
+        failSending(error)
     }
 
     /// Stops receiving: a waiting receiver (and later ones, once the queue is drained) get `error`.
@@ -223,9 +223,10 @@ public final class WireStream: @unchecked Sendable {
         receiver?.resume(throwing: error)
     }
 
-    private func failSending(_ error: Error, peerGone gone: Bool = true) {
+    /// Stops sending: waiting and later senders get `error`.
+    private func failSending(_ error: Error) {
         let waiters: [CheckedContinuation<Void, Error>] = lock.withLock {
-            if gone, peerGone == nil { peerGone = error }
+            if peerGone == nil { peerGone = error }
             defer { creditWaiters.removeAll() }
             return Array(creditWaiters.values)
         }
