@@ -1,4 +1,5 @@
 import Foundation
+import IonLabWire
 
 /// Errors of a transfer, each one line naming the path.
 public struct TransferError: Error, CustomStringConvertible, Sendable {
@@ -90,15 +91,9 @@ enum SafePath {
 /// breaks included) shown as escapes, so a message stays one line whatever the peer sent.
 enum Quote {
     static func peer(_ text: String) -> String {
-        var out = "'"
-        for scalar in text.unicodeScalars.prefix(300) {
-            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
-                out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + (text.unicodeScalars.count > 300 ? "…'" : "'")
+        let scalars = text.unicodeScalars
+        let shown = SafeText.escaped(String(String.UnicodeScalarView(scalars.prefix(300))))
+        return "'" + shown + (scalars.count > 300 ? "…'" : "'")
     }
 }
 
