@@ -175,18 +175,19 @@ enum PeerText {
 
     /// Letters, digits, `.`, `_`, `-` and `:`, not empty.
     static func identifier(_ text: String, _ field: String, max: Int) throws {
-        try length(text, field, max: max)
-        guard !text.isEmpty, text.utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
-                                                      || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ":") }) else {
-            throw WireError.invalidField(field, "must be letters, digits, '.', '_', '-' or ':'")
-        }
+        try word(text, field, max: max, also: ".:_-", "must be letters, digits, '.', '_', '-' or ':'")
     }
 
     static func hostname(_ text: String, _ field: String) throws {
-        try length(text, field, max: PeerLimits.hostname)
-        guard !text.isEmpty, text.utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-")
-                                                      || $0 == UInt8(ascii: "_") }) else {
-            throw WireError.invalidField(field, "must be a host name (letters, digits, '.', '-', '_')")
+        try word(text, field, max: PeerLimits.hostname, also: "._-", "must be a host name (letters, digits, '.', '-', '_')")
+    }
+
+    /// Not empty, at most `max` bytes, ASCII letters and digits and the punctuation in `also` only.
+    private static func word(_ text: String, _ field: String, max: Int, also punctuation: String, _ rule: String) throws {
+        try length(text, field, max: max)
+        let allowed = Set(punctuation.utf8)
+        guard !text.isEmpty, text.utf8.allSatisfy({ isAlphanumeric($0) || allowed.contains($0) }) else {
+            throw WireError.invalidField(field, rule)
         }
     }
 
