@@ -79,18 +79,11 @@ public final class Agent: @unchecked Sendable {
                 Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID()),
                 EnrollRequest(name: config.name, token: token, csrPEM: csrPEM), frames: inbound)
         }
-        let certificate: Certificate
-        do {
-            certificate = try Certificate(pemEncoded: response.certificatePEM)
-        } catch {
-            throw AgentStop(message: "the controller returned an unreadable certificate")
+        guard let identity = Identity(certificatePEM: response.certificatePEM, key: key) else {
+            throw AgentStop(message: "the controller returned an unreadable certificate, or one for another key")
         }
-        guard certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
-            throw AgentStop(message: "the controller returned a certificate for another key")
-        }
-        let identity = Identity(certificate: certificate, privateKey: key)
         try state.save(identity, caPEM: response.caPEM)
-        logger.notice("enrolled as \(config.name); certificate \(certificate.serialHex) valid until \(certificate.notValidAfter)")
+        logger.notice("enrolled as \(config.name); certificate \(identity.certificate.serialHex) valid until \(identity.certificate.notValidAfter)")
         return identity
     }
 
@@ -173,22 +166,21 @@ public final class Agent: @unchecked Sendable {
         let key = try state.recoveryKey()
         let csrPEM = try AgentKeys.csr(for: key, name: config.name)
         let certificatePEM = try await mux.renew(csrPEM: csrPEM, frames: &frames)
-        guard let certificate = try? Certificate(pemEncoded: certificatePEM), certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
+        guard let identity = Identity(certificatePEM: certificatePEM, key: key) else {
             throw AgentStop(message: "the controller returned a renewed certificate for another key")
         }
-        try state.save(Identity(certificate: certificate, privateKey: key), caPEM: nil)
-        logger.notice("certificate renewed after it expired: \(certificate.serialHex), valid until \(certificate.notValidAfter); reconnecting")
+        try state.save(identity, caPEM: nil)
+        logger.notice("certificate renewed after it expired: \(identity.certificate.serialHex), valid until \(identity.certificate.notValidAfter); reconnecting")
     }
 
     private func renewed(_ certificatePEM: String) throws {
-        guard let key = pendingRenewalKey.withLockedValue({ $0 }), let certificate = try? Certificate(pemEncoded: certificatePEM),
-              certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
+        guard let key = pendingRenewalKey.withLockedValue({ $0 }), let identity = Identity(certificatePEM: certificatePEM, key: key) else {
             logger.warning("ignoring a renewed certificate that does not match the requested key")
             return
         }
-        try state.save(Identity(certificate: certificate, privateKey: key), caPEM: nil)
+        try state.save(identity, caPEM: nil)
         pendingRenewalKey.withLockedValue { $0 = nil }
-        logger.notice("certificate renewed: \(certificate.serialHex), valid until \(certificate.notValidAfter); used from the next connection")
+        logger.notice("certificate renewed: \(identity.certificate.serialHex), valid until \(identity.certificate.notValidAfter); used from the next connection")
     }
 
     // MARK: Requests

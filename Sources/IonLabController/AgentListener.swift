@@ -113,7 +113,7 @@ struct AgentListener {
             let peer = try await TLSSetup.peerCertificate(of: channel).get()
             // A certificate is judged before anything is read: only a known agent earns full-size frames.
             let standing = try peer.map { try judge($0) }
-            if case .agent(let name, _)? = standing { connection.frameLimit.raise() }
+            if case .agent? = standing { connection.frameLimit.raise() }
             try await connection.channel.executeThenClose { inbound, outbound in
                 let mux = MuxConnection(writer: outbound, side: .controller)
                 defer { mux.fail(WireError.connectionClosed) }

@@ -15,6 +15,15 @@ public struct Identity: Sendable {
 
     public var certificatePEM: String { get throws { try certificate.serializeAsPEM().pemString } }
 
+    /// The certificate a controller sent, with the key it was asked for: nil if it is unreadable or for
+    /// another key.
+    public init?(certificatePEM: String, key: P256.Signing.PrivateKey) {
+        guard let certificate = try? Certificate(pemEncoded: certificatePEM), certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
+            return nil
+        }
+        self.init(certificate: certificate, privateKey: key)
+    }
+
     /// Loads `NAME.pem` and `NAME.key` from a directory.
     public static func load(directory: String, name: String) throws -> Identity {
         let certificate = try PEMFile.readCertificate(path: "\(directory)/\(name).pem")
