@@ -35,16 +35,32 @@ let package = Package(
         ]),
         /// POSIX helpers Swift cannot express directly (posix_spawn with a process group, wait status).
         .target(name: "CIonLabSys"),
-        /// The wire protocol both sides share: frames, messages, multiplexed flow-controlled streams.
+        /// The wire: frames and their codec, multiplexed flow-controlled streams, JSON messages of any
+        /// vocabulary (`WireMessage`), typed by the role of each end (`WireRole`). No domain types.
         .target(name: "IonLabWire", dependencies: [
-            "IonLabConfig",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
-        /// YAML configuration with strict decoding and file:line errors; agent and controller config.
+        /// The agent channel's messages: handshake, enrollment, heartbeat and job reports on stream 0 (one
+        /// type per direction), exec and tree transfers on request streams, and the checks of their fields.
+        .target(name: "IonLabAgentProtocol", dependencies: [
+            "IonLabWire", "IonLabConfig",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        /// The admin API between the CLI and the controller: requests, replies, typed events and records,
+        /// and the typed client the CLI uses.
+        .target(name: "IonLabAdminAPI", dependencies: [
+            "IonLabWire", "IonLabAgentProtocol", "IonLabSpec",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        /// Strict YAML decoding with file:line errors, the values configs share, and the configs of the
+        /// agent and the controller.
         .target(name: "IonLabConfig", dependencies: [
             .product(name: "Yams", package: "Yams"),
         ]),
+        /// The fleet and workflow model: fleet specs, VMs, steps, operations and probes, recipes.
+        .target(name: "IonLabSpec", dependencies: ["IonLabConfig"]),
         /// CA, certificates, CSRs, enrollment tokens, SPKI pins and TLS configurations.
         .target(name: "IonLabPKI", dependencies: [
             "IonLabConfig",
@@ -56,13 +72,13 @@ let package = Package(
         ]),
         /// Streaming of files and directory trees over a wire stream, sha256-verified.
         .target(name: "IonLabTransfer", dependencies: [
-            "IonLabWire",
+            "IonLabWire", "IonLabAgentProtocol",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         /// The in-VM agent: connection loop, enrollment, operations.
         .target(name: "IonLabAgent", dependencies: [
-            "IonLabWire", "IonLabPKI", "IonLabConfig", "IonLabTransfer", "CIonLabSys",
+            "IonLabWire", "IonLabAgentProtocol", "IonLabPKI", "IonLabConfig", "IonLabTransfer", "CIonLabSys",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "X509", package: "swift-certificates"),
@@ -71,14 +87,16 @@ let package = Package(
         ]),
         /// The controller: agent listener, sessions, store, events, admin API.
         .target(name: "IonLabController", dependencies: [
-            "IonLabWire", "IonLabPKI", "IonLabConfig", "IonLabTransfer", "IonLabProvision", "Libvirt",
+            "IonLabWire", "IonLabAgentProtocol", "IonLabAdminAPI", "IonLabSpec", "IonLabPKI", "IonLabConfig", "IonLabTransfer",
+            "IonLabProvision", "Libvirt",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ionlab", dependencies: [
-            "IonLabController", "IonLabProvision", "IonLabTransfer", "IonLabConfig", "IonLabWire",
+            "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabProvision", "IonLabTransfer", "IonLabConfig",
+            "IonLabSpec", "IonLabWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
@@ -89,13 +107,14 @@ let package = Package(
         /// Fuzz targets for the frame decoder and multiplexer, the message decoder and the tree writer, with
         /// their seed corpus; `ionlab-fuzz` runs them under libFuzzer (scripts/fuzz.sh) or replays inputs.
         .target(name: "IonLabFuzz", dependencies: [
-            "IonLabWire", "IonLabTransfer",
+            "IonLabWire", "IonLabAgentProtocol", "IonLabTransfer",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "ionlab-fuzz", dependencies: ["IonLabFuzz"]),
         .executableTarget(name: "ionlab-bench", dependencies: [
-            "IonLabController", "IonLabAgent", "IonLabWire", "IonLabPKI", "IonLabConfig", "CIonLabSys",
+            "IonLabController", "IonLabAgent", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabWire", "IonLabPKI", "IonLabConfig",
+            "CIonLabSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -109,9 +128,13 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig"]),
+        .testTarget(name: "IonLabAgentProtocolTests", dependencies: [
+            "IonLabAgentProtocol", "IonLabWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig", "IonLabSpec"]),
         .testTarget(name: "IonLabTransferTests", dependencies: [
-            "IonLabTransfer", "IonLabWire", "IonLabFuzz",
+            "IonLabTransfer", "IonLabWire", "IonLabAgentProtocol", "IonLabFuzz",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
@@ -123,7 +146,8 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .testTarget(name: "IonLabIntegrationTests", dependencies: [
-            "IonLabController", "IonLabAgent", "IonLabPKI", "IonLabWire", "IonLabConfig", "ionlab", "ionlab-agent",
+            "IonLabController", "IonLabAgent", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabPKI", "IonLabWire", "IonLabConfig",
+            "IonLabSpec", "ionlab", "ionlab-agent",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabPKI
 import IonLabTransfer
@@ -75,7 +76,7 @@ public final class Agent: @unchecked Sendable {
         let csrPEM = try AgentKeys.csr(for: key, name: config.name)
         let channel = try await connector.connect(identity: nil)
         let response: EnrollResponse = try await channel.executeThenClose { inbound, outbound in
-            try await MuxConnection(writer: outbound, side: .client).enroll(
+            try await MuxConnection<AgentRole>(writer: outbound, side: .client).enroll(
                 Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID()),
                 EnrollRequest(name: config.name, token: token, csrPEM: csrPEM), frames: inbound)
         }
@@ -92,7 +93,7 @@ public final class Agent: @unchecked Sendable {
     private func session(identity: Identity, onEstablished: () -> Void) async throws {
         let channel = try await connector.connect(identity: identity)
         try await channel.executeThenClose { inbound, outbound in
-            let mux = MuxConnection(writer: outbound, side: .client)
+            let mux = MuxConnection<AgentRole>(writer: outbound, side: .client)
             defer { mux.fail(WireError.connectionClosed) }
             let known = await jobs.knownIDs
             var frames = inbound.makeAsyncIterator()
@@ -117,8 +118,8 @@ public final class Agent: @unchecked Sendable {
                 switch try mux.route(frame) {
                 case .control(let message):
                     try await handleControl(message)
-                case .opened(let stream, let message):
-                    handlers.run(id: stream.id) { await self.serve(message, on: stream) }
+                case .opened(let stream, let request):
+                    handlers.run(id: stream.id) { await self.serve(request, on: stream) }
                 case .delivered:
                     break
                 }
@@ -127,7 +128,7 @@ public final class Agent: @unchecked Sendable {
         }
     }
 
-    private func handleControl(_ message: Message) async throws {
+    private func handleControl(_ message: ControllerControl) async throws {
         switch message {
         case .jobReportsAck(let ids):
             await jobs.acknowledge(ids)
@@ -135,13 +136,13 @@ public final class Agent: @unchecked Sendable {
             try renewed(certificatePEM)
         case .refused(let refusal):
             throw refusal
-        default:
-            throw WireError.unexpected("\(message.name) on the connection")
+        case .welcome, .enrolled, .renewalRequired:
+            throw WireError.unexpected("\(message.name) after the connection was welcomed")
         }
     }
 
     /// Every interval: a heartbeat, unacknowledged job results, and a renewal request when due.
-    private func heartbeats(mux: MuxConnection, identity: Identity) async throws {
+    private func heartbeats(mux: MuxConnection<AgentRole>, identity: Identity) async throws {
         var renewalRequested = false
         while true {
             try await mux.sendControl(.heartbeat(HealthProbe.read(agentVersion: Self.version, instanceIDFile: instanceIDFile)))
@@ -161,7 +162,7 @@ public final class Agent: @unchecked Sendable {
     /// The certificate expired while this agent was away (the controller was down, the VM suspended): the
     /// controller lets it trade the old certificate, whose key the TLS handshake proved, for a new one with a
     /// new key. The next connection uses it.
-    private func recover(mux: MuxConnection, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, reason: String) async throws {
+    private func recover(mux: MuxConnection<AgentRole>, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, reason: String) async throws {
         logger.notice("the controller asks for a new certificate: \(reason)")
         let key = try state.recoveryKey()
         let csrPEM = try AgentKeys.csr(for: key, name: config.name)
@@ -185,10 +186,10 @@ public final class Agent: @unchecked Sendable {
 
     // MARK: Requests
 
-    private func serve(_ message: Message, on stream: WireStream) async {
+    private func serve(_ request: AgentRequest, on stream: AgentStream) async {
         defer { stream.close() }
         do {
-            switch message {
+            switch request {
             case .exec(let spec):
                 try spec.check()
                 try await ExecHandler(jobs: jobs).serve(spec, on: stream)
@@ -201,8 +202,6 @@ public final class Agent: @unchecked Sendable {
                 let sender = TreeSender(source: request.source, recursive: request.recursive)
                 _ = try sender.validate()
                 _ = try await sender.send(on: stream)
-            default:
-                throw WireError.unexpected("request \(message.name)")
             }
         } catch let error as TransferError {
             try? await stream.send(.failure(Failure(error.message)))
@@ -211,7 +210,7 @@ public final class Agent: @unchecked Sendable {
         } catch is CancellationError {
             return
         } catch WireError.streamReset(let id) {
-            logger.debug("request \(message.name) on stream \(id) ended: the controller abandoned it")
+            logger.debug("request \(request.name) on stream \(id) ended: the controller abandoned it")
         } catch {
             try? await stream.send(.failure(Failure("\(error)")))
         }

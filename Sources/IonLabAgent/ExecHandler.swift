@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 import NIOCore
 import X509
@@ -7,7 +8,7 @@ import X509
 struct ExecHandler {
     let jobs: JobManager
 
-    func serve(_ spec: ExecSpec, on stream: WireStream) async throws {
+    func serve(_ spec: ExecSpec, on stream: AgentStream) async throws {
         guard !spec.argv.isEmpty else { throw Failure("exec needs a command") }
         let job: ProcessJob
         do {
@@ -28,7 +29,8 @@ struct ExecHandler {
                     case .data(.content, let bytes): try await job.writeStdin(bytes)
                     case .message(.stdinEnd): try await job.writeStdin(nil)
                     case .message(.cancel): job.terminate(because: .cancelled)
-                    case let other: throw WireError.unexpected("\(other) on an exec stream")
+                    case .data(let channel, _): throw WireError.unexpected("\(channel) data from the controller on an exec stream")
+                    case .message(let other): throw WireError.unexpected("\(other.name) from the controller on an exec stream")
                     }
                 }
             }

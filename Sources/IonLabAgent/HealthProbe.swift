@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 
 /// Reads the machine's health from /proc and statvfs; cheap enough for every heartbeat.

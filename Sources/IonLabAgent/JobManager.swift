@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 import NIOCore
 
@@ -25,7 +26,7 @@ actor JobManager {
     }
 
     /// Spawns a job and starts running it in the background; its output goes to `stream` while attached.
-    func start(_ spec: ExecSpec, stream: WireStream) throws -> ProcessJob {
+    func start(_ spec: ExecSpec, stream: AgentStream) throws -> ProcessJob {
         guard running[spec.jobID] == nil, pending[spec.jobID] == nil else {
             throw Failure("job \(spec.jobID) already exists on this agent")
         }

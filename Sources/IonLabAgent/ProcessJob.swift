@@ -1,5 +1,6 @@
 import CIonLabSys
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 import NIOConcurrencyHelpers
 import NIOCore
@@ -15,7 +16,7 @@ final class ProcessJob: @unchecked Sendable {
     private let started = ContinuousClock.now
     private let lock = NIOLock()
     private var tail = OutputTail(limit: 8 << 10)
-    private var sink: WireStream?
+    private var sink: AgentStream?
     private var outcome: ExecResult.Outcome = .completed
     /// The write end of the command's stdin, as a plain channel (nil without stdin), once ``run(group:)`` set it up.
     private let stdinReady: EventLoopPromise<Channel?>
@@ -63,7 +64,7 @@ final class ProcessJob: @unchecked Sendable {
     private var stdinFD: Int32 = -1
 
     /// Sends output to `stream` from now on (nil detaches).
-    func attach(_ stream: WireStream?) {
+    func attach(_ stream: AgentStream?) {
         lock.withLock { sink = stream }
     }
 
@@ -151,7 +152,7 @@ final class ProcessJob: @unchecked Sendable {
     private func forward(_ reader: NIOAsyncChannel<ByteBuffer, Never>, as channel: DataChannel) async {
         do {
             for try await chunk in reader.inbound {
-                let stream: WireStream? = lock.withLock {
+                let stream: AgentStream? = lock.withLock {
                     tail.append(chunk)
                     lastOutput = .now
                     forwarding += 1

@@ -105,6 +105,12 @@ public enum Check {
     public static func nonEmpty<C: Collection>(_ value: C) throws {
         guard !value.isEmpty else { throw ValueError("must not be empty") }
     }
+
+    public static func range(_ range: ClosedRange<Int>) -> (Int) throws -> Void {
+        { value in
+            guard range.contains(value) else { throw ValueError("must be in \(range.lowerBound)...\(range.upperBound), found \(value)") }
+        }
+    }
 }
 
 /// A value written in configs as one string: parsed by `init(parsing:)`, written back as `description`.

@@ -1,4 +1,6 @@
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabWire
 import NIOCore
@@ -12,7 +14,7 @@ struct AdminServer {
     static func bind(controller: Controller) async throws -> AdminServer {
         let path = controller.paths.adminSocket
         if FileManager.default.fileExists(atPath: path) {
-            if await AdminClient.isServing(paths: controller.paths, group: controller.group) {
+            if await AdminClient.isServing(socket: path, group: controller.group) {
                 throw ControllerError("another controller is already serving \(controller.paths.directory) (\(path) answers)")
             }
             unlink(path)
@@ -43,22 +45,22 @@ struct AdminServer {
     private func handle(_ connection: NIOAsyncChannel<Frame, Frame>) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
-                let mux = MuxConnection(writer: outbound, side: .controller)
+                let mux = MuxConnection<AdminServerRole>(writer: outbound, side: .controller)
                 defer { mux.fail(WireError.connectionClosed) }
                 try await withThrowingDiscardingTaskGroup { group in
                     var helloSeen = false
                     for try await frame in inbound {
                         switch try mux.route(frame) {
                         case .control(.hello(let hello)):
+                            guard !helloSeen else { throw WireError.unexpected("a second hello") }
                             try ProtocolVersion.check(hello.protocolVersion)
                             helloSeen = true
                             try await mux.sendControl(.welcome(Welcome(name: "admin", software: "ionlab controller")))
-                        case .opened(let stream, .admin(let request)) where helloSeen:
+                        case .opened(let stream, let request):
+                            guard helloSeen else { throw WireError.unexpected("a request before hello") }
                             group.addTask { await AdminHandler(controller: controller).serve(request, on: stream) }
                         case .delivered:
                             break
-                        default:
-                            throw WireError.unexpected("admin message before hello or outside a request")
                         }
                     }
                     group.cancelAll()
@@ -74,12 +76,12 @@ struct AdminServer {
 struct AdminHandler {
     let controller: Controller
 
-    func serve(_ request: AdminRequest, on stream: WireStream) async {
+    func serve(_ request: AdminRequest, on stream: AdminStream) async {
         defer { stream.close() }
         do {
             switch request {
             case .listAgents:
-                try await ListingParts.send(try controller.statuses(), as: Message.agents, noun: "agents", on: stream)
+                try await ListingParts.send(try controller.statuses(), as: AdminStreamMessage.agents, noun: "agents", on: stream)
             case .createToken(let name, let endpoints, let ttl):
                 let dial = try endpoints.map { try Endpoint(parsing: $0) }
                 try await stream.send(.token(try controller.createToken(name: name, endpoints: dial, ttl: ttl)))
@@ -98,20 +100,20 @@ struct AdminHandler {
                 try await streamEvents(query, stream: stream)
             case .jobs(let agent, let limit):
                 let jobs = try controller.store.jobs(agent: agent, limit: max(0, min(limit, 1_000_000))).map(ListingParts.shortened)
-                try await ListingParts.send(jobs, as: Message.jobs, noun: "jobs", on: stream)
+                try await ListingParts.send(jobs, as: AdminStreamMessage.jobs, noun: "jobs", on: stream)
             case .vmCreate(let request):
                 try await createVM(wait: request.wait, name: request.name, stream: stream) { try await controller.vms.create(request) }
             case .vmClone(let source, let name, let wait):
                 try await createVM(wait: wait, name: name, stream: stream) { try await controller.vms.clone(source: source, name: name, wait: wait) }
             case .vmList:
-                try await ListingParts.send(try controller.store.vms(), as: Message.vms, noun: "VMs", on: stream)
+                try await ListingParts.send(try controller.store.vms(), as: AdminStreamMessage.vms, noun: "VMs", on: stream)
             case .vmDestroy(let name):
                 try await controller.vms.destroy(name)
                 try await stream.send(.ok("destroyed \(name)"))
             case .fleetUp(let request):
                 try await fleetUp(request, stream: stream)
             case .fleetStatus(let name):
-                try await ListingParts.send(try controller.fleets.status(fleet: name), as: Message.fleetStatus, noun: "VMs", on: stream)
+                try await ListingParts.send(try controller.fleets.status(fleet: name), as: AdminStreamMessage.fleetStatus, noun: "VMs", on: stream)
             case .fleetDown(let name):
                 try await relayingFleetEvents(name, to: stream) { try await controller.fleets.down(name) } then: { message in
                     try await stream.send(.ok(message))
@@ -134,7 +136,7 @@ struct AdminHandler {
 
     /// An interactive job: output flows to the CLI as it comes; stdin and cancel flow back. If the CLI goes
     /// away, the job is cancelled, as a remote command is when its ssh client dies.
-    private func exec(_ spec: ExecSpec, on agent: String, stream: WireStream) async throws {
+    private func exec(_ spec: ExecSpec, on agent: String, stream: AdminStream) async throws {
         try spec.check()
         let job = try await controller.connectedSession(agent).exec(spec, controller: controller)
         // If the CLI goes away mid-job, the stream to the agent ends too (the job's result still arrives
@@ -144,7 +146,7 @@ struct AdminHandler {
             group.addTask {
                 do {
                     while true {
-                        switch try await stream.next() {
+                        switch try await stream.nextCarriedItem() {
                         case .data(_, let bytes): try await job.send(stdin: bytes)
                         case .message(.stdinEnd): try await job.closeStdin()
                         case .message(.cancel): await job.cancel()
@@ -160,11 +162,11 @@ struct AdminHandler {
             while true {
                 switch try await job.next() {
                 case .started(let pid):
-                    try await stream.send(.execStarted(jobID: spec.jobID, pid: pid))
+                    try await stream.send(carrying: .execStarted(jobID: spec.jobID, pid: pid))
                 case .output(let channel, let bytes):
                     try await stream.send(data: bytes, on: channel)
                 case .finished(let result):
-                    try await stream.send(.execFinished(result))
+                    try await stream.send(carrying: .execFinished(result))
                     group.cancelAll()
                     return
                 }
@@ -173,7 +175,7 @@ struct AdminHandler {
     }
 
     /// Runs a command on the targeted agents at once; one line per agent as results arrive.
-    private func fanout(_ spec: ExecSpec, to target: ExecTarget, stream: WireStream) async throws {
+    private func fanout(_ spec: ExecSpec, to target: ExecTarget, stream: AdminStream) async throws {
         try spec.check()
         let agents = try fanoutTargets(target)
         await withTaskGroup(of: FanoutLine.self) { group in
@@ -213,7 +215,7 @@ struct AdminHandler {
 
     /// `up`: the fleet runs in its own task, so it goes on if the CLI leaves; meanwhile the fleet's events
     /// go to the CLI as they happen, then the report.
-    private func fleetUp(_ request: FleetUpRequest, stream: WireStream) async throws {
+    private func fleetUp(_ request: FleetUpRequest, stream: AdminStream) async throws {
         let parallel = max(1, request.parallel)
         var request = request
         request.parallel = parallel
@@ -225,7 +227,7 @@ struct AdminHandler {
     }
 
     /// Runs `work` in a task of its own while relaying the fleet's live events, then hands over its result.
-    private func relayingFleetEvents<T: Sendable>(_ fleet: String, to stream: WireStream, _ work: @escaping @Sendable () async throws -> T,
+    private func relayingFleetEvents<T: Sendable>(_ fleet: String, to stream: AdminStream, _ work: @escaping @Sendable () async throws -> T,
                                                   then finish: (T) async throws -> Void) async throws {
         let live = controller.events.follow()
         let running = Task { try await work() }
@@ -240,30 +242,28 @@ struct AdminHandler {
         try await finish(try result.get())
     }
 
-    private func relayPut(_ request: PutRequest, to agent: String, stream: WireStream) async throws {
-        let remote = try controller.connectedSession(agent).mux.openStream()
+    private func relayPut(_ request: PutRequest, to agent: String, stream: AdminStream) async throws {
+        let remote = try await controller.connectedSession(agent).mux.open(.put(request))
         defer { remote.close() }
-        try await remote.send(.put(request))
         let ready = try await remote.nextMessage()
-        try await stream.send(ready)
+        try await stream.send(carrying: ready)
         guard case .putReady = ready else { return }
         try await StreamRelay.relayTransfer(from: stream, to: remote)
     }
 
-    private func relayGet(_ request: GetRequest, from agent: String, stream: WireStream) async throws {
-        let remote = try controller.connectedSession(agent).mux.openStream()
+    private func relayGet(_ request: GetRequest, from agent: String, stream: AdminStream) async throws {
+        let remote = try await controller.connectedSession(agent).mux.open(.get(request))
         defer { remote.close() }
-        try await remote.send(.get(request))
         try await StreamRelay.relayTransfer(from: remote, to: stream)
     }
 
     /// Provisions a VM and streams its timeline events to the CLI: until it started, or with `wait` until it is
     /// ready or failed. Then the record. The CLI leaving does not stop the VM's boot being followed.
-    private func createVM(wait: Bool, name: String, stream: WireStream, _ create: () async throws -> VMRecord) async throws {
+    private func createVM(wait: Bool, name: String, stream: AdminStream, _ create: () async throws -> VMRecord) async throws {
         let live = controller.events.follow()
         defer { live.stop() }
         let record = try await create()
-        let ends: Set<String> = wait ? [EventKind.vmReady.rawValue, EventKind.vmFailed.rawValue] : [EventKind.vmStarted.rawValue]
+        let ends: Set<EventKind> = wait ? [.vmReady, .vmFailed] : [.vmStarted]
         for await event in live.events where event.agent == name {
             try await stream.send(.events([event]))
             if ends.contains(event.kind) { break }
@@ -272,7 +272,7 @@ struct AdminHandler {
     }
 
     /// Replays stored events, then (if following) streams new ones, with no gap and no repeat.
-    private func streamEvents(_ query: EventQuery, stream: WireStream) async throws {
+    private func streamEvents(_ query: EventQuery, stream: AdminStream) async throws {
         let live = query.follow ? controller.events.follow() : nil
         defer { live?.stop() }
         let store = controller.store
@@ -280,7 +280,7 @@ struct AdminHandler {
         while true {
             let batch = try store.events(after: last, since: query.since, fleet: query.fleet, limit: 1000)
             if batch.isEmpty { break }
-            try await ListingParts.sendParts(batch, as: Message.events, on: stream)
+            try await ListingParts.sendParts(batch, as: AdminStreamMessage.events, on: stream)
             last = batch.last!.seq
         }
         guard let live else {
@@ -294,7 +294,7 @@ struct AdminHandler {
                 for await event in live.events where event.seq > last {
                     if event.seq > last + 1 {
                         let missed = try store.events(after: last, fleet: query.fleet, limit: Int(min(event.seq - last - 1, 100_000)))
-                        if !missed.isEmpty { try await ListingParts.sendParts(missed, as: Message.events, on: stream) }
+                        if !missed.isEmpty { try await ListingParts.sendParts(missed, as: AdminStreamMessage.events, on: stream) }
                     }
                     last = event.seq
                     if query.fleet == nil || event.fleet == query.fleet { try await stream.send(.events([event])) }
@@ -314,13 +314,13 @@ enum ListingParts {
     private static let encoder = JSONEncoder()
 
     /// Sends `items` in parts, then `ok` with their count.
-    static func send<T: Encodable>(_ items: [T], as wrap: ([T]) -> Message, noun: String, on stream: WireStream) async throws {
+    static func send<T: Encodable>(_ items: [T], as wrap: ([T]) -> AdminStreamMessage, noun: String, on stream: AdminStream) async throws {
         try await sendParts(items, as: wrap, on: stream)
         try await stream.send(.ok("\(items.count) \(noun)"))
     }
 
     /// Sends `items` in parts of at most ``partBytes`` each (an item larger than that goes alone).
-    static func sendParts<T: Encodable>(_ items: [T], as wrap: ([T]) -> Message, on stream: WireStream) async throws {
+    static func sendParts<T: Encodable>(_ items: [T], as wrap: ([T]) -> AdminStreamMessage, on stream: AdminStream) async throws {
         var part: [T] = []
         var bytes = 0
         for item in items {

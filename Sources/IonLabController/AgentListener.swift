@@ -1,4 +1,6 @@
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabPKI
 import IonLabWire
@@ -54,7 +56,7 @@ struct AgentListener {
             return AgentListener(controller: controller, server: server,
                                  unauthenticated: UnauthenticatedConnections(limit: controller.config.maxUnauthenticatedConnections))
         } catch {
-            throw ControllerError("cannot listen on \(listen): \(Format.error(error))")
+            throw ControllerError("cannot listen on \(listen): \(Format.connectionError(error))")
         }
     }
 
@@ -82,7 +84,7 @@ struct AgentListener {
         let (record, suppressed) = refusals.admit()
         if suppressed > 0 {
             controller.events.emit(.agentRefused, "\(suppressed) more connections were refused in the last minute (not recorded one by one)",
-                                   fields: ["suppressed": String(suppressed)])
+                                   detail: .suppressed(Suppressed(count: suppressed)))
         }
         if record { controller.events.emit(.agentRefused, agent: agent, message) }
     }
@@ -104,7 +106,7 @@ struct AgentListener {
         do {
             try await connection.handshake.get()
         } catch {
-            warnUnauthenticated("agent connection from \(remote) failed: TLS handshake: \(Format.error(error))")
+            warnUnauthenticated("agent connection from \(remote) failed: TLS handshake: \(Format.connectionError(error))")
             try? await connection.channel.channel.close()
             return
         }
@@ -115,7 +117,7 @@ struct AgentListener {
             let standing = try peer.map { try judge($0) }
             if case .agent? = standing { connection.frameLimit.raise() }
             try await connection.channel.executeThenClose { inbound, outbound in
-                let mux = MuxConnection(writer: outbound, side: .controller)
+                let mux = MuxConnection<ControllerRole>(writer: outbound, side: .controller)
                 defer { mux.fail(WireError.connectionClosed) }
                 var frames = inbound.makeAsyncIterator()
                 guard let first = try await frames.next() else { return }
@@ -149,19 +151,19 @@ struct AgentListener {
             let who = agentName.map { "agent \($0) (\(remote))" } ?? "agent connection from \(remote)"
             if case WireError.connectionClosed = error { return }
             if agentName == nil {
-                warnUnauthenticated("\(who): \(Format.error(error)); connection closed")
+                warnUnauthenticated("\(who): \(Format.connectionError(error)); connection closed")
             } else {
-                controller.logger.warning("\(Format.escaped(who)): \(Format.error(error)); connection closed")
+                controller.logger.warning("\(Format.escaped(who)): \(Format.connectionError(error)); connection closed")
             }
             if let agentName, error is WireError {
-                controller.events.emit(.protocolError, agent: agentName, Format.error(error))
+                controller.events.emit(.protocolError, agent: agentName, Format.connectionError(error))
             }
         }
     }
 
     // MARK: Enrollment
 
-    private func enroll(mux: MuxConnection, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, remote: String) async throws -> String? {
+    private func enroll(mux: MuxConnection<ControllerRole>, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, remote: String) async throws -> String? {
         guard let frame = try await frames.next() else { return nil }
         // The name is checked as the message is decoded (`enroll.name`): nothing unchecked reaches the store.
         guard case .control(.enroll(let request)) = try mux.route(frame) else {
@@ -174,7 +176,7 @@ struct AgentListener {
                                                                caPEM: try controller.ca.certificate.serializeAsPEM().pemString)))
             let serial = (try? Certificate(pemEncoded: certificatePEM))?.serialHex ?? "?"
             controller.events.emit(.agentEnrolled, agent: request.name, "enrolled from \(remote); certificate \(serial)",
-                                   fields: ["serial": serial, "remote": remote])
+                                   detail: .certificate(CertificateDetail(serial: serial, remote: remote, recovered: false)))
         } catch let refusal as Refusal {
             // The name is only claimed (the token did not check out), so the event is nobody's.
             recordRefusal(agent: nil, "enrollment as \(request.name) from \(remote) refused: \(refusal.message)")
@@ -255,7 +257,7 @@ struct AgentListener {
     /// An agent back after its certificate expired: it proved its key in the TLS handshake, and its
     /// certificate is ours, unrevoked and recently expired. It may trade it for a new one on this
     /// connection, and do nothing else.
-    private func recover(_ name: String, presented: Certificate, mux: MuxConnection,
+    private func recover(_ name: String, presented: Certificate, mux: MuxConnection<ControllerRole>,
                          frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, remote: String) async throws {
         try await mux.sendControl(.renewalRequired("certificate \(presented.serialHex) expired at \(Format.time(presented.notValidAfter)); renew it"))
         guard let frame = try await frames.next() else { return }
@@ -281,7 +283,7 @@ struct AgentListener {
         let serial = (try? Certificate(pemEncoded: pem))?.serialHex ?? "?"
         controller.events.emit(.certificateRenewed, agent: name,
                                "certificate \(presented.serialHex) had expired; \(serial) issued to the same agent from \(remote)",
-                               fields: ["serial": serial, "recovered": "true"])
+                               detail: .certificate(CertificateDetail(serial: serial, remote: remote, recovered: true)))
     }
 
     /// Signs a renewal, recorded in the same transaction that checks the agent is still in good standing.
@@ -312,7 +314,7 @@ struct AgentListener {
         try await session.mux.sendControl(.welcome(Welcome(name: session.name, software: "ionlab controller")))
         authenticated.now()
         controller.events.emit(.agentConnected, agent: session.name, "connected from \(session.remote) (\(hello.software))",
-                               fields: ["remote": session.remote, "boot_id": hello.bootID ?? "", "software": hello.software])
+                               detail: .connection(ConnectionDetail(remote: session.remote, bootID: hello.bootID, software: hello.software)))
         // An agent with more jobs than a hello may list sends none: then nothing can be judged lost.
         if let known = hello.runningJobs { markLostJobs(of: session.name, known: Set(known)) }
         var reason = "connection closed"
@@ -327,15 +329,14 @@ struct AgentListener {
                 switch try session.mux.route(frame) {
                 case .control(let message):
                     try await handleControl(message, from: session)
-                case .opened(let stream, let message):
-                    try? await stream.send(.failure(Failure("the controller does not accept \(message.name) requests")))
-                    stream.close()
+                case .opened(_, let nothing):
+                    switch nothing {}  // agents open no streams: an opening does not even decode here
                 case .delivered:
                     break
                 }
             }
         } catch {
-            reason = Format.error(error)
+            reason = Format.connectionError(error)
             throw error
         }
     }
@@ -347,7 +348,7 @@ struct AgentListener {
         }
     }
 
-    private func handleControl(_ message: Message, from session: AgentSession) async throws {
+    private func handleControl(_ message: AgentControl, from session: AgentSession) async throws {
         switch message {
         case .heartbeat(let health):
             if session.heartbeat(health) {
@@ -369,9 +370,9 @@ struct AgentListener {
             try await session.mux.sendControl(.renewed(certificatePEM: try certificate.serializeAsPEM().pemString))
             controller.events.emit(.certificateRenewed, agent: session.name,
                                    "certificate \(certificate.serialHex) issued, valid until \(Format.time(certificate.notValidAfter))",
-                                   fields: ["serial": certificate.serialHex])
-        default:
-            throw WireError.unexpected("\(message.name) from an agent")
+                                   detail: .certificate(CertificateDetail(serial: certificate.serialHex, remote: session.remote, recovered: false)))
+        case .hello, .enroll:
+            throw WireError.unexpected("\(message.name) from a welcomed agent")
         }
     }
 }

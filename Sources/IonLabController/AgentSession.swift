@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 import NIOConcurrencyHelpers
 import NIOCore
@@ -12,7 +13,7 @@ final class AgentSession: @unchecked Sendable {
     let connectedAt = Date()
     /// The serial of the certificate this session authenticated with.
     let serial: String
-    let mux: MuxConnection
+    let mux: MuxConnection<ControllerRole>
     private let channel: Channel
     private let lock = NIOLock()
     private var _health: Health?
@@ -21,7 +22,7 @@ final class AgentSession: @unchecked Sendable {
     private var down = false
     private var renewed = false
 
-    init(name: String, remote: String, hello: Hello, mux: MuxConnection, channel: Channel, serial: String) {
+    init(name: String, remote: String, hello: Hello, mux: MuxConnection<ControllerRole>, channel: Channel, serial: String) {
         self.name = name
         self.serial = serial
         self.remote = remote
@@ -93,32 +94,26 @@ final class AgentSession: @unchecked Sendable {
 
     /// Starts a job on the agent.
     func exec(_ spec: ExecSpec, controller: Controller) async throws -> RemoteExec {
-        let stream = try mux.openStream()
         try controller.jobStarted(spec, agent: name)
+        let stream: AgentStream
         do {
-            try await stream.send(.exec(spec))
+            stream = try await mux.open(.exec(spec))
         } catch {
-            stream.close()
             throw Failure("agent \(name) disconnected before job \(spec.jobID) could start")
         }
-        return RemoteExec(spec: spec, stream: stream, session: self, controller: controller)
+        return RemoteExec(spec: spec, stream: ExecStream(stream), session: self, controller: controller)
     }
 }
 
-/// A job running on an agent, seen from the controller: its events in order, and its controls.
+/// A job running on an agent, seen from the controller: its updates in order, and its controls. Its
+/// result is stored and acknowledged as it arrives.
 final class RemoteExec: @unchecked Sendable {
-    enum Update {
-        case started(pid: Int32)
-        case output(DataChannel, ByteBuffer)
-        case finished(ExecResult)
-    }
-
     let spec: ExecSpec
-    let stream: WireStream
+    let stream: ExecStream<AgentStreamMessage>
     let session: AgentSession
     let controller: Controller
 
-    init(spec: ExecSpec, stream: WireStream, session: AgentSession, controller: Controller) {
+    init(spec: ExecSpec, stream: ExecStream<AgentStreamMessage>, session: AgentSession, controller: Controller) {
         self.spec = spec
         self.stream = stream
         self.session = session
@@ -126,31 +121,34 @@ final class RemoteExec: @unchecked Sendable {
     }
 
     /// The next update. After `finished` the result is stored and the stream closed.
-    func next() async throws -> Update {
-        let item: StreamItem
+    func next() async throws -> ExecStream<AgentStreamMessage>.Update {
+        let update: ExecStream<AgentStreamMessage>.Update
         do {
-            item = try await stream.next()
+            update = try await stream.next()
         } catch is CancellationError {
             throw CancellationError()
+        } catch let error as Failure {
+            stream.close()
+            throw error
+        } catch let error as WireError where !Self.meansDisconnected(error) {
+            stream.close()
+            throw WireError.unexpected("\(error) from agent \(session.name) on an exec stream")
         } catch {
             throw Failure("agent \(session.name) disconnected; job \(spec.jobID) goes on there and its result is stored when it reconnects")
         }
-        switch item {
-        case .message(.execStarted(_, let pid)):
-            return .started(pid: pid)
-        case .data(let channel, let bytes):
-            return .output(channel, bytes)
-        case .message(.execFinished(let result)):
+        if case .finished(let result) = update {
             stream.close()
             controller.jobFinished(result, agent: session.name)
             try? await session.mux.sendControl(.jobReportsAck([result.jobID]))
-            return .finished(result)
-        case .message(.failure(let failure)):
-            stream.close()
-            throw failure
-        case .message(let other):
-            stream.close()
-            throw WireError.unexpected("\(other.name) from agent \(session.name) on an exec stream")
+        }
+        return update
+    }
+
+    /// The connection went, as opposed to the agent sending something out of place.
+    private static func meansDisconnected(_ error: WireError) -> Bool {
+        switch error {
+        case .unexpected, .malformedMessage, .invalidField: false
+        default: true
         }
     }
 
@@ -161,9 +159,9 @@ final class RemoteExec: @unchecked Sendable {
         }
     }
 
-    func send(stdin bytes: ByteBuffer) async throws { try await stream.send(data: bytes, on: .content) }
-    func closeStdin() async throws { try await stream.send(.stdinEnd) }
-    func cancel() async { try? await stream.send(.cancel) }
+    func send(stdin bytes: ByteBuffer) async throws { try await stream.send(stdin: bytes) }
+    func closeStdin() async throws { try await stream.closeStdin() }
+    func cancel() async { try? await stream.cancel() }
 }
 
 /// The connected sessions by agent name.

@@ -1,4 +1,6 @@
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabPKI
 import IonLabWire
@@ -166,8 +168,7 @@ public final class Controller: @unchecked Sendable {
             if try store.jobFinished(result, agent: agent) {
                 let kind: EventKind = result.outcome == .lost ? .jobLost : .jobFinished
                 events.emit(kind, agent: agent, job: result.jobID, result.summary,
-                            fields: ["exit": result.exitCode.map(String.init) ?? "", "outcome": result.outcome.rawValue,
-                                     "output": String(result.outputTail.suffix(2048))])
+                            detail: .job(JobDetail(outcome: result.outcome, exitCode: result.exitCode, output: String(result.outputTail.suffix(2048)))))
             }
         } catch {
             logger.error("cannot store the result of job \(result.jobID): \(error)")
@@ -182,39 +183,16 @@ public struct ControllerError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// Formatting shared by the controller and the CLI.
-public enum Format {
-    public static func time(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
-    }
-
+extension Format {
     /// `127.0.0.1:5000` or `[::1]:5000`.
-    public static func peer(_ address: SocketAddress?) -> String {
+    static func peer(_ address: SocketAddress?) -> String {
         guard let address, let ip = address.ipAddress, let port = address.port else { return "unknown peer" }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
-    /// A one-line description of any error, for logs and refusals, with control characters escaped.
-    public static func error(_ error: Error) -> String {
+    /// ``Format/error(_:)`` for errors of a peer's connection, where a TLS close without notice is common.
+    static func connectionError(_ error: Error) -> String {
         if let tls = error as? NIOSSLError, case .uncleanShutdown = tls { return "the peer closed the connection" }
-        let text = "\(error)"
-        return escaped(text.split(whereSeparator: \.isNewline).joined(separator: " "))
-    }
-
-    /// Text from a peer made safe for a terminal or a log (``SafeText``).
-    public static func escaped(_ text: String, keepingNewlines: Bool = false) -> String {
-        SafeText.escaped(text, keepingNewlines: keepingNewlines)
-    }
-
-    /// Text for one line of an event: line breaks shown as " ⏎ ", at most `limit` characters.
-    public static func oneLine(_ text: String, limit: Int = 240) -> String {
-        let flat = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ⏎ ")
-        return flat.count > limit ? String(flat.prefix(limit - 1)) + "…" : flat
-    }
-
-    public static func newJobID() -> String {
-        "j-" + (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0 ... 255)) }.joined()
+        return Format.error(error)
     }
 }

@@ -1,54 +1,8 @@
 import Foundation
+import IonLabAdminAPI
 import IonLabWire
 import Logging
 import NIOConcurrencyHelpers
-
-/// The kinds of events the controller records.
-public enum EventKind: String, Sendable {
-    case controllerStarted = "controller.started"
-    case tokenCreated = "token.created"
-    case agentEnrolled = "agent.enrolled"
-    case agentConnected = "agent.connected"
-    case agentDisconnected = "agent.disconnected"
-    case agentRefused = "agent.refused"
-    case agentRevoked = "agent.revoked"
-    case agentDown = "agent.down"
-    case agentUp = "agent.up"
-    case certificateRenewed = "agent.certificate-renewed"
-    case jobStarted = "job.started"
-    case jobFinished = "job.finished"
-    case jobLost = "job.lost"
-    case protocolError = "protocol.error"
-    case vmProvisioning = "vm.provisioning"
-    case vmDefined = "vm.defined"
-    case vmStarted = "vm.started"
-    case vmKernelUp = "vm.kernel-up"
-    case vmCloudInit = "vm.cloud-init"
-    case vmAgentInstalled = "vm.agent-installed"
-    case vmReady = "vm.ready"
-    case vmFailed = "vm.failed"
-    case vmDestroyed = "vm.destroyed"
-    case vmAdopted = "vm.adopted"
-    case fleetStarted = "fleet.started"
-    case fleetPlaced = "fleet.placed"
-    case healthCheck = "health.check"
-    case stepStarted = "step.started"
-    case stepDone = "step.done"
-    case stepSkipped = "step.skipped"
-    case stepFailed = "step.failed"
-    case packageInstalling = "package.installing"
-    case packageInstalled = "package.installed"
-    case remoteDesktopReady = "remote-desktop.ready"
-    case deploying = "deploy.started"
-    case deployed = "deploy.done"
-    case serviceStarted = "service.started"
-    case verificationComplete = "verify.complete"
-    case warning = "fleet.warning"
-    case error = "fleet.error"
-    case vmWorkflowDone = "vm.workflow-done"
-    case fleetComplete = "fleet.complete"
-    case fleetDown = "fleet.down"
-}
 
 /// The persistent event stream: every event is stored, logged, then handed to live followers in order.
 public final class EventLog: Sendable {
@@ -71,12 +25,10 @@ public final class EventLog: Sendable {
     /// Records an event. Storage failures are logged, never thrown: events must not break operations.
     @discardableResult
     func emit(_ kind: EventKind, agent: String? = nil, job: String? = nil, fleet: String? = nil, _ message: String,
-              fields: [String: String] = [:]) -> Event? {
+              detail: EventDetail? = nil) -> Event? {
         let fleet = fleet ?? agent.flatMap { agent in fleets.withLockedValue { $0[agent] } }
-        // Messages and fields often quote what a guest said: each is kept to a bounded size.
-        let event = Event(kind: kind.rawValue, agent: agent, job: job, fleet: fleet, message: Self.bounded(message),
-                          fields: Dictionary(fields.prefix(Self.maximumFields).map { (String($0.key.prefix(64)), Self.bounded($0.value)) },
-                                             uniquingKeysWith: { first, _ in first }))
+        // Messages and details often quote what a guest said: each is kept to a bounded size.
+        let event = Event(kind: kind, agent: agent, job: job, fleet: fleet, message: Self.bounded(message), detail: Self.bounded(detail))
         let who = agent.map { "\($0): " } ?? ""
         logger.info("\(kind.rawValue) \(who)\(Format.escaped(event.message))")
         return state.withLockedValue { followers in
@@ -91,8 +43,14 @@ public final class EventLog: Sendable {
         }
     }
 
-    static let maximumFields = 32
     static let maximumText = 4096
+    /// The most JSON an event's detail may take; a larger one (many facts a guest reported) is dropped.
+    static let maximumDetailBytes = 16 << 10
+
+    static func bounded(_ detail: EventDetail?) -> EventDetail? {
+        guard let detail, Store.json(detail).utf8.count <= maximumDetailBytes else { return nil }
+        return detail
+    }
 
     /// At most ``maximumText`` bytes of UTF-8, cut at a character.
     static func bounded(_ text: String) -> String {

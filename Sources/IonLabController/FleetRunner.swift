@@ -1,6 +1,9 @@
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabProvision
+import IonLabSpec
 import IonLabWire
 import NIOConcurrencyHelpers
 
@@ -42,10 +45,10 @@ final class FleetRunner: Sendable {
         events.emit(.fleetStarted, fleet: spec.name,
                     "up: \(spec.vms.count) VM(s) of \(spec.image), \(missing.count) to create, \(spec.vms.count - missing.count) to adopt, "
                     + "\(spec.workflow.count) workflow step(s), at most \(request.parallel) provisioning at once",
-                    fields: ["vms": String(spec.vms.count), "create": String(missing.count), "parallel": String(request.parallel)])
+                    detail: .fleetStarted(FleetStart(vms: spec.vms.count, creating: missing.count, parallel: request.parallel)))
         if !placement.isEmpty {
             let text = placement.sorted { $0.key < $1.key }.map { "\($0.key)→\($0.value)" }.joined(separator: " ")
-            events.emit(.fleetPlaced, fleet: spec.name, "placed \(text)", fields: placement)
+            events.emit(.fleetPlaced, fleet: spec.name, "placed \(text)", detail: .placement(placement))
         }
 
         let slots = AsyncSemaphore(request.parallel)
@@ -68,9 +71,8 @@ final class FleetRunner: Sendable {
         events.emit(.fleetComplete, fleet: spec.name,
                     "\(outcomes.count - failed) of \(outcomes.count) VM(s) ok in \(String(format: "%.1f", seconds))s; "
                     + "controller CPU \(String(format: "%.2f", cpu))s (\(String(format: "%.1f", 100 * cpu / max(seconds, 0.001)))% of the wall time)",
-                    fields: ["seconds": String(format: "%.1f", seconds), "ok": String(outcomes.count - failed), "failed": String(failed),
-                             "created": String(report.created), "adopted": String(report.adopted),
-                             "controller_cpu_seconds": String(format: "%.3f", cpu)])
+                    detail: .fleetComplete(FleetSummary(seconds: seconds, ok: outcomes.count - failed, failed: failed, created: report.created,
+                                                        adopted: report.adopted, controllerCPUSeconds: cpu)))
         return report
     }
 
@@ -128,9 +130,10 @@ final class FleetRunner: Sendable {
             outcome.seconds = Date().timeIntervalSince(started)
             if result == .ok {
                 events.emit(.vmWorkflowDone, agent: vm.name, "workflow done: \(outcome.stepsRun) step(s) run, \(outcome.stepsSkipped) skipped",
-                            fields: ["seconds": String(format: "%.1f", outcome.seconds)])
+                            detail: .elapsed(Elapsed(seconds: outcome.seconds)))
             } else {
-                events.emit(.error, agent: vm.name, "\(result.rawValue) at \(step ?? "?"): \(detail?.split(whereSeparator: \.isNewline).first.map(String.init) ?? "")")
+                events.emit(.error, agent: vm.name, "\(result.rawValue) at \(step ?? "?"): \(detail?.split(whereSeparator: \.isNewline).first.map(String.init) ?? "")",
+                            detail: .vmOutcome(VMEnd(result: result, step: step)))
             }
             return outcome
         }
@@ -160,7 +163,7 @@ final class FleetRunner: Sendable {
             return finish(.timedOut, step: "boot", detail: "the agent was not ready within \(Int(Self.readyPatienceSeconds))s (VM \(state))")
         }
         if let session = controller.sessions.session(named: vm.name), let health = session.health {
-            events.emit(.healthCheck, agent: vm.name, HealthText.summary(health), fields: HealthText.fields(health))
+            events.emit(.healthCheck, agent: vm.name, HealthText.summary(health), detail: .health(health))
         }
         let result = await WorkflowRunner(controller: controller, fleet: spec.name, vm: vm.name).run(spec.workflow)
         outcome.stepsRun = result.run
@@ -275,16 +278,11 @@ enum ProcessCPU {
     }
 }
 
-/// Health in a line and as event fields.
+/// Health in a line.
 enum HealthText {
     static func summary(_ health: Health) -> String {
         let load = health.load.first.map { String(format: "%.2f", $0) } ?? "?"
         return "load \(load), memory \(health.memoryAvailableBytes >> 20) of \(health.memoryTotalBytes >> 20) MiB free, "
             + "disk \(health.diskFreeBytes >> 20) of \(health.diskTotalBytes >> 20) MiB free, cloud-init \(health.cloudInit ?? "absent")"
-    }
-
-    static func fields(_ health: Health) -> [String: String] {
-        ["load": health.load.first.map { String(format: "%.2f", $0) } ?? "", "memory_available": String(health.memoryAvailableBytes),
-         "disk_free": String(health.diskFreeBytes), "cloud_init": health.cloudInit ?? ""]
     }
 }

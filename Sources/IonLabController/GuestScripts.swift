@@ -1,5 +1,7 @@
 import Foundation
+import IonLabAdminAPI
 import IonLabConfig
+import IonLabSpec
 
 /// The POSIX shell the built-in operations run in the VM, through the agent, as root. Each takes its values
 /// as positional arguments (never spliced into the script), prints what the controller reads back, and

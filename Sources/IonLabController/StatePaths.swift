@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAdminAPI
 
 /// The files of a controller's state directory.
 public struct StatePaths: Sendable {
@@ -36,4 +37,11 @@ public struct StatePaths: Sendable {
     public func seedDirectory(_ vm: String) -> String { "\(directory)/seeds/\(vm)" }
 
     public var isInitialized: Bool { FileManager.default.fileExists(atPath: caCertificate) }
+}
+
+extension AdminClient {
+    /// Connects to the controller serving `paths`, says hello, runs `body`, and closes.
+    public static func with<R: Sendable>(paths: StatePaths, _ body: @Sendable @escaping (AdminClient) async throws -> R) async throws -> R {
+        try await with(socket: paths.adminSocket, body)
+    }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabWire
 
 /// The controller's persistent state in SQLite (WAL): agents, certificates, tokens, jobs and events.
@@ -366,8 +368,8 @@ extension Store {
     func append(_ event: Event) throws -> Event {
         try pool.write { db in
             try db.execute(sql: "INSERT INTO events(time, kind, agent, job, fleet, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [event.time.timeIntervalSince1970, event.kind, event.agent, event.job, event.fleet, event.message,
-                                       Self.json(event.fields)])
+                           arguments: [event.time.timeIntervalSince1970, event.kind.rawValue, event.agent, event.job, event.fleet, event.message,
+                                       event.detail.map(Self.json) ?? "null"])
             var stored = event
             stored.seq = db.lastInsertedRowID
             return stored
@@ -389,9 +391,9 @@ extension Store {
         arguments += [limit]
         return try pool.read { db in
             try Row.fetchAll(db, sql: sql + " ORDER BY seq LIMIT ?", arguments: arguments).map { row in
-                Event(seq: row["seq"], time: Date(timeIntervalSince1970: row["time"]), kind: row["kind"], agent: row["agent"],
+                Event(seq: row["seq"], time: Date(timeIntervalSince1970: row["time"]), kind: EventKind(stored: row["kind"]), agent: row["agent"],
                       job: row["job"], fleet: row["fleet"], message: row["message"],
-                      fields: Self.decode([String: String].self, row["fields"]) ?? [:])
+                      detail: Self.decode(EventDetail.self, row["fields"]))
             }
         }
     }

@@ -1,6 +1,8 @@
 import Foundation
 import GRDB
+import IonLabAgentProtocol
 import IonLabConfig
+import IonLabSpec
 import IonLabWire
 
 /// One workflow step of one fleet VM, as the store keeps it: what lets a second `up` skip finished work.

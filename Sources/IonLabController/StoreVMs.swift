@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import IonLabAdminAPI
 import IonLabWire
 
 // MARK: - VMs

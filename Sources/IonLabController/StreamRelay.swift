@@ -1,17 +1,22 @@
+import IonLabAgentProtocol
 import IonLabWire
 
 /// Forwards a stream's items to another stream, with backpressure: the next item is taken from `source`
-/// (which grants its sender credit) only after the previous one was accepted by `target`.
+/// (which grants its sender credit) only after the previous one was accepted by `target`. The two streams
+/// may speak different vocabularies (the CLI's admin stream, the agent's stream); what passes between them
+/// is what both carry, the agent's stream messages.
 enum StreamRelay {
     /// Forwards until a message for which `isLast` is true has been forwarded; returns that message.
     @discardableResult
-    static func forward(from source: WireStream, to target: WireStream, until isLast: (Message) -> Bool) async throws -> Message {
+    static func forward<Source: AgentStreamCarrier, Target: AgentStreamCarrier>(
+        from source: WireStream<Source>, to target: WireStream<Target>, until isLast: (AgentStreamMessage) -> Bool
+    ) async throws -> AgentStreamMessage {
         while true {
-            switch try await source.next() {
+            switch try await source.nextCarriedItem() {
             case .data(let channel, let bytes):
                 try await target.send(data: bytes, on: channel)
             case .message(let message):
-                try await target.send(message)
+                try await target.send(carrying: message)
                 if isLast(message) { return message }
             }
         }
@@ -19,8 +24,10 @@ enum StreamRelay {
 
     /// Relays a tree transfer between two streams: the tree from `sender` to `receiver`, and the receiver's
     /// reply back. A failure on either side is passed on and then ends both directions.
-    static func relayTransfer(from sender: WireStream, to receiver: WireStream) async throws {
-        try await withThrowingTaskGroup(of: Message.self) { group in
+    static func relayTransfer<Sender: AgentStreamCarrier, Receiver: AgentStreamCarrier>(
+        from sender: WireStream<Sender>, to receiver: WireStream<Receiver>
+    ) async throws {
+        try await withThrowingTaskGroup(of: AgentStreamMessage.self) { group in
             group.addTask { try await forward(from: sender, to: receiver, until: isTransferEnd) }
             group.addTask { try await forward(from: receiver, to: sender, until: isTransferReply) }
             var failure: Failure?
@@ -38,17 +45,17 @@ enum StreamRelay {
         }
     }
 
-    static func isTransferEnd(_ message: Message) -> Bool {
+    static func isTransferEnd(_ message: AgentStreamMessage) -> Bool {
         switch message {
-        case .treeEnd, .failure: return true
-        default: return false
+        case .treeEnd, .failure: true
+        case .execStarted, .execFinished, .stdinEnd, .cancel, .putReady, .entry, .fileEnd, .transferDone: false
         }
     }
 
-    static func isTransferReply(_ message: Message) -> Bool {
+    static func isTransferReply(_ message: AgentStreamMessage) -> Bool {
         switch message {
-        case .transferDone, .failure: return true
-        default: return false
+        case .transferDone, .failure: true
+        case .execStarted, .execFinished, .stdinEnd, .cancel, .putReady, .entry, .fileEnd, .treeEnd: false
         }
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
+import IonLabAdminAPI
 import IonLabConfig
 import IonLabProvision
+import IonLabSpec
 import IonLabWire
 import Libvirt
 
@@ -37,7 +39,7 @@ struct VMManager: Sendable {
         try store.insertVM(record)
         events.assign(agent: request.name, fleet: request.fleet)
         events.emit(.vmProvisioning, agent: request.name, "provisioning on \(backend.name) (\(domainType)) from \(image.name)",
-                    fields: ["instance": instanceID])
+                    detail: .instance(InstanceDetail(id: instanceID)))
         do {
             let endpoint = Endpoint(host: backend.controllerAddress, port: config.listen.port)
             let grant = try controller.createToken(name: request.name, endpoints: [endpoint], ttl: nil)
@@ -119,7 +121,7 @@ struct VMManager: Sendable {
             if let console = try? String(contentsOfFile: record.consoleLog, encoding: .utf8) {
                 for (marker, kind, message) in milestones where !seen.contains(kind) && console.contains(marker) {
                     seen.insert(kind)
-                    events.emit(kind, agent: record.name, message, fields: ["seconds": String(format: "%.1f", Date().timeIntervalSince(started))])
+                    events.emit(kind, agent: record.name, message, detail: .elapsed(Elapsed(seconds: Date().timeIntervalSince(started))))
                 }
             }
             if let session = controller.sessions.session(named: record.name), session.health?.instanceID == record.instanceID {
@@ -128,7 +130,7 @@ struct VMManager: Sendable {
                 current.readyAt = Date()
                 try? store.updateVM(current)
                 events.emit(.vmReady, agent: record.name, "agent of instance \(record.instanceID) connected",
-                            fields: ["seconds": String(format: "%.1f", Date().timeIntervalSince(started))])
+                            detail: .elapsed(Elapsed(seconds: Date().timeIntervalSince(started))))
                 return
             }
             guard (try? store.vm(record.name))?.instanceID == record.instanceID else { return }  // destroyed meanwhile

@@ -1,5 +1,7 @@
 import Foundation
+import IonLabAdminAPI
 import IonLabConfig
+import IonLabSpec
 import IonLabWire
 
 /// The built-in operations of workflow steps, each run in the VM through its agent (see ``GuestScripts``).
@@ -15,7 +17,7 @@ extension WorkflowRunner {
             events.emit(.deploying, agent: vm, "copying \(from) to \(to)" + (exclude.isEmpty ? "" : " without \(exclude.joined(separator: " "))"))
             let summary = try await withStepDeadline(timeout) { try await self.upload(from, to: to, exclude: exclude) }
             events.emit(.deployed, agent: vm, "\(summary.files) file(s), \(summary.bytes) bytes at \(summary.path), sha256 verified",
-                        fields: ["files": String(summary.files), "bytes": String(summary.bytes), "path": summary.path])
+                        detail: .transfer(summary))
             return "copied \(summary.files) file(s), \(summary.bytes) bytes, sha256 verified"
         case .package(let source):
             return "installed " + (try await install(source, jobID: jobID, timeout: timeout))
@@ -32,7 +34,7 @@ extension WorkflowRunner {
 
     /// Installs packages and returns "NAME VERSION, …" as dpkg reports them.
     func install(_ source: PackageSource, jobID: String, timeout: Double) async throws -> String {
-        events.emit(.packageInstalling, agent: vm, "installing \(source.summary)", fields: ["source": source.summary])
+        events.emit(.packageInstalling, agent: vm, "installing \(source.summary)", detail: .packages(PackagesDetail(source: source.summary, installed: [])))
         let argv: [String]
         switch source {
         case .names(let names):
@@ -51,7 +53,7 @@ extension WorkflowRunner {
         let result = try await exec(argv, jobID: jobID, timeout: timeout)
         let installed = result.outputTail.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("installed ") }.map { String($0.dropFirst(10)) }
         let versions = installed.isEmpty ? source.summary : installed.joined(separator: ", ")
-        events.emit(.packageInstalled, agent: vm, "installed \(versions)", fields: ["packages": versions])
+        events.emit(.packageInstalled, agent: vm, "installed \(versions)", detail: .packages(PackagesDetail(source: source.summary, installed: installed)))
         return versions
     }
 
@@ -68,7 +70,11 @@ extension WorkflowRunner {
         let properties = Self.properties(result.outputTail)
         let summary = "\(service.name) \(properties["ActiveState"] ?? "?")/\(properties["SubState"] ?? "?"), main PID \(properties["MainPID"] ?? "?")"
             + (service.user.map { " (user \($0))" } ?? "")
-        if service.state != "stopped" { events.emit(.serviceStarted, agent: vm, summary, fields: properties) }
+        if service.state != "stopped" {
+            events.emit(.serviceStarted, agent: vm, summary,
+                        detail: .service(ServiceDetail(unit: service.name, activeState: properties["ActiveState"], subState: properties["SubState"],
+                                                       mainPID: properties["MainPID"].flatMap { Int($0) })))
+        }
         return summary
     }
 
@@ -86,7 +92,7 @@ extension WorkflowRunner {
         let line = verdicts.map(\.text).joined(separator: "; ")
         let passed = verdicts.filter(\.passed).count
         events.emit(.verificationComplete, agent: vm, "\(passed)/\(probes.count) passed: \(line)",
-                    fields: ["passed": String(passed), "probes": String(probes.count)])
+                    detail: .verification(VerificationDetail(passed: passed, probes: probes.count)))
         guard passed == probes.count else { throw StepFailure(message: "verify: \(line)") }
         return "\(passed)/\(probes.count) passed: \(line)"
     }
@@ -109,7 +115,7 @@ extension WorkflowRunner {
             record.rustdeskVersion = version
             try store.updateVM(record)
         }
-        events.emit(.remoteDesktopReady, agent: vm, "RustDesk \(version) ready, ID \(id)", fields: ["id": id, "version": version, "package": installed])
+        events.emit(.remoteDesktopReady, agent: vm, "RustDesk \(version) ready, ID \(id)", detail: .facts(["rustdesk.id": id, "rustdesk.version": version]))
         return "RustDesk \(version), ID \(id); \(service)"
     }
 

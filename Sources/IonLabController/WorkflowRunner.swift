@@ -1,6 +1,9 @@
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabProvision
+import IonLabSpec
 import IonLabTransfer
 import IonLabWire
 import NIOCore
@@ -41,7 +44,7 @@ struct WorkflowRunner {
             let signature = Store.json(step.redactingSecrets(controller.secrets.callAsFunction))
             if let previous = recorded[index], previous.signature == signature, let reason = alreadyDone(previous) {
                 outcome.skipped += 1
-                events.emit(.stepSkipped, agent: vm, label, fields: ["step": String(index + 1), "reason": reason])
+                events.emit(.stepSkipped, agent: vm, label, detail: .step(StepDetail(number: index + 1, reason: reason)))
                 continue
             }
             outcome.run += 1
@@ -84,20 +87,20 @@ struct WorkflowRunner {
             try? store.stepStarted(StepRecord(fleet: fleet, vm: vm, step: index, signature: signature, name: step.name, state: .running,
                                               job: jobID, startedAt: started))
             events.emit(.stepStarted, agent: vm, attempt == 1 ? label : "\(label) (attempt \(attempt) of \(attempts))",
-                        fields: ["step": String(index + 1), "attempt": String(attempt)])
+                        detail: .step(StepDetail(number: index + 1, attempt: attempt)))
             do {
                 let detail = try await perform(step, jobID: jobID, notes: &notes)
                 try? store.stepFinished(fleet: fleet, vm: vm, step: index, state: .done, detail: detail)
                 events.emit(.stepDone, agent: vm, "\(label): \(detail)",
-                            fields: ["step": String(index + 1), "seconds": Self.seconds(since: started)])
+                            detail: .step(StepDetail(number: index + 1, seconds: Date().timeIntervalSince(started))))
                 return nil
             } catch {
                 let failed = error as? StepFailure ?? StepFailure(message: AdminHandler.describe(error))
                 failure = failed
                 try? store.stepFinished(fleet: fleet, vm: vm, step: index, state: .failed, detail: failed.message)
                 events.emit(.stepFailed, agent: vm, "\(label): \(failed.message)",
-                            fields: ["step": String(index + 1), "attempt": String(attempt), "seconds": Self.seconds(since: started),
-                                     "output": String(failed.output.suffix(2048)), "timed_out": String(failed.timedOut)])
+                            detail: .step(StepDetail(number: index + 1, attempt: attempt, seconds: Date().timeIntervalSince(started),
+                                                     output: String(failed.output.suffix(2048)), timedOut: failed.timedOut)))
                 if attempt < attempts {
                     let pause = min(30, 2 * attempt)
                     events.emit(.warning, agent: vm, "\(label): retrying in \(pause)s (on_failure: \(step.onFailure))")
@@ -144,9 +147,9 @@ struct WorkflowRunner {
     func upload(_ source: String, to destination: String, exclude: [String] = []) async throws -> TransferSummary {
         let sender = TreeSender(source: source, recursive: true, exclude: exclude)
         let (name, isDirectory) = try sender.validate()
-        let stream = try await connectedSession(patience: 60).mux.openStream()
+        let request = AgentRequest.put(PutRequest(destination: destination, sourceName: name, sourceIsDirectory: isDirectory))
+        let stream = try await connectedSession(patience: 60).mux.open(request)
         defer { stream.close() }
-        try await stream.send(.put(PutRequest(destination: destination, sourceName: name, sourceIsDirectory: isDirectory)))
         switch try await stream.nextMessage() {
         case .putReady: return try await sender.send(on: stream)
         case .failure(let failure): throw StepFailure(message: "\(destination): \(failure.message)")
@@ -174,5 +177,4 @@ struct WorkflowRunner {
         text.split(whereSeparator: \.isNewline).suffix(count).joined(separator: "\n")
     }
 
-    static func seconds(since start: Date) -> String { String(format: "%.1f", Date().timeIntervalSince(start)) }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 import NIOCore
 
@@ -20,7 +21,7 @@ public enum FuzzSeeds {
         return Array(out.readableBytesView)
     }
 
-    static func message(_ message: Message, stream: UInt32 = 0) throws -> [UInt8] {
+    static func message<Message: WireMessage>(_ message: Message, stream: UInt32 = 0) throws -> [UInt8] {
         try frame(.message, stream: stream, MessageCoding.encode(message))
     }
 
@@ -38,30 +39,32 @@ public enum FuzzSeeds {
                                memoryAvailableBytes: 50, diskTotalBytes: 100, diskFreeBytes: 10, agentVersion: "0.1.0", cloudInit: "done",
                                instanceID: "i-1")
 
+    static let opening = AgentRequest.get(GetRequest(source: "/etc/hostname", recursive: false))
+
     static func frames() throws -> [String: [UInt8]] {
         [
-            "hello-heartbeat": try message(.hello(Hello(role: .agent, software: "ionlab-agent 0.1.0", bootID: "b-1", runningJobs: ["j-1"])))
-                + message(.heartbeat(health)),
-            "exec-stream": try message(.exec(ExecSpec(jobID: "j-1", argv: ["true"])), stream: 1) + data(Array("input".utf8), stream: 1)
-                + message(.stdinEnd, stream: 1) + grant(4096, stream: 1) + frame(.reset, stream: 1, ByteBuffer()),
-            "out-of-order-opens": try message(.cancel, stream: 5) + message(.cancel, stream: 1) + message(.cancel, stream: 3),
-            "id-jump": try message(.cancel, stream: 1 + 2 * 4096) + message(.cancel, stream: 1 + 4 * 4096),
-            "grant-overflow": try message(.cancel, stream: 1) + grant(.max, stream: 1) + grant(.max, stream: 1),
+            "hello-heartbeat": try message(AgentControl.hello(Hello(role: .agent, software: "ionlab-agent 0.1.0", bootID: "b-1", runningJobs: ["j-1"])))
+                + message(AgentControl.heartbeat(health)),
+            "exec-stream": try message(AgentRequest.exec(ExecSpec(jobID: "j-1", argv: ["true"])), stream: 2) + data(Array("input".utf8), stream: 2)
+                + message(AgentStreamMessage.stdinEnd, stream: 2) + grant(4096, stream: 2) + frame(.reset, stream: 2, ByteBuffer()),
+            "out-of-order-opens": try message(opening, stream: 6) + message(opening, stream: 2) + message(opening, stream: 4),
+            "id-jump": try message(opening, stream: 2 + 2 * 4096) + message(opening, stream: 2 + 4 * 4096),
+            "grant-overflow": try message(opening, stream: 2) + grant(.max, stream: 2) + grant(.max, stream: 2),
             "oversize-header": [0x7f, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0],
         ]
     }
 
     static func messages() throws -> [String: [UInt8]] {
         var seeds: [String: [UInt8]] = [:]
-        let samples: [(String, Message)] = [
-            ("hello", .hello(Hello(role: .agent, software: "ionlab-agent 0.1.0", bootID: "b-1", runningJobs: ["j-1"]))),
-            ("enroll", .enroll(EnrollRequest(name: "vm1", token: "ionlab-abc", csrPEM: "-----BEGIN CERTIFICATE REQUEST-----\n"))),
-            ("heartbeat", .heartbeat(health)),
-            ("job-reports", .jobReports([ExecResult(jobID: "j-1", outcome: .completed, exitCode: 0, durationSeconds: 1, outputTail: "ok\n")])),
-            ("entry", .entry(TreeEntry(path: "a/b", kind: .symlink, mode: 0o777, linkTarget: "../decoy"))),
-            ("exec", .exec(ExecSpec(jobID: "j-1", argv: ["sh", "-c", "echo"], env: ["A": "1"], cwd: "/tmp", stdin: true, timeoutSeconds: 5))),
-            ("failure", .failure(Failure("no such file"))),
-            ("renewal-required", .renewalRequired("expired")),
+        let samples: [(String, any WireMessage)] = [
+            ("hello", AgentControl.hello(Hello(role: .agent, software: "ionlab-agent 0.1.0", bootID: "b-1", runningJobs: ["j-1"]))),
+            ("enroll", AgentControl.enroll(EnrollRequest(name: "vm1", token: "ionlab-abc", csrPEM: "-----BEGIN CERTIFICATE REQUEST-----\n"))),
+            ("heartbeat", AgentControl.heartbeat(health)),
+            ("job-reports", AgentControl.jobReports([ExecResult(jobID: "j-1", outcome: .completed, exitCode: 0, durationSeconds: 1, outputTail: "ok\n")])),
+            ("entry", AgentStreamMessage.entry(TreeEntry(path: "a/b", kind: .symlink, mode: 0o777, linkTarget: "../decoy"))),
+            ("exec", AgentRequest.exec(ExecSpec(jobID: "j-1", argv: ["sh", "-c", "echo"], env: ["A": "1"], cwd: "/tmp", stdin: true, timeoutSeconds: 5))),
+            ("failure", AgentStreamMessage.failure(Failure("no such file"))),
+            ("renewal-required", ControllerControl.renewalRequired("expired")),
         ]
         for (name, message) in samples { seeds[name] = Array(try MessageCoding.encode(message).readableBytesView) }
         seeds["huge-uptime"] = Array(#"{"heartbeat":{"_0":{"bootID":"b","hostname":"h","uptimeSeconds":1e300,"load":[0],"memoryTotalBytes":1,"memoryAvailableBytes":1,"diskTotalBytes":1,"diskFreeBytes":1,"agentVersion":"v"}}}"#.utf8)
@@ -71,17 +74,17 @@ public enum FuzzSeeds {
 
     static func file(_ path: String, _ contents: [UInt8], mode: UInt32 = 0o644, stream: UInt32 = 2) throws -> [UInt8] {
         let digest = SHA256.hash(data: contents).map { String(format: "%02x", $0) }.joined()
-        return try message(.entry(TreeEntry(path: path, kind: .file, mode: mode, size: UInt64(contents.count))), stream: stream)
-            + data(contents, stream: stream) + message(.fileEnd(sha256: digest), stream: stream)
+        return try message(AgentStreamMessage.entry(TreeEntry(path: path, kind: .file, mode: mode, size: UInt64(contents.count))), stream: stream)
+            + data(contents, stream: stream) + message(AgentStreamMessage.fileEnd(sha256: digest), stream: stream)
     }
 
     static func entry(_ path: String, _ kind: TreeEntry.Kind, mode: UInt32 = 0o755, link: String? = nil) throws -> [UInt8] {
-        try message(.entry(TreeEntry(path: path, kind: kind, mode: mode, linkTarget: link)), stream: 2)
+        try message(AgentStreamMessage.entry(TreeEntry(path: path, kind: kind, mode: mode, linkTarget: link)), stream: 2)
     }
 
     /// The first byte says whether the root is announced as a directory (1) or not (0).
     static func trees() throws -> [String: [UInt8]] {
-        let end = try message(.treeEnd(TransferSummary()), stream: 2)
+        let end = try message(AgentStreamMessage.treeEnd(TransferSummary()), stream: 2)
         return [
             "tree": [1] + (try entry("", .directory) + entry("bin", .directory, mode: 0o750) + file("bin/tool", Array("#!/bin/sh\n".utf8), mode: 0o755)
                 + entry("bin/link", .symlink, link: "tool") + entry("ro", .directory, mode: 0o555) + file("ro/note", Array("hi".utf8)) + end),
@@ -90,7 +93,7 @@ public enum FuzzSeeds {
             "entries-below-a-link": [1] + (try entry("", .directory) + entry("escape", .symlink, link: "../decoy") + file("escape/owned", [1]) + end),
             "directory-over-a-link": [1] + (try entry("", .directory) + entry("etc", .symlink, link: "../decoy") + entry("etc", .directory, mode: 0o777) + end),
             "setuid": [1] + (try entry("", .directory) + entry("t", .directory, mode: 0o1777) + file("su", [1, 2], mode: 0o6755) + end),
-            "too-many-bytes": [1] + (try entry("", .directory) + message(.entry(TreeEntry(path: "f", kind: .file, mode: 0o644, size: 1)), stream: 2)
+            "too-many-bytes": [1] + (try entry("", .directory) + message(AgentStreamMessage.entry(TreeEntry(path: "f", kind: .file, mode: 0o644, size: 1)), stream: 2)
                 + data([1, 2, 3], stream: 2)),
             "dot-dot": [1] + (try entry("", .directory) + file("../up", [1]) + end),
             "combining-slash": [1] + (try entry("", .directory) + entry("...", .directory) + entry("../\u{301}decoy", .symlink, link: "../decoy")

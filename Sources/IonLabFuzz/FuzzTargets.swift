@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import IonLabTransfer
 import IonLabWire
 import NIOCore
@@ -6,9 +7,10 @@ import NIOCore
 /// The fuzz targets: each takes any bytes, must not crash, and checks the invariants that make a hostile
 /// peer harmless. libFuzzer drives them (`scripts/fuzz.sh`); the tests replay the corpus through them.
 public enum FuzzTarget: String, CaseIterable, Sendable {
-    /// Bytes off the wire into frames (at both size limits), their messages, and a multiplexed connection.
+    /// Bytes off the wire into frames (at both size limits), their messages, and a multiplexed connection at
+    /// either end of the agent channel.
     case frames
-    /// One frame payload into a message, with its field checks, and back.
+    /// One frame payload into a message of each vocabulary of the agent channel, with its field checks, and back.
     case messages
     /// A tree a peer streams, written by ``TreeWriter`` into a scratch directory beside a decoy.
     case tree
@@ -29,11 +31,18 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     // MARK: frames
 
     static func frames(_ data: [UInt8]) {
+        frames(data, as: AgentRole.self, side: .client)
+        frames(data, as: ControllerRole.self, side: .controller)
+    }
+
+    /// The frames as one end of the agent channel receives them: the agent's end accepts the streams the
+    /// controller opens (even ids); the controller's end accepts none.
+    static func frames<Role: WireRole>(_ data: [UInt8], as role: Role.Type, side: MuxConnection<Role>.Side) {
         for limit in [Frame.unauthenticatedMaxPayload, Frame.maxPayload] {
             var buffer = ByteBuffer(bytes: data)
             let (writer, _) = NIOAsyncChannelOutboundWriter<Frame>.makeTestingWriter()
-            let mux = MuxConnection(writer: writer, side: .controller)
-            var opened: [WireStream] = []
+            let mux = MuxConnection<Role>(writer: writer, side: side)
+            var opened: [MuxConnection<Role>.Stream] = []
             defer {
                 mux.fail(WireError.connectionClosed)
                 writer.finish()
@@ -52,7 +61,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 } catch {
                     break
                 }
-                if mux.rememberedPeerIDs > Int(MuxConnection.maximumSkippedIDs) { violated("\(mux.rememberedPeerIDs) passed-over ids remembered") }
+                if mux.rememberedPeerIDs > Int(PeerStreamIDs.maximumPassedOver) { violated("\(mux.rememberedPeerIDs) passed-over ids remembered") }
                 for stream in opened where stream.queuedCount > FlowControl.initialWindow / FlowControl.frameOverhead {
                     violated("stream \(stream.id) queues \(stream.queuedCount) items")
                 }
@@ -63,10 +72,17 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     // MARK: messages
 
     static func messages(_ data: [UInt8]) {
-        guard let message = try? MessageCoding.decode(ByteBuffer(bytes: data)) else { return }
-        // What decodes (and so passed its checks) encodes again, and decodes to the same thing.
+        roundTrip(data, as: AgentControl.self)
+        roundTrip(data, as: ControllerControl.self)
+        roundTrip(data, as: AgentRequest.self)
+        roundTrip(data, as: AgentStreamMessage.self)
+    }
+
+    /// What decodes (and so passed its checks) encodes again, and decodes to the same thing.
+    static func roundTrip<Message: WireMessage>(_ data: [UInt8], as type: Message.Type) {
+        guard let message = try? MessageCoding.decode(ByteBuffer(bytes: data), as: type) else { return }
         guard let again = try? MessageCoding.encode(message) else { return }  // it may exceed a frame once re-encoded
-        guard let back = try? MessageCoding.decode(again) else { violated("\(message.name) decoded, encoded, then failed to decode") }
+        guard let back = try? MessageCoding.decode(again, as: type) else { violated("\(message.name) decoded, encoded, then failed to decode") }
         if back.name != message.name { violated("\(message.name) came back as \(back.name)") }
     }
 
@@ -83,10 +99,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         defer { writer.finish() }
         while let frame = try? FrameDecoder.next(from: &buffer) {
             var payload = frame.payload
-            let item: StreamItem
+            let item: StreamItem<AgentStreamMessage>
             switch frame.kind {
             case .message:
-                guard let message = try? MessageCoding.decode(payload) else { return }
+                guard let message = try? MessageCoding.decode(payload, as: AgentStreamMessage.self) else { return }
                 item = .message(message)
             case .data:
                 guard let raw = payload.readInteger(as: UInt8.self), let channel = DataChannel(rawValue: raw) else { return }

@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 
 /// Receives what ``TreeSender`` streams into a destination chosen like `cp` does, and answers the sender
@@ -39,23 +40,23 @@ public struct TreeReceiver {
 
     /// Receives the whole tree and answers the sender with `transferDone` or `failure`. `first` is the
     /// tree's first message if the caller already read it.
-    public func receive(from stream: WireStream, first: Message? = nil) async throws -> TransferSummary {
+    public func receive<Message: AgentStreamCarrier>(from stream: WireStream<Message>, first: AgentStreamMessage? = nil) async throws -> TransferSummary {
         do {
             let summary = try await receiveTree(from: stream, first: first)
-            try await stream.send(.transferDone(summary))
+            try await stream.send(carrying: .transferDone(summary))
             return summary
         } catch let error as TransferError {
-            try? await stream.send(.failure(Failure(error.message)))
+            try? await stream.send(carrying: .failure(Failure(error.message)))
             throw error
         }
     }
 
-    private func receiveTree(from stream: WireStream, first: Message?) async throws -> TransferSummary {
+    private func receiveTree<Message: AgentStreamCarrier>(from stream: WireStream<Message>, first: AgentStreamMessage?) async throws -> TransferSummary {
         var writer = try TreeWriter(root: root, expectsDirectory: expectsDirectory)
         defer { writer.finish() }
         if let first, case .done(let summary) = try writer.handle(.message(first)) { return summary }
         while true {
-            if case .done(let summary) = try writer.handle(try await stream.next()) { return summary }
+            if case .done(let summary) = try writer.handle(try await stream.nextCarriedItem()) { return summary }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 import NIOCore
 
@@ -46,14 +47,14 @@ public struct TreeSender {
     }
 
     /// Sends the tree and returns the receiver's summary.
-    public func send(on stream: WireStream) async throws -> TransferSummary {
+    public func send<Message: AgentStreamCarrier>(on stream: WireStream<Message>) async throws -> TransferSummary {
         try await withThrowingTaskGroup(of: TransferSummary?.self) { group in
             group.addTask {
                 try await self.sendTree(on: stream)
                 return nil
             }
             group.addTask {
-                switch try await stream.nextMessage() {
+                switch try await stream.nextCarried() {
                 case .transferDone(let summary): return summary
                 case .failure(let failure):
                     stream.abort(failure)
@@ -69,23 +70,23 @@ public struct TreeSender {
         }
     }
 
-    private func sendTree(on stream: WireStream) async throws {
+    private func sendTree<Message: AgentStreamCarrier>(on stream: WireStream<Message>) async throws {
         var summary = TransferSummary(path: source)
         try await sendEntry(path: source, relative: "", on: stream, summary: &summary)
-        try await stream.send(.treeEnd(summary))
+        try await stream.send(carrying: .treeEnd(summary))
     }
 
-    private func sendEntry(path: String, relative: String, on stream: WireStream, summary: inout TransferSummary) async throws {
+    private func sendEntry<Message: AgentStreamCarrier>(path: String, relative: String, on stream: WireStream<Message>, summary: inout TransferSummary) async throws {
         guard let info = FileInfo.of(path) else { throw TransferError.posix("read", path) }
         switch info.kind {
         case .file:
-            try await stream.send(.entry(TreeEntry(path: relative, kind: .file, mode: info.mode, size: info.size)))
+            try await stream.send(carrying: .entry(TreeEntry(path: relative, kind: .file, mode: info.mode, size: info.size)))
             let digest = try await sendContents(of: path, on: stream)
-            try await stream.send(.fileEnd(sha256: digest))
+            try await stream.send(carrying: .fileEnd(sha256: digest))
             summary.files += 1
             summary.bytes += info.size
         case .directory:
-            try await stream.send(.entry(TreeEntry(path: relative, kind: .directory, mode: info.mode)))
+            try await stream.send(carrying: .entry(TreeEntry(path: relative, kind: .directory, mode: info.mode)))
             summary.directories += 1
             let children: [String]
             do {
@@ -100,13 +101,13 @@ public struct TreeSender {
             }
         case .symlink:
             let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)
-            try await stream.send(.entry(TreeEntry(path: relative, kind: .symlink, mode: info.mode, linkTarget: target)))
+            try await stream.send(carrying: .entry(TreeEntry(path: relative, kind: .symlink, mode: info.mode, linkTarget: target)))
         case .other:
             break  // sockets, fifos and devices are not copied
         }
     }
 
-    private func sendContents(of path: String, on stream: WireStream) async throws -> String {
+    private func sendContents<Message: AgentStreamCarrier>(of path: String, on stream: WireStream<Message>) async throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw TransferError.posix("open", path) }
         defer { close(fd) }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 import NIOCore
 
@@ -67,7 +68,7 @@ public struct TreeWriter {
     }
 
     /// Takes the next item of the tree; throws ``TransferError`` (or a ``WireError``) at the first problem.
-    public mutating func handle(_ item: StreamItem) throws -> Progress {
+    public mutating func handle(_ item: StreamItem<AgentStreamMessage>) throws -> Progress {
         switch item {
         case .data(.content, let bytes):
             guard file != nil else { throw TransferError("file data outside a file in transfer") }

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 
-/// JSON coding of ``Message`` values into frame payloads.
+/// JSON coding of ``WireMessage`` values into frame payloads.
 public enum MessageCoding {
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -14,7 +14,7 @@ public enum MessageCoding {
         return decoder
     }()
 
-    public static func encode(_ message: Message, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
+    public static func encode<Message: WireMessage>(_ message: Message, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
         let bytes = try encoder.encode(message)
         guard bytes.count <= Frame.maxPayload else {
             throw WireError.frameTooLarge(size: bytes.count, limit: Frame.maxPayload)
@@ -22,9 +22,9 @@ public enum MessageCoding {
         return allocator.buffer(bytes: bytes)
     }
 
-    /// Decodes a message and checks its fields (``Message/check()``): whatever a peer sends is bounded
+    /// Decodes a message and checks its fields (``WireMessage/check()``): whatever a peer sends is bounded
     /// before anyone uses it.
-    public static func decode(_ payload: ByteBuffer) throws -> Message {
+    public static func decode<Message: WireMessage>(_ payload: ByteBuffer, as type: Message.Type = Message.self) throws -> Message {
         let message: Message
         do {
             message = try decoder.decode(Message.self, from: Data(payload.readableBytesView))
@@ -50,13 +50,5 @@ public enum MessageCoding {
         case .valueNotFound(_, let context): return "missing value\(path(context))"
         @unknown default: return "\(error)"
         }
-    }
-}
-
-extension Message {
-    /// The case name, for errors and logs.
-    public var name: String {
-        let text = String(describing: self)
-        return String(text.prefix { $0 != "(" })
     }
 }

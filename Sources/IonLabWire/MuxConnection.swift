@@ -2,11 +2,11 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// Where a routed inbound frame went.
-public enum Routed: Sendable {
+public enum Routed<Role: WireRole>: Sendable {
     /// A message on stream 0, for the connection's owner.
-    case control(Message)
-    /// The peer opened a stream with this first message.
-    case opened(WireStream, Message)
+    case control(Role.Received)
+    /// The peer opened a stream with this request.
+    case opened(WireStream<Role.StreamMessage>, Role.Accepts)
     /// Delivered to an open stream, or dropped because that stream is already closed.
     case delivered
 }
@@ -15,9 +15,11 @@ public enum Routed: Sendable {
 ///
 /// Each side opens streams with ids of its own parity (the controller even, its peers odd), so ids never
 /// collide. Every frame on a stream spends credit that the receiver grants back as it consumes them, so a
-/// stream never queues more than ``initialWindow`` bytes, however fast the sender is; the ids a peer passed
+/// stream never queues more than ``FlowControl/initialWindow`` bytes, however fast the sender is; the ids a peer passed
 /// over are remembered in bounded memory (``PeerStreamIDs``).
-public final class MuxConnection: @unchecked Sendable {
+public final class MuxConnection<Role: WireRole>: StreamOwner, @unchecked Sendable {
+    public typealias Stream = WireStream<Role.StreamMessage>
+
     /// Which ids this side uses for the streams it opens.
     public enum Side: Sendable {
         case controller
@@ -26,13 +28,10 @@ public final class MuxConnection: @unchecked Sendable {
         var firstID: UInt32 { self == .controller ? 2 : 1 }
     }
 
-    /// Bytes a sender may have in flight on one stream before the receiver grants more.
-    public static let initialWindow = FlowControl.initialWindow
-
     let writer: NIOAsyncChannelOutboundWriter<Frame>
     public let allocator = ByteBufferAllocator()
     private let lock = NIOLock()
-    private var streams: [UInt32: WireStream] = [:]
+    private var streams: [UInt32: Stream] = [:]
     private var nextLocalID: UInt32
     private var peerIDs: PeerStreamIDs
     private var failure: Error?
@@ -43,25 +42,28 @@ public final class MuxConnection: @unchecked Sendable {
         self.peerIDs = PeerStreamIDs(peerParity: side.firstID &+ 1)
     }
 
-    /// Opens a new stream; send its first message to start a request.
-    public func openStream() throws -> WireStream {
-        try lock.withLock {
+    /// Opens a new stream with a request.
+    public func open(_ request: Role.Opens) async throws -> Stream {
+        let stream: Stream = try lock.withLock {
             if let failure { throw failure }
             guard nextLocalID < UInt32.max - 1 else { throw WireError.streamIDsExhausted }
-            let stream = WireStream(id: nextLocalID, connection: self)
+            let stream = Stream(id: nextLocalID, connection: self)
             streams[nextLocalID] = stream
             nextLocalID += 2
             return stream
         }
+        do {
+            try await stream.sendMessage(payload: MessageCoding.encode(request, allocator: allocator))
+        } catch {
+            stream.close()
+            throw error
+        }
+        return stream
     }
 
     /// Sends a message on stream 0.
-    public func sendControl(_ message: Message) async throws {
-        try await send(message, stream: 0)
-    }
-
-    func send(_ message: Message, stream: UInt32) async throws {
-        try await write(Frame(kind: .message, stream: stream, payload: MessageCoding.encode(message, allocator: allocator)))
+    public func sendControl(_ message: Role.Sent) async throws {
+        try await write(Frame(kind: .message, stream: 0, payload: MessageCoding.encode(message, allocator: allocator)))
     }
 
     func write(_ frame: Frame) async throws {
@@ -75,12 +77,12 @@ public final class MuxConnection: @unchecked Sendable {
     }
 
     /// Routes one inbound frame. Throws protocol errors, after which the connection must close.
-    public func route(_ frame: Frame) throws -> Routed {
+    public func route(_ frame: Frame) throws -> Routed<Role> {
         if frame.stream == 0 {
             guard frame.kind == .message else { throw WireError.unexpected("\(frame.kind) frame on stream 0") }
-            return .control(try MessageCoding.decode(frame.payload))
+            return .control(try MessageCoding.decode(frame.payload, as: Role.Received.self))
         }
-        let existing: WireStream? = lock.withLock { streams[frame.stream] }
+        let existing: Stream? = lock.withLock { streams[frame.stream] }
         if let existing {
             try existing.receive(frame)
             return .delivered
@@ -89,19 +91,16 @@ public final class MuxConnection: @unchecked Sendable {
         if frame.kind == .reset || frame.kind == .window { return .delivered }
         guard try lock.withLock({ try peerIDs.claim(frame.stream) }) else { return .delivered }  // late frames of a closed stream
         guard frame.kind == .message else { throw WireError.unexpected("\(frame.kind) frame opening stream \(frame.stream)") }
-        let message = try MessageCoding.decode(frame.payload)
-        let stream = WireStream(id: frame.stream, connection: self)
+        let request = try MessageCoding.decode(frame.payload, as: Role.Accepts.self)
+        let stream = Stream(id: frame.stream, connection: self)
         try stream.receivedOpening(payloadBytes: frame.payload.readableBytes)
         lock.withLock { streams[frame.stream] = stream }
-        return .opened(stream, message)
+        return .opened(stream, request)
     }
-
-    /// How many stream ids a peer may pass over before opening them: more concurrent opens than this is abuse.
-    public static let maximumSkippedIDs: UInt32 = PeerStreamIDs.maximumPassedOver
 
     /// Fails every open stream; later sends throw `error`.
     public func fail(_ error: Error) {
-        let open: [WireStream] = lock.withLock {
+        let open: [Stream] = lock.withLock {
             if failure == nil { failure = error }
             defer { streams.removeAll() }
             return Array(streams.values)
@@ -109,8 +108,8 @@ public final class MuxConnection: @unchecked Sendable {
         for stream in open { stream.fail(error) }
     }
 
-    func remove(_ stream: WireStream) {
-        lock.withLock { _ = streams.removeValue(forKey: stream.id) }
+    func remove(streamID: UInt32) {
+        lock.withLock { _ = streams.removeValue(forKey: streamID) }
     }
 
     /// How many passed-over peer stream ids are remembered, for tests.
@@ -118,4 +117,12 @@ public final class MuxConnection: @unchecked Sendable {
 
     /// The number of open streams, for tests and metrics.
     public var openStreamCount: Int { lock.withLock { streams.count } }
+}
+
+/// What a stream needs of its connection, whatever the connection's role.
+protocol StreamOwner: AnyObject, Sendable {
+    var allocator: ByteBufferAllocator { get }
+    func write(_ frame: Frame) async throws
+    func sendReset(stream: UInt32)
+    func remove(streamID: UInt32)
 }

@@ -2,7 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// What a stream delivers: a message, or bytes of one of its data channels.
-public enum StreamItem: Sendable {
+public enum StreamItem<Message: WireMessage>: Sendable {
     case message(Message)
     case data(DataChannel, ByteBuffer)
 }
@@ -12,12 +12,13 @@ public enum StreamItem: Sendable {
 /// Every frame spends credit (``FlowControl``), so what a peer can queue here is bounded. A stream ends for
 /// both sides when either goes away: ``close()`` and ``abort(_:)`` send a reset that fails the peer's end at
 /// once, and a failed connection fails every stream.
-public final class WireStream: @unchecked Sendable {
+public final class WireStream<Message: WireMessage>: @unchecked Sendable {
+    public typealias Item = StreamItem<Message>
     public let id: UInt32
-    let connection: MuxConnection
+    let connection: StreamOwner
     private let lock = NIOLock()
-    private var inbox = CircularBuffer<(item: StreamItem, payloadBytes: Int)>()
-    private var receiver: CheckedContinuation<(item: StreamItem, payloadBytes: Int), Error>?
+    private var inbox = CircularBuffer<(item: Item, payloadBytes: Int)>()
+    private var receiver: CheckedContinuation<(item: Item, payloadBytes: Int), Error>?
     /// Why receiving has stopped, if it has.
     private var failure: Error?
     /// Why sending is pointless: the peer reset the stream or the connection failed.
@@ -29,7 +30,7 @@ public final class WireStream: @unchecked Sendable {
     private var creditWaiters: [UInt64: CheckedContinuation<Void, Error>] = [:]
     private var nextWaiterTicket: UInt64 = 0
 
-    init(id: UInt32, connection: MuxConnection) {
+    init(id: UInt32, connection: StreamOwner) {
         self.id = id
         self.connection = connection
     }
@@ -37,7 +38,11 @@ public final class WireStream: @unchecked Sendable {
     // MARK: Sending
 
     public func send(_ message: Message) async throws {
-        let payload = try MessageCoding.encode(message, allocator: connection.allocator)
+        try await sendMessage(payload: MessageCoding.encode(message, allocator: connection.allocator))
+    }
+
+    /// Sends an encoded message: this stream's, or the request that opens it.
+    func sendMessage(payload: ByteBuffer) async throws {
         try await acquireCredit { $0.reserveMessage(payloadBytes: payload.readableBytes) ? () : nil }
         try await connection.write(Frame(kind: .message, stream: id, payload: payload))
     }
@@ -91,10 +96,10 @@ public final class WireStream: @unchecked Sendable {
     // MARK: Receiving
 
     /// The next item from the peer. Throws when the stream or the connection fails, or the task is cancelled.
-    public func next() async throws -> StreamItem {
-        let next: (item: StreamItem, payloadBytes: Int) = try await withTaskCancellationHandler {
+    public func next() async throws -> Item {
+        let next: (item: Item, payloadBytes: Int) = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let ready: Result<(item: StreamItem, payloadBytes: Int), Error>? = lock.withLock {
+                let ready: Result<(item: Item, payloadBytes: Int), Error>? = lock.withLock {
                     if let queued = inbox.popFirst() { return .success(queued) }
                     if let failure { return .failure(failure) }
                     if Task.isCancelled { return .failure(CancellationError()) }
@@ -130,11 +135,11 @@ public final class WireStream: @unchecked Sendable {
     func receive(_ frame: Frame) throws {
         var payload = frame.payload
         let payloadBytes = payload.readableBytes
-        let item: StreamItem
+        let item: Item
         switch frame.kind {
         case .message:
             try lock.withLock { try inbound.receive(payloadBytes: payloadBytes, stream: id) }
-            item = .message(try MessageCoding.decode(payload))
+            item = .message(try MessageCoding.decode(payload, as: Message.self))
         case .data:
             guard let raw = payload.readInteger(as: UInt8.self), let channel = DataChannel(rawValue: raw) else {
                 throw WireError.malformedMessage("data frame without a valid channel on stream \(id)")
@@ -157,7 +162,7 @@ public final class WireStream: @unchecked Sendable {
             peerReset()
             return
         }
-        let waiting: CheckedContinuation<(item: StreamItem, payloadBytes: Int), Error>? = lock.withLock {
+        let waiting: CheckedContinuation<(item: Item, payloadBytes: Int), Error>? = lock.withLock {
             if failure != nil { return nil }
             if let receiver {
                 self.receiver = nil
@@ -195,7 +200,7 @@ public final class WireStream: @unchecked Sendable {
             defer { resetSent = true }
             return peerGone == nil && !resetSent
         }
-        connection.remove(self)
+        connection.remove(streamID: id)
         failReceiving(error)
         failSending(error)
         if sendReset { connection.sendReset(stream: id) }
@@ -203,7 +208,7 @@ public final class WireStream: @unchecked Sendable {
 
     /// The peer reset the stream.
     func peerReset() {
-        connection.remove(self)
+        connection.remove(streamID: id)
         fail(WireError.streamReset(id))
     }
 
@@ -215,7 +220,7 @@ public final class WireStream: @unchecked Sendable {
 
     /// Stops receiving: a waiting receiver (and later ones, once the queue is drained) get `error`.
     private func failReceiving(_ error: Error) {
-        let receiver: CheckedContinuation<(item: StreamItem, payloadBytes: Int), Error>? = lock.withLock {
+        let receiver: CheckedContinuation<(item: Item, payloadBytes: Int), Error>? = lock.withLock {
             if failure == nil { failure = error }
             defer { self.receiver = nil }
             return self.receiver

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabController
 import IonLabWire
 
@@ -141,14 +143,14 @@ struct LocalLab {
             var samples = Samples()
             for index in 0...count {
                 let start = ContinuousClock.now
-                let stream = try await client.request(.exec(agent: "bench", spec: ExecSpec(jobID: Format.newJobID(), argv: ["true"])))
+                let job = try await client.exec(ExecSpec(jobID: Format.newJobID(), argv: ["true"]), on: "bench")
                 while true {
-                    if case .message(.execFinished(let result)) = try await stream.next() {
+                    if case .finished(let result) = try await job.next() {
                         guard result.succeeded else { throw BenchError("true failed: \(result.summary)") }
                         break
                     }
                 }
-                stream.close()
+                job.close()
                 let elapsed = ContinuousClock.now - start
                 if index > 0 { samples.add(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) }
             }

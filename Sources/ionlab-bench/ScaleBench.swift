@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabController
 import IonLabPKI
@@ -180,24 +182,20 @@ struct Fanout: Sendable {
     private mutating func once(to names: [String], admin: AdminClient) async throws {
         let start = ContinuousClock.now
         let spec = ExecSpec(jobID: Format.newJobID(), argv: ["true"])
-        let stream = try await admin.request(.execAll(spec: spec, target: .agents(names)))
-        defer { stream.close() }
+        let lines = try await admin.execAll(spec, target: .agents(names))
+        defer { lines.close() }
         var results = 0
-        while results < names.count {
-            switch try await stream.nextMessage() {
-            case .fanoutResult(let line):
+        do {
+            for try await line in lines {
                 results += 1
                 if line.result?.succeeded != true { fail("\(line.agent): \(line.error ?? line.result?.summary ?? "no result")") }
-            case .ok:
-                throw BenchError("the controller ended the fan-out after \(results) of \(names.count) results")
-            case .failure(let failure):
-                throw BenchError("fan-out refused: \(failure.message)")
-            case let other:
-                throw BenchError("unexpected \(other.name) during the fan-out")
+                // The time is the last result's; the reply's end follows.
+                if results == names.count { samples.add(inSeconds(ContinuousClock.now - start)) }
             }
+        } catch let failure as Failure {
+            throw BenchError("fan-out failed: \(failure.message)")
         }
-        samples.add(inSeconds(ContinuousClock.now - start))
-        if case .failure(let failure) = try await stream.nextMessage() { throw BenchError("fan-out failed: \(failure.message)") }
+        if results < names.count { throw BenchError("the controller ended the fan-out after \(results) of \(names.count) results") }
     }
 
     private mutating func fail(_ why: String) {

@@ -1,5 +1,7 @@
 import Foundation
+import IonLabAdminAPI
 import IonLabAgent
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabController
 import IonLabPKI
@@ -114,10 +116,7 @@ final class SimulatedFleet: @unchecked Sendable {
 
     /// A one-time enrollment token from the admin socket, as `ionlab token create` gets one.
     static func token(for name: String, admin: AdminClient) async throws -> String {
-        guard case .token(let grant) = try await admin.call(.createToken(name: name, endpoints: [], ttlSeconds: nil)) else {
-            throw BenchError("unexpected reply to createToken for \(name)")
-        }
-        return grant.token
+        try await admin.createToken(name: name, endpoints: [], ttlSeconds: nil).token
     }
 
     func sessionStarted() { state.withLockedValue { $0.connected += 1 } }
@@ -175,7 +174,7 @@ struct SimulatedAgent: Sendable {
     private func session(identity: Identity, onWelcome: () -> Void) async throws {
         let channel = try await fleet.connector.connect(identity: identity)
         try await channel.executeThenClose { inbound, outbound in
-            let mux = MuxConnection(writer: outbound, side: .client)
+            let mux = MuxConnection<AgentRole>(writer: outbound, side: .client)
             defer { mux.fail(WireError.connectionClosed) }
             var frames = inbound.makeAsyncIterator()
             try await mux.greet(Hello(role: .agent, software: Self.software, bootID: bootID, runningJobs: []), frames: &frames)
@@ -188,7 +187,7 @@ struct SimulatedAgent: Sendable {
                 switch try mux.route(frame) {
                 case .control(.refused(let refusal)): throw refusal
                 case .control, .delivered: continue  // job report acks, renewals: nothing to keep
-                case .opened(let stream, let message): Task { await Self.answer(message, on: stream) }
+                case .opened(let stream, let request): Task { await Self.answer(request, on: stream) }
                 }
             }
             throw WireError.connectionClosed
@@ -196,7 +195,7 @@ struct SimulatedAgent: Sendable {
     }
 
     /// A heartbeat every interval, the first after a random part of one so the fleet's beats spread out.
-    private func heartbeats(mux: MuxConnection) async throws {
+    private func heartbeats(mux: MuxConnection<AgentRole>) async throws {
         let interval = fleet.heartbeatSeconds
         try await Task.sleep(for: .seconds(Double.random(in: 0..<interval)))
         while true {
@@ -214,10 +213,10 @@ struct SimulatedAgent: Sendable {
     }
 
     /// Answers an exec with `execStarted` and an immediate exit 0; anything else is refused.
-    private static func answer(_ message: Message, on stream: WireStream) async {
+    private static func answer(_ request: AgentRequest, on stream: AgentStream) async {
         defer { stream.close() }
-        guard case .exec(let spec) = message else {
-            try? await stream.send(.failure(Failure("a simulated agent serves exec only, not \(message.name)")))
+        guard case .exec(let spec) = request else {
+            try? await stream.send(.failure(Failure("a simulated agent serves exec only, not \(request.name)")))
             return
         }
         try? await stream.send(.execStarted(jobID: spec.jobID, pid: getpid()))  // no process of its own: the bench's

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabController
 import IonLabPKI
@@ -106,15 +108,13 @@ struct Workload {
             while ContinuousClock.now < deadline {
                 let start = ContinuousClock.now
                 do {
-                    let stream = try await admin.request(.exec(agent: names[index % names.count], spec: ExecSpec(jobID: Format.newJobID(), argv: ["true"])))
-                    defer { stream.close() }
+                    let job = try await admin.exec(ExecSpec(jobID: Format.newJobID(), argv: ["true"]), on: names[index % names.count])
+                    defer { job.close() }
                     while true {
-                        let message = try await stream.nextMessage()
-                        if case .execFinished(let result) = message {
+                        if case .finished(let result) = try await job.next() {
                             if !result.succeeded { throw BenchError(result.summary) }
                             break
                         }
-                        if case .failure(let failure) = message { throw failure }
                     }
                     load.latencies.add(inSeconds(ContinuousClock.now - start))
                 } catch {
@@ -187,7 +187,7 @@ final class Crowd: @unchecked Sendable {
 
     /// Keeps the connection as slow as its style says, until the controller closes it.
     private func stall(_ channel: Channel, style: Int) async {
-        if style == 1, let hello = try? MessageCoding.encode(.hello(Hello(role: .agent, software: "slowloris"))) {
+        if style == 1, let hello = try? MessageCoding.encode(AgentControl.hello(Hello(role: .agent, software: "slowloris"))) {
             var out = ByteBuffer()
             try? FrameEncoder().encode(data: Frame(kind: .message, stream: 0, payload: hello), out: &out)
             try? await channel.writeAndFlush(out)

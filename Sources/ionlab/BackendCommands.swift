@@ -3,6 +3,7 @@ import Foundation
 import IonLabConfig
 import IonLabController
 import IonLabProvision
+import IonLabSpec
 
 /// `ionlab backends`: probes the libvirt backends of the controller config, in parallel.
 struct Backends: AsyncParsableCommand {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabController
 import IonLabTransfer
@@ -64,15 +66,13 @@ struct Copy: AsyncParsableCommand {
         let (name, isDirectory) = try sender.validate()
         let request = PutRequest(destination: remote.path, sourceName: name, sourceIsDirectory: isDirectory)
         return try await AdminClient.with(paths: global.paths) { client in
-            let stream = try await client.request(.put(agent: remote.agent, request: request))
-            switch try await stream.nextMessage() {
-            case .putReady:
-                return try await sender.send(on: stream)
-            case .failure(let failure):
+            let upload: (stream: AdminStream, path: String)
+            do {
+                upload = try await client.upload(request, to: remote.agent)
+            } catch let failure as Failure {
                 throw ControllerError("\(remote.agent):\(remote.path): \(Format.escaped(failure.message))")
-            case let other:
-                throw ControllerError("unexpected \(other.name) before the upload")
             }
+            return try await sender.send(on: upload.stream)
         }
     }
 
@@ -80,11 +80,11 @@ struct Copy: AsyncParsableCommand {
         let destination = self.destination
         let recursive = self.recursive
         return try await AdminClient.with(paths: global.paths) { client in
-            let stream = try await client.request(.get(agent: remote.agent, request: GetRequest(source: remote.path, recursive: recursive)))
-            let first = try await stream.nextMessage()
-            guard case .entry(let root) = first else {
-                if case .failure(let failure) = first { throw ControllerError("\(remote.agent):\(remote.path): \(Format.escaped(failure.message))") }
-                throw ControllerError("unexpected \(first.name) at the start of the download")
+            let (stream, root): (AdminStream, TreeEntry)
+            do {
+                (stream, root) = try await client.download(GetRequest(source: remote.path, recursive: recursive), from: remote.agent)
+            } catch let failure as Failure {
+                throw ControllerError("\(remote.agent):\(remote.path): \(Format.escaped(failure.message))")
             }
             if root.kind == .directory, !recursive {
                 stream.close()
@@ -92,7 +92,7 @@ struct Copy: AsyncParsableCommand {
             }
             let receiver = try TreeReceiver(destination: destination, sourceName: Self.baseName(remote.path),
                                             sourceIsDirectory: root.kind == .directory)
-            return try await receiver.receive(from: stream, first: first)
+            return try await receiver.receive(from: stream, first: .entry(root))
         }
     }
 

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
 import IonLabConfig
 import IonLabController
 import IonLabProvision
+import IonLabSpec
 import IonLabWire
 
 /// `ionlab demo`: the ionChannel demonstration end to end. Discover the backends, bring the demo fleet up in
@@ -57,17 +59,11 @@ struct Demo: AsyncParsableCommand {
     /// Each VM's last verification verdict, from the fleet's events.
     static func verdicts(fleet: String, paths: StatePaths) async throws -> [String: String] {
         try await AdminClient.with(paths: paths) { client in
-            let stream = try await client.request(.events(EventQuery(fleet: fleet)))
             var verdicts: [String: String] = [:]
-            while true {
-                switch try await stream.nextMessage() {
-                case .events(let events):
-                    for event in events where event.kind == "verify.complete" { verdicts[event.agent ?? ""] = event.message }
-                case .ok: return verdicts
-                case .failure(let failure): throw failure
-                case let other: throw ControllerError("unexpected \(other.name) in the event stream")
-                }
+            for try await event in try await client.events(EventQuery(fleet: fleet)) where event.kind == .verificationComplete {
+                verdicts[event.agent ?? ""] = event.message
             }
+            return verdicts
         }
     }
 

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabController
 import IonLabWire
 import NIOCore
@@ -71,34 +73,32 @@ struct Exec: AsyncParsableCommand {
     private func runOne(on agent: String) async throws -> Int32 {
         let spec = self.spec
         return try await AdminClient.with(paths: global.paths) { client in
-            let stream = try await client.request(.exec(agent: agent, spec: spec))
-            let interrupt = Interrupts.onSIGINT { Task { try? await stream.send(.cancel) } }
+            let job = try await client.exec(spec, on: agent)
+            let interrupt = Interrupts.onSIGINT { Task { try? await job.cancel() } }
             defer { interrupt.cancel() }
-            let stdinPump = spec.stdin ? Task { await StdinPump.run(into: stream) } : nil
+            let stdinPump = spec.stdin ? Task { await StdinPump.run(into: job) } : nil
             defer { stdinPump?.cancel() }
             while true {
-                let item: StreamItem
+                let update: ExecStream<AdminStreamMessage>.Update
                 do {
-                    item = try await stream.next()
+                    update = try await job.next()
+                } catch let failure as Failure {
+                    throw failure
                 } catch {
                     throw ControllerError("\(AdminDescribe.error(error)); job \(spec.jobID) may still run on \(agent), see `ionlab jobs \(agent)`")
                 }
-                switch item {
-                case .data(.stderr, let bytes):
+                switch update {
+                case .output(.stderr, let bytes):
                     FileHandle.standardError.write(Data(bytes.readableBytesView))
-                case .data(_, let bytes):
+                case .output(_, let bytes):
                     FileHandle.standardOutput.write(Data(bytes.readableBytesView))
-                case .message(.execStarted):
+                case .started:
                     continue
-                case .message(.execFinished(let result)):
+                case .finished(let result):
                     if result.outcome != .completed {
                         Terminal.error("ionlab: \(agent): job \(result.jobID) \(Format.escaped(result.summary))")
                     }
                     return result.shellStatus
-                case .message(.failure(let failure)):
-                    throw failure
-                case .message(let other):
-                    throw ControllerError("unexpected \(other.name) during exec")
                 }
             }
         }
@@ -107,22 +107,13 @@ struct Exec: AsyncParsableCommand {
     private func runEverywhere(_ target: ExecTarget) async throws -> Int32 {
         let spec = self.spec
         return try await AdminClient.with(paths: global.paths) { client in
-            let stream = try await client.request(.execAll(spec: spec, target: target))
             var tally = FanoutTally()
-            while true {
-                switch try await stream.nextMessage() {
-                case .fanoutResult(let line):
-                    Terminal.line(tally.add(line))
-                    fflush(stdout)
-                case .ok:
-                    Terminal.line(tally.summary)
-                    return tally.allSucceeded ? 0 : 1
-                case .failure(let failure):
-                    throw failure
-                case let other:
-                    throw ControllerError("unexpected \(other.name) during a fan-out exec")
-                }
+            for try await line in try await client.execAll(spec, target: target) {
+                Terminal.line(tally.add(line))
+                fflush(stdout)
             }
+            Terminal.line(tally.summary)
+            return tally.allSucceeded ? 0 : 1
         }
     }
 }
@@ -166,17 +157,17 @@ enum Interrupts {
 
 /// Copies this process's stdin to a remote job's stdin.
 enum StdinPump {
-    static func run(into stream: WireStream) async {
+    static func run(into job: ExecStream<AdminStreamMessage>) async {
         let allocator = ByteBufferAllocator()
         while !Task.isCancelled {
             let data = FileHandle.standardInput.availableData
             if data.isEmpty { break }
             do {
-                try await stream.send(data: allocator.buffer(bytes: data), on: .content)
+                try await job.send(stdin: allocator.buffer(bytes: data))
             } catch {
                 return
             }
         }
-        try? await stream.send(.stdinEnd)
+        try? await job.closeStdin()
     }
 }

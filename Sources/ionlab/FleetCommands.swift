@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
 import IonLabConfig
 import IonLabController
+import IonLabSpec
 import IonLabWire
 
 /// `ionlab up FLEET.yaml`: brings a fleet up, or converges it, showing each VM's progress live.
@@ -36,23 +38,19 @@ enum FleetUpClient {
     static func run(_ fleet: FleetSpec, parallel: Int, json: Bool, paths: StatePaths) async throws -> FleetReport {
         let view = FleetView(fleet: fleet, mode: json ? .json : isatty(STDOUT_FILENO) == 1 ? .live : .lines)
         return try await AdminClient.with(paths: paths) { client in
-            let stream = try await client.request(.fleetUp(FleetUpRequest(spec: fleet, parallel: parallel)))
             let ticker = view.mode == .live ? Task { while !Task.isCancelled { view.redraw(); try? await Task.sleep(for: .seconds(1)) } } : nil
             defer { ticker?.cancel() }
-            while true {
-                switch try await stream.nextMessage() {
-                case .events(let events):
-                    for event in events { view.show(event) }
-                case .fleetReport(let report):
+            for try await progress in try await client.fleetUp(FleetUpRequest(spec: fleet, parallel: parallel)) {
+                switch progress {
+                case .event(let event):
+                    view.show(event)
+                case .finished(let report):
                     ticker?.cancel()
                     view.finish(report)
                     return report
-                case .failure(let failure):
-                    throw failure
-                case let other:
-                    throw ControllerError("unexpected \(other.name) during up")
                 }
             }
+            throw ControllerError("the controller ended the up without a report")
         }
     }
 }
@@ -95,18 +93,12 @@ struct Down: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             try await AdminClient.with(paths: global.paths) { client in
-                let stream = try await client.request(.fleetDown(name: fleet))
-                while true {
-                    switch try await stream.nextMessage() {
-                    case .events(let events):
-                        for event in events { Terminal.line("\(event.agent ?? event.fleet ?? "-")  \(event.kind)  \(Format.escaped(event.message))") }
-                    case .ok(let message):
-                        Terminal.line(message)
-                        return
-                    case .failure(let failure):
-                        throw failure
-                    case let other:
-                        throw ControllerError("unexpected \(other.name) during down")
+                for try await progress in try await client.fleetDown(fleet) {
+                    switch progress {
+                    case .event(let event):
+                        Terminal.line("\(event.agent ?? event.fleet ?? "-")  \(event.kind.rawValue)  \(Format.escaped(event.message))")
+                    case .finished(let line):
+                        Terminal.line(line)
                     }
                 }
             }

@@ -1,6 +1,8 @@
 import Foundation
+import IonLabAdminAPI
 import IonLabConfig
 import IonLabController
+import IonLabSpec
 import IonLabWire
 import NIOConcurrencyHelpers
 
@@ -37,7 +39,7 @@ final class FleetView: Sendable {
             Terminal.line(JSONOutput.line(event))
             fflush(stdout)
         case .lines:
-            Terminal.line(String(format: "%7.1fs  %@  %@  %@", Date().timeIntervalSince(started), event.agent ?? fleet, event.kind, Format.escaped(event.message)))
+            Terminal.line(String(format: "%7.1fs  %@  %@  %@", Date().timeIntervalSince(started), event.agent ?? fleet, event.kind.rawValue, Format.escaped(event.message)))
             fflush(stdout)
         case .live:
             update(event)
@@ -51,23 +53,27 @@ final class FleetView: Sendable {
             guard let index = rows.firstIndex(where: { $0.vm == agent }) else { return }
             if rows[index].started == nil { rows[index].started = event.time }
             if let phase = Self.phase(of: event, steps: stepCount) { rows[index].phase = phase }
-            if [EventKind.vmWorkflowDone.rawValue, EventKind.error.rawValue].contains(event.kind) { rows[index].ended = event.time }
+            if [EventKind.vmWorkflowDone, .error].contains(event.kind) { rows[index].ended = event.time }
             rows[index].last = event.message
         }
     }
 
     static func phase(of event: Event, steps: Int) -> String? {
         switch event.kind {
-        case "vm.provisioning": return "provisioning"
-        case "vm.started": return "booting"
-        case "vm.kernel-up": return "kernel up"
-        case "vm.cloud-init": return "cloud-init"
-        case "vm.agent-installed": return "agent installed"
-        case "vm.ready": return "ready"
-        case "vm.adopted": return "adopted"
-        case "step.started", "step.skipped": return event.fields["step"].map { "step \($0)/\(steps)" }
-        case "vm.workflow-done": return "ok"
-        case "fleet.error": return event.message.hasPrefix("timed out") ? "timed out" : "failed"
+        case .vmProvisioning: return "provisioning"
+        case .vmStarted: return "booting"
+        case .vmKernelUp: return "kernel up"
+        case .vmCloudInit: return "cloud-init"
+        case .vmAgentInstalled: return "agent installed"
+        case .vmReady: return "ready"
+        case .vmAdopted: return "adopted"
+        case .stepStarted, .stepSkipped:
+            guard case .step(let step)? = event.detail else { return nil }
+            return "step \(step.number)/\(steps)"
+        case .vmWorkflowDone: return "ok"
+        case .error:
+            guard case .vmOutcome(let end)? = event.detail else { return "failed" }
+            return end.result == .timedOut ? "timed out" : "failed"
         default: return nil
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
 import IonLabController
 
 /// `ionlab`: the command line and the controller daemon.

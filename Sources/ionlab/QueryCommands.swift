@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
 import IonLabController
 import IonLabWire
 
@@ -66,19 +67,9 @@ struct Events: AsyncParsableCommand {
         try await reportingErrors {
             try await AdminClient.with(paths: global.paths) { client in
                 let query = EventQuery(afterSeq: after, since: try since.map { try TimeArgument.parse($0) }, fleet: fleet, follow: follow)
-                let stream = try await client.request(.events(query))
-                while true {
-                    switch try await stream.nextMessage() {
-                    case .events(let events):
-                        for event in events { Terminal.line(json ? JSONOutput.line(event) : Self.render(event)) }
-                        fflush(stdout)
-                    case .ok:
-                        return
-                    case .failure(let failure):
-                        throw failure
-                    case let other:
-                        throw ControllerError("unexpected \(other.name) in the event stream")
-                    }
+                for try await event in try await client.events(query) {
+                    Terminal.line(json ? JSONOutput.line(event) : Self.render(event))
+                    fflush(stdout)
                 }
             }
         }
@@ -86,7 +77,7 @@ struct Events: AsyncParsableCommand {
 
     static func render(_ event: Event) -> String {
         let subject = [event.fleet.map { "[\($0)]" }, event.agent, event.job].compactMap { $0 }.joined(separator: " ")
-        return "\(Format.time(event.time))  #\(event.seq)  \(event.kind)  \(subject.isEmpty ? "-" : subject)  \(Format.escaped(event.message))"
+        return "\(Format.time(event.time))  #\(event.seq)  \(event.kind.rawValue)  \(subject.isEmpty ? "-" : subject)  \(Format.escaped(event.message))"
     }
 }
 

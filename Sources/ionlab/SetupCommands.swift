@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
 import IonLabConfig
 import IonLabController
 import IonLabWire
@@ -79,9 +80,9 @@ struct Token: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let request = AdminRequest.createToken(name: name, endpoints: endpoint, ttlSeconds: ttl)
-                guard case .token(let grant) = try await AdminClient.with(paths: global.paths, { try await $0.call(request) }) else {
-                    throw ControllerError("unexpected reply to token create")
+                let (name, endpoint, ttl) = (name, endpoint, ttl)
+                let grant = try await AdminClient.with(paths: global.paths) {
+                    try await $0.createToken(name: name, endpoints: endpoint, ttlSeconds: ttl)
                 }
                 let config = AgentConfig(name: grant.name, endpoints: try grant.endpoints.map { try Endpoint(parsing: $0) },
                                          caPin: try CAPin(parsing: grant.caPin), token: grant.token)
@@ -122,8 +123,8 @@ struct AgentCommands: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                _ = try await AdminClient.with(paths: global.paths) { try await $0.call(.revoke(name: name)) }
-                Terminal.line("revoked \(name)")
+                let name = name
+                Terminal.line(try await AdminClient.with(paths: global.paths) { try await $0.revoke(name) })
             }
         }
     }

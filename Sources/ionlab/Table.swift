@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAdminAPI
 import IonLabController
 import IonLabWire
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IonLabAdminAPI
 import IonLabController
 import IonLabWire
 
@@ -39,7 +40,7 @@ struct VMCreate: AsyncParsableCommand {
     func run() async throws {
         let request = VMCreateRequest(name: name, image: image, cpus: cpus, memoryMiB: memory, diskGiB: disk, backend: backend,
                                       wait: !wait.noWait)
-        try await VMProgress.run(.vmCreate(request), name: name, paths: global.paths, timeout: wait.timeout)
+        try await VMProgress.run(name: name, paths: global.paths, timeout: wait.timeout) { try await $0.createVM(request) }
     }
 }
 
@@ -53,38 +54,35 @@ struct VMClone: AsyncParsableCommand {
     @OptionGroup var wait: WaitOptions
 
     func run() async throws {
-        try await VMProgress.run(.vmClone(source: source, name: name, wait: !wait.noWait), name: name, paths: global.paths,
-                                 timeout: wait.timeout)
+        let (source, name, wait) = (source, name, !wait.noWait)
+        try await VMProgress.run(name: name, paths: global.paths, timeout: self.wait.timeout) {
+            try await $0.cloneVM(source: source, name: name, wait: wait)
+        }
     }
 }
 
 /// Prints a VM's timeline as it arrives, one line per step with the elapsed time.
 enum VMProgress {
-    static func run(_ request: AdminRequest, name: String, paths: StatePaths, timeout: Double) async throws {
+    static func run(name: String, paths: StatePaths, timeout: Double,
+                    _ request: @escaping @Sendable (AdminClient) async throws -> Replies<RequestProgress<VMRecord>>) async throws {
         let started = Date()
         try await reportingErrors {
             let finished: Bool = try await AdminClient.with(paths: paths) { client in
-                let stream = try await client.request(request)
+                let replies = try await request(client)
                 return try await withThrowingTaskGroup(of: Bool.self) { group in
                     group.addTask {
-                        while true {
-                            switch try await stream.nextMessage() {
-                            case .events(let events):
-                                for event in events {
-                                    Terminal.line(String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind, Format.escaped(event.message)))
-                                }
+                        for try await progress in replies {
+                            switch progress {
+                            case .event(let event):
+                                Terminal.line(String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind.rawValue,
+                                                     Format.escaped(event.message)))
                                 fflush(stdout)
-                            case .vms(let records):
-                                if let record = records.first {
-                                    Terminal.line("\(record.name): \(record.state.rawValue) (instance \(record.instanceID), \(record.domainType) on \(record.backend))")
-                                }
+                            case .finished(let record):
+                                Terminal.line("\(record.name): \(record.state.rawValue) (instance \(record.instanceID), \(record.domainType) on \(record.backend))")
                                 return true
-                            case .failure(let failure):
-                                throw failure
-                            case let other:
-                                throw ControllerError("unexpected \(other.name) while creating \(name)")
                             }
                         }
+                        throw ControllerError("the controller ended the request without the VM's record")
                     }
                     group.addTask {
                         try await Task.sleep(for: .clamped(seconds: timeout))
@@ -138,8 +136,8 @@ struct VMDestroy: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            _ = try await AdminClient.with(paths: global.paths) { try await $0.call(.vmDestroy(name: name)) }
-            Terminal.line("destroyed \(name)")
+            let name = name
+            Terminal.line(try await AdminClient.with(paths: global.paths) { try await $0.destroyVM(name) })
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabSpec
 import Testing
 
 @Suite struct FleetSpecTests {

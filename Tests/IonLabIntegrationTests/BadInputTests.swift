@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabWire
 import Testing
@@ -124,7 +125,7 @@ import Testing
         let lab = try await Self.servingLab()
         defer { lab.tearDown() }
         let peer = try await RawPeer.tls(port: lab.port, pin: try lab.pin)
-        try await peer.send(.hello(Hello(protocolVersion: 99, role: .agent, software: "from the future")))
+        try await peer.send(AgentControl.hello(Hello(protocolVersion: 99, role: .agent, software: "from the future")))
         let replies = try RawPeer.messages(in: try await peer.readUntilClosed())
         guard case .refused(let refusal)? = replies.first else {
             Issue.record("expected a refusal, got \(replies)")

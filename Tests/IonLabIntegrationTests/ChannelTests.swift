@@ -128,7 +128,7 @@ import Testing
         #expect(result["outputTail"] as? String == "done\n")
         let events = lab.run(["events", "--json"]).stdout.split(separator: "\n")
         let finished = try #require(events.first { $0.contains("\"kind\":\"job.finished\"") })
-        #expect(finished.contains("\"exit\":\"0\""))
+        #expect(finished.contains("\"exitCode\":0"))
         #expect(finished.contains("done\\n"))
         // The agent reconnected by itself after the restart.
         #expect(lab.agentStates()["agent1"] == "connected")

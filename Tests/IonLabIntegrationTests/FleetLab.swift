@@ -129,6 +129,11 @@ final class FleetLab: @unchecked Sendable {
         }
     }
 
+    /// The payload of an event's typed detail of `kind` (`{"detail": {"step": {...}}}`), if it has one.
+    static func detail(_ event: [String: Any], _ kind: String) -> [String: Any]? {
+        (event["detail"] as? [String: Any])?[kind] as? [String: Any]
+    }
+
     func vms() -> [[String: Any]] {
         let result = lab.run(["vm", "list", "--json"])
         return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []

@@ -158,8 +158,8 @@ import Testing
         #expect(try String(contentsOfFile: "\(fleet.scratch)/deployed/index.html", encoding: .utf8) == "hello from the controller\n")
         #expect(try String(contentsOfFile: counter, encoding: .utf8) == "2\n")
         let events = fleet.events(fleet: "flow")
-        let starts = events.filter { $0["kind"] as? String == "step.started" }.compactMap { ($0["fields"] as? [String: String])?["step"] }
-        #expect(starts == ["1", "2", "3", "3", "4", "5", "6"])
+        let starts = events.filter { $0["kind"] as? String == "step.started" }.compactMap { FleetLab.detail($0, "step")?["number"] as? Int }
+        #expect(starts == [1, 2, 3, 3, 4, 5, 6])
         let kinds = events.compactMap { $0["kind"] as? String }
         for kind in ["fleet.started", "vm.provisioning", "vm.started", "vm.ready", "health.check", "deploy.started", "deploy.done",
                      "fleet.warning", "step.failed", "fleet.error", "fleet.complete"] {
@@ -220,7 +220,7 @@ import Testing
             """)
         let first = try fleet.lab.spawnCLI(["up", spec], log: "up-1.log")
         try await eventually("both VMs in step 2", timeout: 60) {
-            fleet.events(fleet: "crash").filter { $0["kind"] as? String == "step.started" && ($0["fields"] as? [String: String])?["step"] == "2" }.count == 2
+            fleet.events(fleet: "crash").filter { $0["kind"] as? String == "step.started" && FleetLab.detail($0, "step")?["number"] as? Int == 2 }.count == 2
         }
         let instances = fleet.vms().map { $0["instanceID"] as? String ?? "" }
         fleet.lab.killController()
@@ -244,7 +244,7 @@ import Testing
             #expect(jobs.filter { $0.agent == vm && $0.command == "sleep 5" }.count == 1)
         }
         #expect(fleet.events(fleet: "crash").contains {
-            $0["kind"] as? String == "step.skipped" && ($0["fields"] as? [String: String])?["reason"]?.contains("while the controller was away") == true
+            $0["kind"] as? String == "step.skipped" && (FleetLab.detail($0, "step")?["reason"] as? String)?.contains("while the controller was away") == true
         })
         let status = fleet.lab.run(["status", "crash"])
         #expect(status.stdout.components(separatedBy: "done (3/3)").count == 3, "\(status.stdout)")
@@ -276,7 +276,7 @@ import Testing
         let events = fleet.events(fleet: "ops")
         #expect(events.allSatisfy { $0["fleet"] as? String == "ops" })
         #expect(events.contains { $0["kind"] as? String == "vm.ready" && $0["agent"] as? String == "ops-2" })
-        #expect(events.contains { $0["kind"] as? String == "fleet.complete" && ($0["fields"] as? [String: String])?["controller_cpu_seconds"] != nil })
+        #expect(events.contains { $0["kind"] as? String == "fleet.complete" && FleetLab.detail($0, "fleetComplete")?["controllerCPUSeconds"] is Double })
         #expect(fleet.lab.run(["events", "--since", "1h", "--fleet", "other"]).stdout.contains("fleet.complete"))
         #expect(fleet.lab.run(["events", "--since", "2099-01-01T00:00:00Z"]).stdout.isEmpty)
         let bad = fleet.lab.run(["events", "--since", "yesterday"])

@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
-@testable import IonLabController
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
+@testable import IonLabController
 import IonLabPKI
 import IonLabWire
 import NIOCore
@@ -36,9 +38,9 @@ import X509
     }
 
     /// A fake agent that answers every `get` with the tree `items`.
-    static func serveTree(_ peer: FakeAgent, _ items: [Message], data: [UInt8] = []) -> Task<Void, Never> {
-        peer.serve { stream, message in
-            guard case .get = message else { return }
+    static func serveTree(_ peer: FakeAgent, _ items: [AgentStreamMessage], data: [UInt8] = []) -> Task<Void, Never> {
+        peer.serve { stream, request in
+            guard case .get = request else { return }
             for item in items {
                 try await stream.send(item)
                 if case .entry(let entry) = item, entry.kind == .file, !data.isEmpty {
@@ -150,7 +152,7 @@ import X509
         defer { lab.tearDown() }
         let silent = try await RawPeer.tcp(port: lab.port)
         let stalling = try await RawPeer.tls(port: lab.port, pin: try lab.pin)
-        try await stalling.send(.hello(Hello(role: .agent, software: "slowloris")))
+        try await stalling.send(AgentControl.hello(Hello(role: .agent, software: "slowloris")))
         let started = Date()
         _ = try await silent.readUntilClosed(timeout: 15)
         _ = try await stalling.readUntilClosed(timeout: 15)  // once, the hello cancelled the deadline for good
@@ -181,7 +183,7 @@ import X509
             Task {
                 while !Task.isCancelled {
                     guard let peer = try? await RawPeer.tls(port: lab.port, pin: try lab.pin) else { continue }
-                    try? await peer.send(.hello(Hello(role: .agent, software: "slowloris")))
+                    try? await peer.send(AgentControl.hello(Hello(role: .agent, software: "slowloris")))
                     if (try? await peer.readUntilClosed(timeout: 30)) != nil { closed.add() }
                 }
             }
@@ -283,7 +285,7 @@ import X509
         try await store.pool.write { db in
             for index in 0..<100_000 {
                 try db.execute(sql: "INSERT INTO events(time, kind, agent, message, fields) VALUES (?, 'job.finished', 'agent1', ?, ?)",
-                               arguments: [Date().timeIntervalSince1970, "event \(index)", Store.json(["output": output])])
+                               arguments: [Date().timeIntervalSince1970, "event \(index)", Store.json(EventDetail.job(JobDetail(outcome: .completed, exitCode: 0, output: output)))])
             }
             for index in 0..<10_000 {
                 let result = ExecResult(jobID: "j-\(index)", outcome: .completed, exitCode: 0, outputTail: output)
@@ -412,13 +414,13 @@ import X509
         defer { lab.tearDown() }
         let peer = try await FakeAgent.session(lab, name: "flooder")
         let server = peer.serve { stream, _ in
-            let payload = try MessageCoding.encode(.execStarted(jobID: "j-1", pid: 1))
+            let payload = try MessageCoding.encode(AgentStreamMessage.execStarted(jobID: "j-1", pid: 1))
             for _ in 0..<1_000_000 { try await peer.write(Frame(kind: .message, stream: stream.id, payload: payload)) }
         }
         defer { server.cancel(); peer.close() }
         let paths = StatePaths(directory: lab.stateDir)
         try await AdminClient.with(paths: paths) { client in
-            _ = try await client.request(.exec(agent: "flooder", spec: ExecSpec(jobID: "j-flood", argv: ["true"])))
+            _ = try await client.exec(ExecSpec(jobID: "j-flood", argv: ["true"]), on: "flooder")
             try await eventually("the flow-control error", timeout: 60) {
                 lab.log("controller.log").contains("agent flooder") && lab.log("controller.log").contains("exceed its credit")
             }
@@ -431,13 +433,13 @@ import X509
         let lab = try await Self.servingLab()
         defer { lab.tearDown() }
         let jumper = try await FakeAgent.session(lab, name: "jumper")
-        let payload = try MessageCoding.encode(.cancel)
+        let payload = try MessageCoding.encode(AgentRequest.get(GetRequest(source: "/", recursive: false)))
         var id: UInt32 = 1
         for _ in 0..<200 {
-            id += 2 * MuxConnection.maximumSkippedIDs
+            id += 2 * PeerStreamIDs.maximumPassedOver
             try await jumper.write(Frame(kind: .message, stream: id, payload: payload))
         }
-        try await jumper.write(Frame(kind: .message, stream: id + 2 * (MuxConnection.maximumSkippedIDs + 2), payload: payload))
+        try await jumper.write(Frame(kind: .message, stream: id + 2 * (PeerStreamIDs.maximumPassedOver + 2), payload: payload))
         #expect(await jumper.closedByController(within: 20))
         let overflow = try await FakeAgent.session(lab, name: "overflow")
         let server = overflow.serve { stream, _ in
@@ -486,7 +488,7 @@ import X509
         try await lab.startController()
         try await lab.waitConnected("sleeper", timeout: 30)
         #expect(lab.stillServes("sleeper"))
-        #expect(lab.run(["events", "--json"]).stdout.contains("\"recovered\":\"true\""))
+        #expect(lab.run(["events", "--json"]).stdout.contains("\"recovered\":true"))
         let renewed = try Identity.loadBundle(path: "\(lab.directory)/agent-sleeper/identity.pem")
         #expect(renewed.certificate.notValidAfter > Date())
         #expect(renewed.privateKey.publicKey.rawRepresentation != identity.privateKey.publicKey.rawRepresentation)
@@ -533,8 +535,7 @@ import X509
         let fake = try await FakeController(port: lab.port, identity: try ca.issueServerCertificate(hosts: ["127.0.0.1"]), ca: ca)
         defer { fake.stop() }
         let mux = try await fake.welcomeNextAgent()
-        let stream = try mux.openStream()
-        try await stream.send(.exec(ExecSpec(jobID: "j-1", argv: ["true"], timeoutSeconds: 1e17)))
+        let stream = try await mux.open(.exec(ExecSpec(jobID: "j-1", argv: ["true"], timeoutSeconds: 1e17)))
         guard case .failure(let failure) = try await stream.nextMessage() else {
             Issue.record("expected a failure")
             return
@@ -573,17 +574,16 @@ import X509
         let paths = StatePaths(directory: lab.stateDir)
         // The CLI reads the whole tree, then goes away without answering `transferDone`.
         try await AdminClient.with(paths: paths) { client in
-            let stream = try await client.request(.get(agent: "agent1", request: GetRequest(source: file, recursive: false)))
+            let (stream, _) = try await client.download(GetRequest(source: file, recursive: false), from: "agent1")
             while true {
-                if case .message(.treeEnd) = try await stream.next() { break }
+                if case .message(.treeEnd) = try await stream.nextCarriedItem() { break }
             }
         }
         try await eventually("the agent's request to end", timeout: 30) { Self.endedRequests(lab) == 1 }
         // The CLI reads a little of a file three windows long, and goes away: the agent, waiting for credit
         // that will never come, ends too.
         try await AdminClient.with(paths: paths) { client in
-            let stream = try await client.request(.get(agent: "agent1", request: GetRequest(source: file, recursive: false)))
-            _ = try await stream.next()
+            let (stream, _) = try await client.download(GetRequest(source: file, recursive: false), from: "agent1")
             _ = try await stream.next()
         }
         try await eventually("the second request to end", timeout: 30) { Self.endedRequests(lab) == 2 }

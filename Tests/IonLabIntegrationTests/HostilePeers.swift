@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import IonLabAgent
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabPKI
 import IonLabWire
@@ -14,12 +15,12 @@ import X509
 /// (with a certificate it enrolled for with a real token, or none), then sends whatever a test wants.
 final class FakeAgent: @unchecked Sendable {
     let channel: NIOAsyncChannel<Frame, Frame>
-    let mux: MuxConnection
+    let mux: MuxConnection<AgentRole>
     private var iterator: NIOAsyncChannelInboundStream<Frame>.AsyncIterator
 
     private init(channel: NIOAsyncChannel<Frame, Frame>) {
         self.channel = channel
-        self.mux = MuxConnection(writer: channel.outbound, side: .client)
+        self.mux = MuxConnection<AgentRole>(writer: channel.outbound, side: .client)
         self.iterator = channel.inbound.makeAsyncIterator()
     }
 
@@ -64,13 +65,13 @@ final class FakeAgent: @unchecked Sendable {
     }
 
     /// Sends a message on stream 0, whatever it says.
-    func send(_ message: Message) async throws { try await mux.sendControl(message) }
+    func send(_ message: AgentControl) async throws { try await mux.sendControl(message) }
 
     /// Writes a frame as given, bypassing every rule the mux keeps.
     func write(_ frame: Frame) async throws { try await channel.outbound.write(frame) }
 
     /// The next routed frame; nil once the controller closed the connection.
-    func next() async throws -> Routed? {
+    func next() async throws -> Routed<AgentRole>? {
         guard let frame = try await iterator.next() else { return nil }
         return try mux.route(frame)
     }
@@ -97,12 +98,12 @@ final class FakeAgent: @unchecked Sendable {
     }
 
     /// Serves requests the controller opens with `answer`, until the connection ends.
-    func serve(_ answer: @escaping @Sendable (WireStream, Message) async throws -> Void) -> Task<Void, Never> {
+    func serve(_ answer: @escaping @Sendable (AgentStream, AgentRequest) async throws -> Void) -> Task<Void, Never> {
         Task {
             do {
                 while let routed = try await self.next() {
-                    if case .opened(let stream, let message) = routed {
-                        Task { try? await answer(stream, message) }
+                    if case .opened(let stream, let request) = routed {
+                        Task { try? await answer(stream, request) }
                     }
                 }
             } catch {}
@@ -150,10 +151,10 @@ final class FakeController: @unchecked Sendable {
     var messages: [String] { received.withLockedValue { $0 } }
 
     /// Waits for the next agent, reads its hello, welcomes it, and returns its mux with a reader running.
-    func welcomeNextAgent() async throws -> MuxConnection {
+    func welcomeNextAgent() async throws -> MuxConnection<ControllerRole> {
         guard let connection = await acceptedIterator.next() else { throw LabError("the fake controller stopped") }
         connections.withLockedValue { $0.append(connection) }
-        let mux = MuxConnection(writer: connection.outbound, side: .controller)
+        let mux = MuxConnection<ControllerRole>(writer: connection.outbound, side: .controller)
         var frames = connection.inbound.makeAsyncIterator()
         guard let first = try await frames.next(), case .control(let hello) = try mux.route(first) else {
             throw LabError("no hello from the agent")
@@ -183,7 +184,7 @@ final class FakeController: @unchecked Sendable {
                 Task {
                     do {
                         for try await frame in connection.inbound where frame.kind == .message {
-                            received.withLockedValue { $0.append((try? MessageCoding.decode(frame.payload).name) ?? "?") }
+                            received.withLockedValue { $0.append((try? MessageCoding.decode(frame.payload, as: AgentControl.self).name) ?? "?") }
                         }
                     } catch {}
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabPKI
 import IonLabWire
@@ -37,7 +38,7 @@ struct RawPeer {
     }
 
     /// Sends one well-formed frame carrying a message.
-    func send(_ message: Message) async throws {
+    func send<Message: WireMessage>(_ message: Message) async throws {
         let payload = try MessageCoding.encode(message)
         var buffer = ByteBuffer()
         try FrameEncoder().encode(data: Frame(kind: .message, stream: 0, payload: payload), out: &buffer)
@@ -71,10 +72,10 @@ struct RawPeer {
         }
     }
 
-    /// Decodes the frames in `bytes` into messages.
-    static func messages(in bytes: [UInt8]) throws -> [Message] {
+    /// Decodes the frames in `bytes` into the controller's messages.
+    static func messages(in bytes: [UInt8]) throws -> [ControllerControl] {
         var buffer = ByteBuffer(bytes: bytes)
-        var messages: [Message] = []
+        var messages: [ControllerControl] = []
         while let length = buffer.readInteger(as: UInt32.self) {
             guard let kind = buffer.readInteger(as: UInt8.self), buffer.readInteger(as: UInt32.self) != nil,
                   let payload = buffer.readSlice(length: Int(length) - 5) else { break }

@@ -1,4 +1,5 @@
 @testable import IonLabAgent
+import IonLabAgentProtocol
 import IonLabWire
 import Testing
 
@@ -11,7 +12,7 @@ import Testing
         let batches = ReportBatches.split(backlog)
         #expect(batches.flatMap { $0 }.map(\.jobID) == backlog.map(\.jobID))
         for batch in batches {
-            let decoded = try MessageCoding.decode(try MessageCoding.encode(.jobReports(batch)))
+            let decoded = try MessageCoding.decode(try MessageCoding.encode(AgentControl.jobReports(batch)), as: AgentControl.self)
             #expect(decoded.name == "jobReports")
         }
         #expect(ReportBatches.split([]).isEmpty)

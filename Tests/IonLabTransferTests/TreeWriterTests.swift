@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import IonLabAgentProtocol
 import IonLabTransfer
 import IonLabWire
 import NIOCore
@@ -33,20 +34,20 @@ import Testing
         }
     }
 
-    static func entry(_ path: String, _ kind: TreeEntry.Kind, mode: UInt32 = 0o755, size: UInt64 = 0, link: String? = nil) -> StreamItem {
+    static func entry(_ path: String, _ kind: TreeEntry.Kind, mode: UInt32 = 0o755, size: UInt64 = 0, link: String? = nil) -> StreamItem<AgentStreamMessage> {
         .message(.entry(TreeEntry(path: path, kind: kind, mode: mode, size: size, linkTarget: link)))
     }
 
-    static func file(_ path: String, _ contents: String, mode: UInt32 = 0o644) -> [StreamItem] {
+    static func file(_ path: String, _ contents: String, mode: UInt32 = 0o644) -> [StreamItem<AgentStreamMessage>] {
         let bytes = Array(contents.utf8)
         let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
         return [entry(path, .file, mode: mode, size: UInt64(bytes.count)), .data(.content, ByteBuffer(bytes: bytes)), .message(.fileEnd(sha256: digest))]
     }
 
-    static let end: StreamItem = .message(.treeEnd(TransferSummary()))
+    static let end: StreamItem<AgentStreamMessage> = .message(.treeEnd(TransferSummary()))
 
     /// Feeds items until one is refused; returns the refusal, or nil if the tree was written.
-    func write(_ items: [StreamItem], at root: String, directory: Bool = true) -> String? {
+    func write(_ items: [StreamItem<AgentStreamMessage>], at root: String, directory: Bool = true) -> String? {
         do {
             var writer = try TreeWriter(root: root, expectsDirectory: directory)
             defer { writer.finish() }

@@ -18,9 +18,7 @@ import Testing
 
     @Test func framesRoundTripEvenWhenSplitAcrossReads() throws {
         let channel = try decoderChannel()
-        let payload = try MessageCoding.encode(.heartbeat(Health(bootID: "b", hostname: "h", uptimeSeconds: 1, load: [0, 0, 0],
-                                                                  memoryTotalBytes: 1, memoryAvailableBytes: 1, diskTotalBytes: 1,
-                                                                  diskFreeBytes: 1, agentVersion: "v")))
+        let payload = try MessageCoding.encode(Note.text(String(repeating: "b", count: 100)))
         var bytes = try encoded(Frame(kind: .message, stream: 7, payload: payload))
         while let piece = bytes.readSlice(length: min(3, bytes.readableBytes)), piece.readableBytes > 0 {
             try channel.writeInbound(piece)
@@ -28,11 +26,7 @@ import Testing
         let frame = try #require(try channel.readInbound(as: Frame.self))
         #expect(frame.kind == .message)
         #expect(frame.stream == 7)
-        guard case .heartbeat(let health) = try MessageCoding.decode(frame.payload) else {
-            Issue.record("wrong message")
-            return
-        }
-        #expect(health.bootID == "b")
+        #expect(try MessageCoding.decode(frame.payload, as: Note.self) == .text(String(repeating: "b", count: 100)))
     }
 
     @Test func oversizeFramesAreRejectedBeforeBuffering() throws {
@@ -63,21 +57,22 @@ import Testing
     }
 
     @Test func malformedMessagesSayWhatIsWrong() {
-        #expect(throws: WireError.malformedMessage("not valid JSON")) { try MessageCoding.decode(ByteBuffer(string: "{nope")) }
-        #expect(throws: WireError.self) { try MessageCoding.decode(ByteBuffer(string: #"{"unknownCase":{}}"#)) }
+        #expect(throws: WireError.malformedMessage("not valid JSON")) { try MessageCoding.decode(ByteBuffer(string: "{nope"), as: Note.self) }
+        #expect(throws: WireError.self) { try MessageCoding.decode(ByteBuffer(string: #"{"unknownCase":{}}"#), as: Note.self) }
     }
 
-    @Test func protocolVersionsOutsideTheRangeAreRejected() throws {
-        try ProtocolVersion.check(ProtocolVersion.current)
-        #expect(throws: WireError.unsupportedVersion(peer: 2, supported: 1...1)) { try ProtocolVersion.check(2) }
-        #expect(WireError.unsupportedVersion(peer: 2, supported: 1...1).description == "protocol version 2 is not supported (supported: 1...1)")
+    @Test func decodingRunsTheVocabularysChecks() throws {
+        let negative = try MessageCoding.encode(Note.number(-1))
+        #expect(throws: WireError.invalidField("number", "must not be negative")) { try MessageCoding.decode(negative, as: Note.self) }
     }
 
-    @Test func execResultsMapToShellStatuses() {
-        #expect(ExecResult(jobID: "j", outcome: .completed, exitCode: 7).shellStatus == 7)
-        #expect(ExecResult(jobID: "j", outcome: .completed, signal: 9).shellStatus == 137)
-        #expect(ExecResult(jobID: "j", outcome: .timedOut, signal: 15).shellStatus == 124)
-        #expect(ExecResult(jobID: "j", outcome: .failedToStart, error: "x").shellStatus == 127)
-        #expect(ExecResult(jobID: "j", outcome: .completed, signal: 9).summary == "killed by signal 9")
+    /// A message that has no place on a connection does not decode there: an end that accepts no streams
+    /// fails a peer's opening as a protocol error.
+    @Test func anEndThatAcceptsNoStreamsRefusesAnOpening() throws {
+        let (writer, _) = NIOAsyncChannelOutboundWriter<Frame>.makeTestingWriter()
+        defer { writer.finish() }
+        let mux = MuxConnection<ClosedPeer>(writer: writer, side: .controller)
+        let opening = Frame(kind: .message, stream: 1, payload: try MessageCoding.encode(Note.text("open")))
+        #expect(throws: WireError.self) { try mux.route(opening) }
     }
 }

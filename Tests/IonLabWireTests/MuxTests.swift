@@ -7,9 +7,9 @@ import Testing
 /// Two multiplexed connections joined by a real socket pair.
 @Suite(.timeLimit(.minutes(1))) struct MuxTests {
     struct Pair {
-        let controller: MuxConnection
-        let client: MuxConnection
-        let opened: AsyncStream<(WireStream, Message)>
+        let controller: MuxConnection<NotePeer>
+        let client: MuxConnection<NotePeer>
+        let opened: AsyncStream<(WireStream<Note>, Note)>
         let channels: [Channel]
     }
 
@@ -28,8 +28,8 @@ import Testing
         }
         let left = try await wrap(fds[0])
         let right = try await wrap(fds[1])
-        let (opened, continuation) = AsyncStream<(WireStream, Message)>.makeStream()
-        func reader(_ inbound: NIOAsyncChannelInboundStream<Frame>, _ mux: MuxConnection) -> Task<Void, Never> {
+        let (opened, continuation) = AsyncStream<(WireStream<Note>, Note)>.makeStream()
+        func reader(_ inbound: NIOAsyncChannelInboundStream<Frame>, _ mux: MuxConnection<NotePeer>) -> Task<Void, Never> {
             Task {
                 do {
                     for try await frame in inbound {
@@ -41,8 +41,8 @@ import Testing
         }
         try await left.executeThenClose { leftInbound, leftOutbound in
             try await right.executeThenClose { rightInbound, rightOutbound in
-                let controller = MuxConnection(writer: leftOutbound, side: .controller)
-                let client = MuxConnection(writer: rightOutbound, side: .client)
+                let controller = MuxConnection<NotePeer>(writer: leftOutbound, side: .controller)
+                let client = MuxConnection<NotePeer>(writer: rightOutbound, side: .client)
                 let readers = [reader(leftInbound, controller), reader(rightInbound, client)]
                 defer { for task in readers { task.cancel() } }
                 try await body(Pair(controller: controller, client: client, opened: opened, channels: [left.channel, right.channel]))
@@ -51,30 +51,28 @@ import Testing
     }
 
     @Test func streamsCarryMessagesAndDataInOrder() async throws { try await withPair { pair in
-        let stream = try pair.controller.openStream()
+        let stream = try await pair.controller.open(.text("stdinEnd"))
         #expect(stream.id % 2 == 0)
-        try await stream.send(.stdinEnd)
         try await stream.send(data: ByteBuffer(string: "hello"), on: .stdout)
-        try await stream.send(.cancel)
+        try await stream.send(.text("cancel"))
         var iterator = pair.opened.makeAsyncIterator()
         let (peer, first) = try #require(await iterator.next())
-        #expect(first.name == "stdinEnd")
+        #expect(first == .text("stdinEnd"))
         guard case .data(.stdout, let bytes) = try await peer.next() else {
             Issue.record("expected stdout data")
             return
         }
         #expect(String(buffer: bytes) == "hello")
-        #expect(try await peer.nextMessage().name == "cancel")
+        #expect(try await peer.nextMessage() == .text("cancel"))
     } }
 
     /// A sender can be at most one window ahead of a receiver that does not read.
     @Test func flowControlBoundsWhatASenderCanPush() async throws { try await withPair { pair in
-        let stream = try pair.client.openStream()
-        try await stream.send(.stdinEnd)
+        let stream = try await pair.client.open(.text("stdinEnd"))
         let chunk = ByteBuffer(repeating: 7, count: 64 << 10)
         let sent = ManagedCounter()
         let sender = Task {
-            for _ in 0..<(4 * MuxConnection.initialWindow / chunk.readableBytes) {
+            for _ in 0..<(4 * FlowControl.initialWindow / chunk.readableBytes) {
                 try await stream.send(data: chunk, on: .content)
                 sent.add(chunk.readableBytes)
             }
@@ -83,40 +81,43 @@ import Testing
         let (peer, _) = try #require(await iterator.next())
         // The sender fills one window less the message reserve (however slowly a loaded machine lets it), then
         // stalls: the receiver has read nothing.
-        let fill = (MuxConnection.initialWindow - FlowControl.messageReserve) / chunk.readableBytes * chunk.readableBytes
+        let fill = (FlowControl.initialWindow - FlowControl.messageReserve) / chunk.readableBytes * chunk.readableBytes
         let deadline = ContinuousClock.now + .seconds(20)
         while sent.value < fill, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         try await Task.sleep(for: .milliseconds(300))
         #expect(sent.value == fill)
         var received = 0
-        while received < 4 * MuxConnection.initialWindow {
+        while received < 4 * FlowControl.initialWindow {
             if case .data(_, let bytes) = try await peer.next() { received += bytes.readableBytes }
         }
         try await sender.value
-        #expect(sent.value == 4 * MuxConnection.initialWindow)
+        #expect(sent.value == 4 * FlowControl.initialWindow)
     } }
 
     /// Tasks that open streams at once may send their first frames in another order than the ids were given:
     /// every one of those streams still opens (a lower id arriving late was once taken for a closed stream, and
     /// its request hung).
     @Test func streamsOpenedConcurrentlyMayArriveOutOfOrder() async throws { try await withPair { pair in
-        let streams = try (0..<5).map { _ in try pair.client.openStream() }
-        for stream in streams.reversed() { try await stream.send(.cancel) }
-        var iterator = pair.opened.makeAsyncIterator()
-        var ids: [UInt32] = []
-        for _ in streams { ids.append(try #require(await iterator.next()).0.id) }
-        #expect(ids == streams.reversed().map(\.id))
-        #expect(pair.controller.openStreamCount == 5)
+        let ids: [UInt32] = [9, 7, 5, 3, 1]
+        for id in ids {
+            let routed = try pair.controller.route(Frame(kind: .message, stream: id, payload: try MessageCoding.encode(Note.text("open"))))
+            guard case .opened(let stream, _) = routed else {
+                Issue.record("stream \(id) did not open")
+                return
+            }
+            #expect(stream.id == id)
+        }
+        #expect(pair.controller.openStreamCount == ids.count)
     } }
 
     @Test func aPeerCannotSkipThousandsOfStreamIDs() async throws { try await withPair { pair in
-        let frame = Frame(kind: .message, stream: 2 * (MuxConnection.maximumSkippedIDs + 2) + 1,
-                          payload: try MessageCoding.encode(.cancel))
+        let frame = Frame(kind: .message, stream: 2 * (PeerStreamIDs.maximumPassedOver + 2) + 1,
+                          payload: try MessageCoding.encode(Note.text("cancel")))
         #expect(throws: WireError.self) { try pair.controller.route(frame) }
     } }
 
     @Test func aClosedConnectionFailsWaitingStreams() async throws { try await withPair { pair in
-        let stream = try pair.client.openStream()
+        let stream = try await pair.client.open(.text("open"))
         let waiting = Task { try await stream.next() }
         try await pair.channels[0].close()
         await #expect(throws: WireError.connectionClosed) { try await waiting.value }
@@ -127,8 +128,8 @@ import Testing
     /// Messages spend credit like data: a peer that floods a stream nobody reads is stopped at one window,
     /// with a protocol error, instead of growing the stream's queue without end.
     @Test func aPeerFloodingMessagesIsStoppedAtOneWindow() async throws { try await withPair { pair in
-        let stream = try pair.controller.openStream()
-        let payload = try MessageCoding.encode(.stdinEnd)
+        let stream = try await pair.controller.open(.text("open"))
+        let payload = try MessageCoding.encode(Note.text("stdinEnd"))
         var accepted = 0
         #expect(throws: WireError.self) {
             while accepted < 1_000_000 {
@@ -136,13 +137,13 @@ import Testing
                 accepted += 1
             }
         }
-        #expect(accepted == MuxConnection.initialWindow / FlowControl.cost(payloadBytes: payload.readableBytes))
+        #expect(accepted == FlowControl.initialWindow / FlowControl.cost(payloadBytes: payload.readableBytes))
         #expect(stream.queuedCount == accepted)
     } }
 
     /// Empty data frames cost their overhead too, so even they cannot queue without bound.
     @Test func emptyDataFramesCannotQueueWithoutBound() async throws { try await withPair { pair in
-        let stream = try pair.controller.openStream()
+        let stream = try await pair.controller.open(.text("open"))
         var accepted = 0
         #expect(throws: WireError.self) {
             while accepted < 1_000_000 {
@@ -150,12 +151,12 @@ import Testing
                 accepted += 1
             }
         }
-        #expect(accepted <= MuxConnection.initialWindow / FlowControl.frameOverhead)
+        #expect(accepted <= FlowControl.initialWindow / FlowControl.frameOverhead)
     } }
 
     /// Grants that would take a window past 2^31 - 1 are a protocol error, not an arithmetic trap.
     @Test func windowGrantsCannotOverflow() async throws { try await withPair { pair in
-        let stream = try pair.controller.openStream()
+        let stream = try await pair.controller.open(.text("open"))
         var grant = ByteBuffer()
         grant.writeInteger(UInt32.max)
         #expect(throws: WireError.self) {
@@ -163,55 +164,52 @@ import Testing
         }
         var zero = ByteBuffer()
         zero.writeInteger(UInt32(0))
-        let other = try pair.controller.openStream()
+        let other = try await pair.controller.open(.text("open"))
         #expect(throws: WireError.self) { try pair.controller.route(Frame(kind: .window, stream: other.id, payload: zero)) }
     } }
 
     /// Jumping ahead again and again cannot make the connection remember ever more passed-over ids.
     @Test func passedOverStreamIDsStayBounded() async throws { try await withPair { pair in
-        let payload = try MessageCoding.encode(.cancel)
+        let payload = try MessageCoding.encode(Note.text("cancel"))
         var id: UInt32 = 1
         for _ in 0..<50 {
-            id += 2 * MuxConnection.maximumSkippedIDs
+            id += 2 * PeerStreamIDs.maximumPassedOver
             _ = try pair.controller.route(Frame(kind: .message, stream: id, payload: payload))
         }
-        #expect(pair.controller.rememberedPeerIDs <= Int(MuxConnection.maximumSkippedIDs))
+        #expect(pair.controller.rememberedPeerIDs <= Int(PeerStreamIDs.maximumPassedOver))
     } }
 
     /// Closing a stream tells the peer: its waiting receive fails at once (the agent sending a tree to a CLI
     /// that left no longer waits for a reply that cannot come).
     @Test func closingAStreamEndsThePeersEnd() async throws { try await withPair { pair in
-        let stream = try pair.controller.openStream()
-        try await stream.send(.get(GetRequest(source: "/x", recursive: false)))
+        let stream = try await pair.controller.open(.text("get /x"))
         var iterator = pair.opened.makeAsyncIterator()
         let (peer, _) = try #require(await iterator.next())
         let waiting = Task { try await peer.next() }
         stream.close()
         await #expect(throws: WireError.streamReset(peer.id)) { try await waiting.value }
-        await #expect(throws: WireError.streamReset(peer.id)) { try await peer.send(.stdinEnd) }
+        await #expect(throws: WireError.streamReset(peer.id)) { try await peer.send(.text("stdinEnd")) }
         #expect(pair.client.openStreamCount == 0)
     } }
 
     /// What the peer sent before it reset a stream is still delivered, in order, before the reset.
     @Test func itemsQueuedBeforeAResetAreDelivered() async throws { try await withPair { pair in
-        let stream = try pair.client.openStream()
-        try await stream.send(.stdinEnd)
-        try await stream.send(.cancel)
+        let stream = try await pair.client.open(.text("stdinEnd"))
+        try await stream.send(.text("cancel"))
         stream.close()
         var iterator = pair.opened.makeAsyncIterator()
         let (peer, first) = try #require(await iterator.next())
-        #expect(first.name == "stdinEnd")
-        #expect(try await peer.nextMessage().name == "cancel")
+        #expect(first == .text("stdinEnd"))
+        #expect(try await peer.nextMessage() == .text("cancel"))
         await #expect(throws: WireError.streamReset(peer.id)) { try await peer.next() }
     } }
 
     /// A job's stdout and stderr forwarders share one stream: both may wait for credit at once, and both
     /// must be woken (one once overwrote the other's wait, and that forwarder hung for good).
     @Test func twoSendersWaitingForCreditAreBothWoken() async throws { try await withPair { pair in
-        let stream = try pair.client.openStream()
-        try await stream.send(.stdinEnd)
+        let stream = try await pair.client.open(.text("stdinEnd"))
         let chunk = ByteBuffer(repeating: 3, count: 256 << 10)
-        let total = 3 * MuxConnection.initialWindow
+        let total = 3 * FlowControl.initialWindow
         let senders = [DataChannel.stdout, .stderr].map { channel in
             Task { for _ in 0..<(total / chunk.readableBytes) { try await stream.send(data: chunk, on: channel) } }
         }
@@ -228,8 +226,7 @@ import Testing
 
     /// A sender waiting for credit can be cancelled (it once waited for good).
     @Test func aSenderWaitingForCreditCanBeCancelled() async throws { try await withPair { pair in
-        let stream = try pair.client.openStream()
-        try await stream.send(.stdinEnd)
+        let stream = try await pair.client.open(.text("stdinEnd"))
         let chunk = ByteBuffer(repeating: 1, count: 1 << 20)
         let sender = Task { for _ in 0..<16 { try await stream.send(data: chunk, on: .content) } }
         try await Task.sleep(for: .milliseconds(300))

@@ -1,49 +1,89 @@
-/// Every message of the protocol. The agent channel and the admin socket share this vocabulary; each
-/// endpoint accepts only the cases that belong to it and answers others with a protocol error.
-public enum Message: Codable, Sendable {
-    // Handshake and enrollment, on stream 0.
+import IonLabWire
+
+/// What an agent sends the controller on stream 0.
+public enum AgentControl: WireMessage {
+    /// The first message on every connection (an admin client sends it too).
     case hello(Hello)
+    /// After `hello`, on a connection without a client certificate: a token and a CSR.
+    case enroll(EnrollRequest)
+    case heartbeat(Health)
+    /// Results of jobs, until the controller acknowledges them.
+    case jobReports([ExecResult])
+    /// A CSR for a new certificate with a new key: when the current one is two-thirds through its life, or
+    /// when the controller answered `hello` with `renewalRequired`.
+    case renew(csrPEM: String)
+}
+
+/// What the controller sends an agent on stream 0.
+public enum ControllerControl: WireMessage {
     case welcome(Welcome)
     case refused(Refusal)
-    case enroll(EnrollRequest)
     case enrolled(EnrollResponse)
-
-    // Agent lifecycle, on stream 0.
-    case heartbeat(Health)
-    case jobReports([ExecResult])
     case jobReportsAck([String])
-    case renew(csrPEM: String)
     case renewed(certificatePEM: String)
     /// The answer to the hello of an agent whose certificate expired while it was away (within the recovery
     /// window): it may only `renew` on this connection, with a new key, and reconnect with the new certificate.
     case renewalRequired(String)
+}
 
-    // Requests. Each opens a stream; the stream ends with a final message.
+/// What the controller opens a stream of the agent channel with. The agent opens none.
+public enum AgentRequest: WireMessage {
+    /// Runs a job: `execStarted`, its output as data, then `execFinished`; stdin and `cancel` flow back.
     case exec(ExecSpec)
+    /// Copies a tree into the agent's machine: `putReady`, the tree from the controller, then `transferDone`.
+    case put(PutRequest)
+    /// Copies a tree out: the tree from the agent, then `transferDone` from the controller.
+    case get(GetRequest)
+}
+
+/// What request streams of the agent channel carry after the request. A stream ends with `execFinished`,
+/// `transferDone` or `failure`.
+public enum AgentStreamMessage: WireMessage {
     case execStarted(jobID: String, pid: Int32)
     case execFinished(ExecResult)
     case stdinEnd
     case cancel
-    case put(PutRequest)
     case putReady(path: String)
-    case get(GetRequest)
     case entry(TreeEntry)
     case fileEnd(sha256: String)
     case treeEnd(TransferSummary)
     case transferDone(TransferSummary)
     case failure(Failure)
+}
 
-    // Admin socket only.
-    case admin(AdminRequest)
-    case agents([AgentStatus])
-    case token(TokenGrant)
-    case events([Event])
-    case jobs([JobRecord])
-    case fanoutResult(FanoutLine)
-    case vms([VMRecord])
-    case fleetReport(FleetReport)
-    case fleetStatus([VMStatus])
-    case ok(String)
+/// The agent's end of the agent channel.
+public enum AgentRole: WireRole {
+    public typealias Sent = AgentControl
+    public typealias Received = ControllerControl
+    public typealias Opens = NoMessage
+    public typealias Accepts = AgentRequest
+    public typealias StreamMessage = AgentStreamMessage
+}
+
+/// The controller's end of the agent channel.
+public enum ControllerRole: WireRole {
+    public typealias Sent = ControllerControl
+    public typealias Received = AgentControl
+    public typealias Opens = AgentRequest
+    public typealias Accepts = NoMessage
+    public typealias StreamMessage = AgentStreamMessage
+}
+
+/// A request stream of the agent channel.
+public typealias AgentStream = WireStream<AgentStreamMessage>
+
+/// A stream vocabulary that carries agent stream messages: the agent channel's own, and the admin API's,
+/// which relays exec output and tree transfers between the CLI and an agent. Transfers and relays are
+/// written once against it.
+public protocol AgentStreamCarrier: WireMessage {
+    init(carrying message: AgentStreamMessage)
+    /// The agent stream message this one carries, if it carries one.
+    var carried: AgentStreamMessage? { get }
+}
+
+extension AgentStreamMessage: AgentStreamCarrier {
+    public init(carrying message: AgentStreamMessage) { self = message }
+    public var carried: AgentStreamMessage? { self }
 }
 
 /// The first message on every connection, in both directions.

@@ -1,3 +1,5 @@
+import IonLabWire
+
 /// How the controller answered an agent's hello.
 public enum Greeting: Sendable, Equatable {
     case welcomed
@@ -6,17 +8,18 @@ public enum Greeting: Sendable, Equatable {
 }
 
 /// The two openings of an agent's connection, shared by the agent and anything that speaks for one.
-extension MuxConnection {
+extension MuxConnection where Role == AgentRole {
     /// Sends `hello` and reads the controller's answer from `frames`; throws a refusal.
     @discardableResult
     public func greet<Frames: AsyncIteratorProtocol>(_ hello: Hello, frames: inout Frames) async throws -> Greeting where Frames.Element == Frame {
         try await sendControl(.hello(hello))
         guard let first = try await frames.next() else { throw WireError.connectionClosed }
-        switch try route(first) {
-        case .control(.welcome): return .welcomed
-        case .control(.renewalRequired(let reason)): return .renewalRequired(reason)
-        case .control(.refused(let refusal)): throw refusal
-        default: throw WireError.unexpected("reply to hello")
+        guard case .control(let reply) = try route(first) else { throw WireError.unexpected("a stream before the reply to hello") }
+        switch reply {
+        case .welcome: return .welcomed
+        case .renewalRequired(let reason): return .renewalRequired(reason)
+        case .refused(let refusal): throw refusal
+        case .enrolled, .jobReportsAck, .renewed: throw WireError.unexpected("\(reply.name) in reply to hello")
         }
     }
 
@@ -24,10 +27,11 @@ extension MuxConnection {
     public func renew<Frames: AsyncIteratorProtocol>(csrPEM: String, frames: inout Frames) async throws -> String where Frames.Element == Frame {
         try await sendControl(.renew(csrPEM: csrPEM))
         guard let frame = try await frames.next() else { throw WireError.connectionClosed }
-        switch try route(frame) {
-        case .control(.renewed(let certificatePEM)): return certificatePEM
-        case .control(.refused(let refusal)): throw refusal
-        default: throw WireError.unexpected("reply to renew")
+        guard case .control(let reply) = try route(frame) else { throw WireError.unexpected("a stream before the reply to renew") }
+        switch reply {
+        case .renewed(let certificatePEM): return certificatePEM
+        case .refused(let refusal): throw refusal
+        case .welcome, .enrolled, .jobReportsAck, .renewalRequired: throw WireError.unexpected("\(reply.name) in reply to renew")
         }
     }
 
@@ -37,11 +41,11 @@ extension MuxConnection {
         try await sendControl(.hello(hello))
         try await sendControl(.enroll(request))
         for try await frame in frames {
-            switch try route(frame) {
-            case .control(.enrolled(let response)): return response
-            case .control(.refused(let refusal)): throw refusal
-            case .control(let other): throw WireError.unexpected("\(other.name) during enrollment")
-            default: throw WireError.unexpected("a stream during enrollment")
+            guard case .control(let reply) = try route(frame) else { throw WireError.unexpected("a stream during enrollment") }
+            switch reply {
+            case .enrolled(let response): return response
+            case .refused(let refusal): throw refusal
+            case .welcome, .jobReportsAck, .renewed, .renewalRequired: throw WireError.unexpected("\(reply.name) during enrollment")
             }
         }
         throw WireError.connectionClosed

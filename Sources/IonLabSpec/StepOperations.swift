@@ -1,4 +1,5 @@
 import Foundation
+import IonLabConfig
 
 /// Where a `package` step's packages come from: names for apt, a local `.deb` sent over the channel, or a
 /// `.deb` the VM downloads from a URL (checked against its sha256 when one is given).

@@ -1,11 +1,12 @@
 import IonLabConfig
+import IonLabWire
 
 /// Everything a peer sends is checked as it is decoded, before anyone stores, prints or computes with it:
 /// names against their grammar, strings against a size, numbers against a range. A message that fails is a
 /// protocol error naming the field, and never echoes the offending value.
 ///
 /// Requests (`exec`, `put`, `get`) are checked where they are served instead, so that a bad request fails
-/// only its own stream (``ExecSpec/check()``).
+/// only its own stream (``ExecSpec/check()``). The field checks themselves are the wire's ``PeerText``.
 public enum PeerLimits {
     public static let software = 128
     public static let bootID = 64
@@ -25,22 +26,11 @@ public enum PeerLimits {
     public static let load: ClosedRange<Double> = 0...1e6
 }
 
-extension Message {
-    /// Checks the fields of a message a peer sent; throws ``WireError/invalidField(_:_:)``.
+extension AgentControl {
     public func check() throws {
         switch self {
         case .hello(let hello):
-            try PeerText.printable(hello.software, "hello.software", max: PeerLimits.software)
-            try hello.bootID.map { try PeerText.identifier($0, "hello.bootID", max: PeerLimits.bootID) }
-            if let jobs = hello.runningJobs {
-                try PeerText.count(jobs.count, "hello.runningJobs", max: PeerLimits.jobsPerMessage)
-                for job in jobs { try PeerText.identifier(job, "hello.runningJobs", max: PeerLimits.jobID) }
-            }
-        case .welcome(let welcome):
-            try PeerText.printable(welcome.name, "welcome.name", max: PeerLimits.hostname)
-            try PeerText.printable(welcome.software, "welcome.software", max: PeerLimits.software)
-        case .refused(let refusal):
-            try PeerText.length(refusal.message, "refused.message", max: PeerLimits.message)
+            try hello.check()
         case .enroll(let request):
             do {
                 try AgentName.validate(request.name)
@@ -49,23 +39,41 @@ extension Message {
             }
             try PeerText.length(request.token, "enroll.token", max: PeerLimits.token)
             try PeerText.length(request.csrPEM, "enroll.csrPEM", max: PeerLimits.pem)
-        case .enrolled(let response):
-            try PeerText.length(response.certificatePEM, "enrolled.certificatePEM", max: PeerLimits.pem)
-            try PeerText.length(response.caPEM, "enrolled.caPEM", max: PeerLimits.pem)
         case .heartbeat(let health):
             try health.check()
         case .jobReports(let results):
             try PeerText.count(results.count, "jobReports", max: PeerLimits.jobsPerMessage)
             for result in results { try result.check(in: "jobReports") }
+        case .renew(let csrPEM):
+            try PeerText.length(csrPEM, "renew.csrPEM", max: PeerLimits.pem)
+        }
+    }
+}
+
+extension ControllerControl {
+    public func check() throws {
+        switch self {
+        case .welcome(let welcome):
+            try welcome.check()
+        case .refused(let refusal):
+            try refusal.check()
+        case .enrolled(let response):
+            try PeerText.length(response.certificatePEM, "enrolled.certificatePEM", max: PeerLimits.pem)
+            try PeerText.length(response.caPEM, "enrolled.caPEM", max: PeerLimits.pem)
         case .jobReportsAck(let ids):
             try PeerText.count(ids.count, "jobReportsAck", max: PeerLimits.jobsPerMessage)
             for id in ids { try PeerText.identifier(id, "jobReportsAck", max: PeerLimits.jobID) }
-        case .renew(let csrPEM):
-            try PeerText.length(csrPEM, "renew.csrPEM", max: PeerLimits.pem)
         case .renewed(let certificatePEM):
             try PeerText.length(certificatePEM, "renewed.certificatePEM", max: PeerLimits.pem)
         case .renewalRequired(let reason):
             try PeerText.length(reason, "renewalRequired", max: PeerLimits.message)
+        }
+    }
+}
+
+extension AgentStreamMessage {
+    public func check() throws {
+        switch self {
         case .execStarted(let jobID, let pid):
             try PeerText.identifier(jobID, "execStarted.jobID", max: PeerLimits.jobID)
             guard pid > 0 else { throw WireError.invalidField("execStarted.pid", "must be positive") }
@@ -87,17 +95,51 @@ extension Message {
         case .transferDone(let summary):
             try summary.check(in: "transferDone")
         case .failure(let failure):
-            try PeerText.length(failure.message, "failure.message", max: PeerLimits.message)
-        case .exec, .stdinEnd, .cancel, .put, .get, .admin, .agents, .token, .events, .jobs, .fanoutResult, .vms,
-             .fleetReport, .fleetStatus, .ok:
-            // Requests are checked where they are served; the rest only the controller sends to its own CLI.
+            try failure.check()
+        case .stdinEnd, .cancel:
             break
         }
     }
 }
 
+extension AgentRequest {
+    /// Requests are checked where they are served (``ExecSpec/check()``), so that a bad one fails only its
+    /// own stream.
+    public func check() throws {}
+}
+
+extension Hello {
+    public func check() throws {
+        try PeerText.printable(software, "hello.software", max: PeerLimits.software)
+        try bootID.map { try PeerText.identifier($0, "hello.bootID", max: PeerLimits.bootID) }
+        if let runningJobs {
+            try PeerText.count(runningJobs.count, "hello.runningJobs", max: PeerLimits.jobsPerMessage)
+            for job in runningJobs { try PeerText.identifier(job, "hello.runningJobs", max: PeerLimits.jobID) }
+        }
+    }
+}
+
+extension Welcome {
+    public func check() throws {
+        try PeerText.printable(name, "welcome.name", max: PeerLimits.hostname)
+        try PeerText.printable(software, "welcome.software", max: PeerLimits.software)
+    }
+}
+
+extension Refusal {
+    public func check() throws {
+        try PeerText.length(message, "refused.message", max: PeerLimits.message)
+    }
+}
+
+extension Failure {
+    public func check() throws {
+        try PeerText.length(message, "failure.message", max: PeerLimits.message)
+    }
+}
+
 extension Health {
-    func check() throws {
+    public func check() throws {
         try PeerText.identifier(bootID, "heartbeat.bootID", max: PeerLimits.bootID)
         try PeerText.hostname(hostname, "heartbeat.hostname")
         try PeerText.number(uptimeSeconds, "heartbeat.uptimeSeconds", in: PeerLimits.seconds)
@@ -114,7 +156,7 @@ extension Health {
 }
 
 extension ExecResult {
-    func check(in message: String) throws {
+    public func check(in message: String) throws {
         try PeerText.identifier(jobID, "\(message).jobID", max: PeerLimits.jobID)
         try PeerText.number(durationSeconds, "\(message).durationSeconds", in: PeerLimits.seconds)
         if let signal, !(1...128).contains(signal) { throw WireError.invalidField("\(message).signal", "must be 1 to 128") }
@@ -124,7 +166,7 @@ extension ExecResult {
 }
 
 extension TransferSummary {
-    func check(in message: String) throws {
+    public func check(in message: String) throws {
         guard files >= 0, directories >= 0 else { throw WireError.invalidField("\(message).files", "must not be negative") }
         try PeerText.length(path, "\(message).path", max: PeerLimits.path)
     }

@@ -1,5 +1,6 @@
 import Foundation
-import IonLabConfig
+import IonLabAgentProtocol
+import IonLabSpec
 
 /// What `ionlab up` sends: a spec already loaded and resolved by the CLI (recipes expanded, paths absolute).
 public struct FleetUpRequest: Codable, Sendable {

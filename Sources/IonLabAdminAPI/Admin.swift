@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 
 /// What the CLI asks the controller over the admin socket. One request per connection, on stream 1.
 public enum AdminRequest: Codable, Sendable {
@@ -98,31 +99,6 @@ public struct TokenGrant: Codable, Sendable {
         self.expiresAt = expiresAt
         self.endpoints = endpoints
         self.caPin = caPin
-    }
-}
-
-/// One entry of the controller's persistent event stream.
-public struct Event: Codable, Sendable, Equatable {
-    public var seq: Int64
-    public var time: Date
-    public var kind: String
-    public var agent: String?
-    public var job: String?
-    /// The fleet of the agent or VM, if it belongs to one.
-    public var fleet: String?
-    public var message: String
-    public var fields: [String: String]
-
-    public init(seq: Int64 = 0, time: Date = Date(), kind: String, agent: String? = nil, job: String? = nil, fleet: String? = nil,
-                message: String, fields: [String: String] = [:]) {
-        self.seq = seq
-        self.time = time
-        self.kind = kind
-        self.agent = agent
-        self.job = job
-        self.fleet = fleet
-        self.message = message
-        self.fields = fields
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import IonLabConfig
 
 /// What a fleet spec is checked against besides itself: the images and backends the controller offers.
 public struct FleetContext: Sendable {

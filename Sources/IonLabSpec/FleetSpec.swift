@@ -1,4 +1,5 @@
 import Foundation
+import IonLabConfig
 
 /// A fleet: N VMs from one image, placed on backends, each running the same workflow (`controller-config/fleets/`).
 public struct FleetSpec: Codable, Sendable, Equatable {
@@ -263,14 +264,6 @@ public enum VMLimits {
     public static var summary: String {
         func span(_ range: ClosedRange<Int>) -> String { "\(range.lowerBound)-\(range.upperBound)" }
         return "cpus \(span(cpus)), memory \(span(memoryMiB)) MiB, disk \(span(diskGiB)) GiB"
-    }
-}
-
-extension Check {
-    public static func range(_ range: ClosedRange<Int>) -> (Int) throws -> Void {
-        { value in
-            guard range.contains(value) else { throw ValueError("must be in \(range.lowerBound)...\(range.upperBound), found \(value)") }
-        }
     }
 }
 
