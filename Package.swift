@@ -85,7 +85,8 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        /// The controller: agent listener, sessions, store, events, admin API.
+        /// The controller: agent listener, sessions, store, events, admin API, and the guest-side scripts of
+        /// its built-in operations (Resources/guest, bundled).
         .target(name: "IonLabController", dependencies: [
             "IonLabWire", "IonLabAgentProtocol", "IonLabAdminAPI", "IonLabSpec", "IonLabPKI", "IonLabConfig", "IonLabTransfer",
             "IonLabProvision", "Libvirt",
@@ -93,7 +94,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], resources: [.copy("Resources/guest")]),
         .executableTarget(name: "ionlab", dependencies: [
             "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabProvision", "IonLabTransfer", "IonLabConfig",
             "IonLabSpec", "IonLabWire",

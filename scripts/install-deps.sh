@@ -10,6 +10,7 @@ packages=(
   debootstrap e2fsprogs util-linux iproute2   # the test guest image; network namespaces for real-VM runs
   binutils bc   # strip for the agent bundle; phase timings in the scripts
   python3 curl dbus-daemon systemd   # step tests on loopback: an HTTP server and downloads, a private D-Bus, busctl
+  shellcheck   # the guest scripts are checked in the test command
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 int ionlab_spawn(const char *const argv[], const char *const envp[], const char *cwd,
-                 int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid_out) {
+                 int stdin_fd, int stdout_fd, int stderr_fd, int report_fd, pid_t *pid_out) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&actions);
@@ -31,7 +31,8 @@ int ionlab_spawn(const char *const argv[], const char *const envp[], const char 
     if ((rc = posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0)) != 0) goto done;
     if ((rc = posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1)) != 0) goto done;
     if ((rc = posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) goto done;
+    if (report_fd >= 0 && (rc = posix_spawn_file_actions_adddup2(&actions, report_fd, 3)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, report_fd >= 0 ? 4 : 3)) != 0) goto done;
     if (cwd != NULL && (rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
 
     rc = posix_spawnp(pid_out, argv[0], &actions, &attr, (char *const *)argv, (char *const *)envp);

@@ -54,9 +54,8 @@ public struct VMRecord: Codable, Sendable {
     public var readyAt: Date?
     /// The fleet that owns the VM, if any.
     public var fleet: String?
-    /// RustDesk's ID and version, once a `rustdesk` step has read them.
-    public var rustdeskID: String?
-    public var rustdeskVersion: String?
+    /// What steps learned about the VM, by name ("rustdesk.id", "rustdesk.version").
+    public var facts: [String: String]
 
     public init(name: String, backend: String, image: String, state: State, instanceID: String, cpus: Int, memoryMiB: Int,
                 diskGiB: Int, domainType: String, domainUUID: String, pool: String, volumes: [String], seedHash: String,
@@ -78,5 +77,6 @@ public struct VMRecord: Codable, Sendable {
         self.createdAt = createdAt
         self.readyAt = readyAt
         self.fleet = fleet
+        self.facts = [:]
     }
 }

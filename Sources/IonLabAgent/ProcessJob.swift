@@ -16,6 +16,8 @@ final class ProcessJob: @unchecked Sendable {
     private let started = ContinuousClock.now
     private let lock = NIOLock()
     private var tail = OutputTail(limit: 8 << 10)
+    /// What the process writes on descriptor 3, when it reports (bounded: the excess is dropped).
+    private var report = OutputTail(limit: ExecResult.reportLimit, keeping: .first)
     private var sink: AgentStream?
     private var outcome: ExecResult.Outcome = .completed
     /// The write end of the command's stdin, as a plain channel (nil without stdin), once ``run(group:)`` set it up.
@@ -28,9 +30,9 @@ final class ProcessJob: @unchecked Sendable {
     /// Spawns the process. Output starts flowing once ``run(group:)`` is called.
     init(spec: ExecSpec, group: EventLoopGroup) throws {
         self.spec = spec
-        var pipes = [[Int32]](repeating: [-1, -1], count: 3)
+        var pipes = [[Int32]](repeating: [-1, -1], count: 4)
         defer { for pair in pipes { for fd in pair where fd >= 0 { close(fd) } } }
-        for index in 0..<3 where index > 0 || spec.stdin {
+        for index in 0..<4 where (index == 0 && spec.stdin) || index == 1 || index == 2 || (index == 3 && spec.reports) {
             guard ionlab_pipe_cloexec(&pipes[index]) == 0 else { throw Failure("cannot create a pipe: \(String(cString: strerror(errno)))") }
         }
         let devNull = spec.stdin ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -44,7 +46,7 @@ final class ProcessJob: @unchecked Sendable {
         var childPID: pid_t = 0
         let rc = CStringArray.with(spec.argv) { argv in
             CStringArray.with(envStrings) { envp in
-                ionlab_spawn(argv, envp, spec.cwd, spec.stdin ? pipes[0][0] : devNull, pipes[1][1], pipes[2][1], &childPID)
+                ionlab_spawn(argv, envp, spec.cwd, spec.stdin ? pipes[0][0] : devNull, pipes[1][1], pipes[2][1], pipes[3][1], &childPID)
             }
         }
         guard rc == 0 else {
@@ -57,11 +59,13 @@ final class ProcessJob: @unchecked Sendable {
         stdoutFD = pipes[1][0]; pipes[1][0] = -1
         stderrFD = pipes[2][0]; pipes[2][0] = -1
         if spec.stdin { stdinFD = pipes[0][1]; pipes[0][1] = -1 }
+        if spec.reports { reportFD = pipes[3][0]; pipes[3][0] = -1 }
     }
 
     private var stdoutFD: Int32 = -1
     private var stderrFD: Int32 = -1
     private var stdinFD: Int32 = -1
+    private var reportFD: Int32 = -1
 
     /// Sends output to `stream` from now on (nil detaches).
     func attach(_ stream: AgentStream?) {
@@ -76,7 +80,12 @@ final class ProcessJob: @unchecked Sendable {
             stdoutFD = -1
             let err = try await Self.pipeReader(stderrFD, group: group)
             stderrFD = -1
-            lock.withLock { readers = [out, err] }
+            var all = [out, err]
+            if reportFD >= 0 {
+                all.append(try await Self.pipeReader(reportFD, group: group))
+                reportFD = -1
+            }
+            lock.withLock { readers = all }
             if stdinFD >= 0 {
                 input = try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(output: stdinFD).get()
                 stdinFD = -1
@@ -93,9 +102,10 @@ final class ProcessJob: @unchecked Sendable {
         }
         let pipes = lock.withLock { self.readers }
         let exit = Task { [pid] in await Self.waitForExit(pid) }
-        let forwarders = zip(pipes, [DataChannel.stdout, .stderr]).map { reader, channel in
+        var forwarders = zip(pipes, [DataChannel.stdout, .stderr]).map { reader, channel in
             Task { await self.forward(reader, as: channel) }
         }
+        if pipes.count > 2 { forwarders.append(Task { await self.collectReport(pipes[2]) }) }
         let status = await exit.value
         // Pipes still open after the exit are held by descendants; close them once they go quiet.
         let closer = Task { await self.closeIdlePipes(pipes) }
@@ -111,7 +121,8 @@ final class ProcessJob: @unchecked Sendable {
         let kind = ionlab_decode_wait_status(status, &code)
         let result: ExecResult = lock.withLock {
             ExecResult(jobID: spec.jobID, outcome: outcome, exitCode: kind == 1 ? code : nil, signal: kind == 2 ? code : nil,
-                       durationSeconds: Self.seconds(ContinuousClock.now - started), outputTail: tail.text)
+                       durationSeconds: Self.seconds(ContinuousClock.now - started), outputTail: tail.text,
+                       report: spec.reports ? report.text : nil)
         }
         finished.succeed(result)
     }
@@ -175,6 +186,20 @@ final class ProcessJob: @unchecked Sendable {
         }
     }
 
+    /// Keeps what the process reports on descriptor 3; it goes back with the result, never as output.
+    private func collectReport(_ reader: NIOAsyncChannel<ByteBuffer, Never>) async {
+        do {
+            for try await chunk in reader.inbound {
+                lock.withLock {
+                    report.append(chunk)
+                    lastOutput = .now
+                }
+            }
+        } catch {
+            // A closed pipe ends the report.
+        }
+    }
+
     private var lastOutput = ContinuousClock.now
     private var forwarding = 0
 
@@ -212,20 +237,30 @@ final class ProcessJob: @unchecked Sendable {
     }
 
     deinit {
-        for fd in [stdoutFD, stderrFD, stdinFD] where fd >= 0 { close(fd) }
+        for fd in [stdoutFD, stderrFD, stdinFD, reportFD] where fd >= 0 { close(fd) }
     }
 }
 
-/// The last bytes of a job's output.
+/// The last (or first) bytes of a job's output.
 struct OutputTail {
+    enum Keeping { case first, last }
     let limit: Int
+    let keeping: Keeping
     private var bytes: [UInt8] = []
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, keeping: Keeping = .last) {
+        self.limit = limit
+        self.keeping = keeping
+    }
 
     mutating func append(_ buffer: ByteBuffer) {
-        bytes.append(contentsOf: buffer.readableBytesView)
-        if bytes.count > limit { bytes.removeFirst(bytes.count - limit) }
+        switch keeping {
+        case .last:
+            bytes.append(contentsOf: buffer.readableBytesView)
+            if bytes.count > limit { bytes.removeFirst(bytes.count - limit) }
+        case .first:
+            bytes.append(contentsOf: buffer.readableBytesView.prefix(max(0, limit - bytes.count)))
+        }
     }
 
     var text: String { String(decoding: bytes, as: UTF8.self) }

@@ -43,15 +43,19 @@ public struct ExecSpec: Codable, Sendable {
     /// Whether stdin data follows on the stream; otherwise the process reads /dev/null.
     public var stdin: Bool
     public var timeoutSeconds: Double?
+    /// Whether the process gets a pipe on descriptor 3 for its result (one JSON line, say), which comes
+    /// back in ``ExecResult/report`` apart from its output. Guest scripts report this way.
+    public var reports: Bool
 
     public init(jobID: String, argv: [String], env: [String: String] = [:], cwd: String? = nil,
-                stdin: Bool = false, timeoutSeconds: Double? = nil) {
+                stdin: Bool = false, timeoutSeconds: Double? = nil, reports: Bool = false) {
         self.jobID = jobID
         self.argv = argv
         self.env = env
         self.cwd = cwd
         self.stdin = stdin
         self.timeoutSeconds = timeoutSeconds
+        self.reports = reports
     }
 }
 
@@ -75,9 +79,15 @@ public struct ExecResult: Codable, Sendable, Equatable {
     /// The last bytes of stdout and stderr, interleaved as they arrived.
     public var outputTail: String
     public var error: String?
+    /// What the process wrote on descriptor 3, when the spec asked for it (at most ``ExecResult/reportLimit``
+    /// bytes).
+    public var report: String?
+
+    /// The most a report may hold.
+    public static let reportLimit = 64 << 10
 
     public init(jobID: String, outcome: Outcome, exitCode: Int32? = nil, signal: Int32? = nil,
-                durationSeconds: Double = 0, outputTail: String = "", error: String? = nil) {
+                durationSeconds: Double = 0, outputTail: String = "", error: String? = nil, report: String? = nil) {
         self.jobID = jobID
         self.outcome = outcome
         self.exitCode = exitCode
@@ -85,6 +95,7 @@ public struct ExecResult: Codable, Sendable, Equatable {
         self.durationSeconds = durationSeconds
         self.outputTail = outputTail
         self.error = error
+        self.report = report
     }
 
     /// A shell-style status: the exit code, 128+signal, or 124 for a timeout.

@@ -162,6 +162,7 @@ extension ExecResult {
         if let signal, !(1...128).contains(signal) { throw WireError.invalidField("\(message).signal", "must be 1 to 128") }
         try PeerText.length(outputTail, "\(message).outputTail", max: PeerLimits.outputTail)
         try error.map { try PeerText.length($0, "\(message).error", max: PeerLimits.message) }
+        try report.map { try PeerText.length($0, "\(message).report", max: ExecResult.reportLimit) }
     }
 }
 

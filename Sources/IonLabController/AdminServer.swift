@@ -81,12 +81,12 @@ struct AdminHandler {
         do {
             switch request {
             case .listAgents:
-                try await ListingParts.send(try controller.statuses(), as: AdminStreamMessage.agents, noun: "agents", on: stream)
+                try await ListingParts.send(try controller.agents.statuses(), as: AdminStreamMessage.agents, noun: "agents", on: stream)
             case .createToken(let name, let endpoints, let ttl):
                 let dial = try endpoints.map { try Endpoint(parsing: $0) }
-                try await stream.send(.token(try controller.createToken(name: name, endpoints: dial, ttl: ttl)))
+                try await stream.send(.token(try controller.enrollment.createToken(name: name, endpoints: dial, ttl: ttl)))
             case .revoke(let name):
-                try await controller.revoke(name: name)
+                try await controller.agents.revoke(name)
                 try await stream.send(.ok("revoked \(name)"))
             case .exec(let agent, let spec):
                 try await exec(spec, on: agent, stream: stream)
@@ -113,7 +113,7 @@ struct AdminHandler {
             case .fleetUp(let request):
                 try await fleetUp(request, stream: stream)
             case .fleetStatus(let name):
-                try await ListingParts.send(try controller.fleets.status(fleet: name), as: AdminStreamMessage.fleetStatus, noun: "VMs", on: stream)
+                try await ListingParts.send(try controller.fleetStatus.status(fleet: name), as: AdminStreamMessage.fleetStatus, noun: "VMs", on: stream)
             case .fleetDown(let name):
                 try await relayingFleetEvents(name, to: stream) { try await controller.fleets.down(name) } then: { message in
                     try await stream.send(.ok(message))
@@ -138,7 +138,7 @@ struct AdminHandler {
     /// away, the job is cancelled, as a remote command is when its ssh client dies.
     private func exec(_ spec: ExecSpec, on agent: String, stream: AdminStream) async throws {
         try spec.check()
-        let job = try await controller.connectedSession(agent).exec(spec, controller: controller)
+        let job = try await controller.agents.connectedSession(agent).exec(spec, jobs: controller.jobs)
         // If the CLI goes away mid-job, the stream to the agent ends too (the job's result still arrives
         // with the agent's next report).
         defer { job.stream.close() }
@@ -187,7 +187,7 @@ struct AdminHandler {
                         return FanoutLine(agent: agent, error: "down")
                     }
                     do {
-                        return FanoutLine(agent: agent, result: try await session.exec(mine, controller: controller).result())
+                        return FanoutLine(agent: agent, result: try await session.exec(mine, jobs: controller.jobs).result())
                     } catch {
                         return FanoutLine(agent: agent, error: Self.describe(error))
                     }
@@ -243,7 +243,7 @@ struct AdminHandler {
     }
 
     private func relayPut(_ request: PutRequest, to agent: String, stream: AdminStream) async throws {
-        let remote = try await controller.connectedSession(agent).mux.open(.put(request))
+        let remote = try await controller.agents.connectedSession(agent).mux.open(.put(request))
         defer { remote.close() }
         let ready = try await remote.nextMessage()
         try await stream.send(carrying: ready)
@@ -252,7 +252,7 @@ struct AdminHandler {
     }
 
     private func relayGet(_ request: GetRequest, from agent: String, stream: AdminStream) async throws {
-        let remote = try await controller.connectedSession(agent).mux.open(.get(request))
+        let remote = try await controller.agents.connectedSession(agent).mux.open(.get(request))
         defer { remote.close() }
         try await StreamRelay.relayTransfer(from: remote, to: stream)
     }

@@ -4,6 +4,7 @@ import IonLabAgentProtocol
 import IonLabConfig
 import IonLabPKI
 import IonLabWire
+import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -28,18 +29,36 @@ struct AgentListener {
         let frameLimit: FrameSizeLimit
     }
 
-    let controller: Controller
+    /// What the listener hands each connection to.
+    struct Services: Sendable {
+        let enrollment: Enrollment
+        let sessions: SessionRegistry
+        let jobs: JobLedger
+        let events: EventLog
+        let store: Store
+        let config: ControllerConfig
+        let logger: Logger
+    }
+
+    let services: Services
     let server: NIOAsyncChannel<Connection, Never>
     let unauthenticated: UnauthenticatedConnections
     let throttle = LogThrottle()
     /// Refusals are events, but anyone can cause them: at most 20 a minute are recorded one by one.
     let refusals = LogThrottle()
 
-    static func bind(controller: Controller) async throws -> AgentListener {
-        let context = try TLSSetup.serverContext(identity: controller.serverIdentity, ca: controller.ca)
-        let listen = controller.config.listen
+    var enrollment: Enrollment { services.enrollment }
+    var sessions: SessionRegistry { services.sessions }
+    var events: EventLog { services.events }
+    var config: ControllerConfig { services.config }
+    var logger: Logger { services.logger }
+
+    /// Listens on the configured address with the controller's server certificate.
+    static func bind(_ services: Services, identity: Identity, group: EventLoopGroup) async throws -> AgentListener {
+        let context = try TLSSetup.serverContext(identity: identity, ca: services.enrollment.ca)
+        let listen = services.config.listen
         do {
-            let server = try await ServerBootstrap(group: controller.group)
+            let server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 4096)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
@@ -53,8 +72,8 @@ struct AgentListener {
                                           remote: Format.peer(channel.remoteAddress), frameLimit: limit)
                     }
                 }
-            return AgentListener(controller: controller, server: server,
-                                 unauthenticated: UnauthenticatedConnections(limit: controller.config.maxUnauthenticatedConnections))
+            return AgentListener(services: services, server: server,
+                                 unauthenticated: UnauthenticatedConnections(limit: services.config.maxUnauthenticatedConnections))
         } catch {
             throw ControllerError("cannot listen on \(listen): \(Format.connectionError(error))")
         }
@@ -74,19 +93,19 @@ struct AgentListener {
     private func warnUnauthenticated(_ line: String) {
         let (log, suppressed) = throttle.admit()
         if suppressed > 0 {
-            controller.logger.warning("\(suppressed) more unauthenticated connections failed in the last minute (not logged one by one)")
+            logger.warning("\(suppressed) more unauthenticated connections failed in the last minute (not logged one by one)")
         }
-        if log { controller.logger.warning("\(Format.escaped(line))") }
+        if log { logger.warning("\(Format.escaped(line))") }
     }
 
     /// Records a refusal as an event, throttled: a flood of refused peers cannot push real history out.
     private func recordRefusal(agent: String?, _ message: String) {
         let (record, suppressed) = refusals.admit()
         if suppressed > 0 {
-            controller.events.emit(.agentRefused, "\(suppressed) more connections were refused in the last minute (not recorded one by one)",
+            events.emit(.agentRefused, "\(suppressed) more connections were refused in the last minute (not recorded one by one)",
                                    detail: .suppressed(Suppressed(count: suppressed)))
         }
-        if record { controller.events.emit(.agentRefused, agent: agent, message) }
+        if record { events.emit(.agentRefused, agent: agent, message) }
     }
 
     /// Anything a peer does wrong ends its own connection with a logged line, never more.
@@ -98,7 +117,7 @@ struct AgentListener {
         if evicted > 0 {
             warnUnauthenticated("\(evicted) unauthenticated connection(s) closed to make room (limit \(unauthenticated.limit))")
         }
-        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(controller.config.authenticationTimeoutSeconds * 1000))) {
+        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(config.authenticationTimeoutSeconds * 1000))) {
             channel.close(promise: nil)
         }
         let authenticated = AuthenticationEnd { deadline.cancel(); unauthenticated.leave(ticket) }
@@ -114,8 +133,8 @@ struct AgentListener {
         do {
             let peer = try await TLSSetup.peerCertificate(of: channel).get()
             // A certificate is judged before anything is read: only a known agent earns full-size frames.
-            let standing = try peer.map { try judge($0) }
-            if case .agent? = standing { connection.frameLimit.raise() }
+            let judged = try peer.map { (certificate: $0, standing: try enrollment.judge($0)) }
+            if case .agent? = judged?.standing { connection.frameLimit.raise() }
             try await connection.channel.executeThenClose { inbound, outbound in
                 let mux = MuxConnection<ControllerRole>(writer: outbound, side: .controller)
                 defer { mux.fail(WireError.connectionClosed) }
@@ -130,17 +149,17 @@ struct AgentListener {
                     try await mux.sendControl(.refused(Refusal(.unsupportedVersion, "controller: \(error)")))
                     throw error
                 }
-                switch standing {
+                switch judged {
                 case nil:
                     agentName = try await enroll(mux: mux, frames: &frames, remote: remote)
-                case .refused(let refusal, let name)?:
+                case (_, .refused(let code, let reason, let name))?:
                     agentName = name
-                    recordRefusal(agent: name, "\(remote): \(refusal.message)")
-                    try await mux.sendControl(.refused(refusal))
-                case .recoverable(let name, let certificate)?:
+                    recordRefusal(agent: name, "\(remote): \(reason)")
+                    try await mux.sendControl(.refused(Refusal(code, reason)))
+                case (let certificate, .recoverable(let name))?:
                     agentName = name
                     try await recover(name, presented: certificate, mux: mux, frames: &frames, remote: remote)
-                case .agent(let name, let certificate)?:
+                case (let certificate, .agent(let name))?:
                     agentName = name
                     let session = AgentSession(name: name, remote: remote, hello: hello, mux: mux, channel: channel,
                                                serial: certificate.serialHex)
@@ -153,10 +172,10 @@ struct AgentListener {
             if agentName == nil {
                 warnUnauthenticated("\(who): \(Format.connectionError(error)); connection closed")
             } else {
-                controller.logger.warning("\(Format.escaped(who)): \(Format.connectionError(error)); connection closed")
+                logger.warning("\(Format.escaped(who)): \(Format.connectionError(error)); connection closed")
             }
             if let agentName, error is WireError {
-                controller.events.emit(.protocolError, agent: agentName, Format.connectionError(error))
+                events.emit(.protocolError, agent: agentName, Format.connectionError(error))
             }
         }
     }
@@ -171,87 +190,13 @@ struct AgentListener {
             return nil
         }
         do {
-            let certificatePEM = try issueCertificate(for: request)
-            try await mux.sendControl(.enrolled(EnrollResponse(certificatePEM: certificatePEM,
-                                                               caPEM: try controller.ca.certificate.serializeAsPEM().pemString)))
-            let serial = (try? Certificate(pemEncoded: certificatePEM))?.serialHex ?? "?"
-            controller.events.emit(.agentEnrolled, agent: request.name, "enrolled from \(remote); certificate \(serial)",
-                                   detail: .certificate(CertificateDetail(serial: serial, remote: remote, recovered: false)))
+            try await mux.sendControl(.enrolled(try enrollment.enroll(request, from: remote)))
         } catch let refusal as Refusal {
             // The name is only claimed (the token did not check out), so the event is nobody's.
             recordRefusal(agent: nil, "enrollment as \(request.name) from \(remote) refused: \(refusal.message)")
             try await mux.sendControl(.refused(refusal))
         }
         return request.name
-    }
-
-    /// Spends the token for the CSR's key, or (for the same key, while the token lives) returns the
-    /// certificate issued when it was spent.
-    private func issueCertificate(for request: EnrollRequest) throws -> String {
-        do {
-            let csr = try CertificateAuthority.readCSR(request.csrPEM)
-            return try controller.store.spendToken(hash: EnrollmentToken.hash(request.token), agent: request.name,
-                                                   keySHA256: SPKIPin.of(csr.publicKey).hex) {
-                let certificate = try controller.ca.signAgentCertificate(csr: csr, name: request.name,
-                                                                         lifetime: controller.config.agentCertificateSeconds)
-                return (certificate.serialHex, certificate.notValidAfter, try certificate.serializeAsPEM().pemString)
-            }
-        } catch let problem as TokenProblem {
-            switch problem {
-            case .unknown: throw Refusal(.badToken, "the enrollment token is not valid for this controller")
-            case .expired(let time): throw Refusal(.tokenExpired, "the enrollment token for \(request.name) expired at \(Format.time(time))")
-            case .used(let time): throw Refusal(.tokenUsed, "the enrollment token for \(request.name) was already used at \(Format.time(time)) by another key")
-            case .otherAgent(let owner): throw Refusal(.tokenForAnotherAgent, "the enrollment token belongs to agent '\(owner)', not '\(request.name)'")
-            }
-        } catch let error as PKIError {
-            throw Refusal(.protocolError, error.message)
-        }
-    }
-
-    // MARK: Authentication
-
-    /// What a presented certificate earns.
-    enum Standing {
-        case agent(String, Certificate)
-        /// Expired while the agent was away, within the recovery window: it may renew, nothing else.
-        case recoverable(String, Certificate)
-        case refused(Refusal, agent: String?)
-    }
-
-    /// Judges a certificate against the CA and the store: the agent it belongs to, or why not.
-    private func judge(_ certificate: Certificate, now: Date = Date()) throws -> Standing {
-        do {
-            try controller.ca.verifyAgentIssue(certificate)
-        } catch let error as PKIError {
-            return .refused(Refusal(.untrustedCertificate, error.message), agent: nil)
-        }
-        let serial = certificate.serialHex
-        guard let standing = try controller.store.standing(serial: serial) else {
-            return .refused(Refusal(.unknownAgent, "certificate \(serial) (\(Format.escaped(certificate.commonName ?? "no name"))) is not known to this controller"),
-                            agent: nil)
-        }
-        let name = standing.agent
-        if let revoked = standing.revokedAt {
-            return .refused(Refusal(.revoked, "certificate \(serial) of agent \(name) was revoked at \(Format.time(revoked))"), agent: name)
-        }
-        guard standing.agentState == .enrolled else {
-            return .refused(Refusal(.revoked, "agent \(name) is \(standing.agentState?.rawValue ?? "unknown"), not enrolled"), agent: name)
-        }
-        guard certificate.commonName == name else {
-            return .refused(Refusal(.unknownAgent, "certificate \(serial) names another agent than \(name)"), agent: name)
-        }
-        guard now >= certificate.notValidBefore else {
-            return .refused(Refusal(.untrustedCertificate, "certificate \(serial) is not valid before \(Format.time(certificate.notValidBefore))"), agent: name)
-        }
-        if now > certificate.notValidAfter {
-            let late = now.timeIntervalSince(certificate.notValidAfter)
-            guard late <= controller.config.agentRecoverySeconds else {
-                return .refused(Refusal(.expiredCertificate, "certificate \(serial) of agent \(name) expired at \(Format.time(certificate.notValidAfter)), "
-                                        + "beyond the recovery window; enroll again with a new token"), agent: name)
-            }
-            return .recoverable(name, certificate)
-        }
-        return .agent(name, certificate)
     }
 
     /// An agent back after its certificate expired: it proved its key in the TLS handshake, and its
@@ -264,64 +209,39 @@ struct AgentListener {
         guard case .control(.renew(let csrPEM)) = try mux.route(frame) else {
             throw WireError.unexpected("anything but renew from an agent with an expired certificate")
         }
-        let pem: String
         do {
-            let csr = try CertificateAuthority.readCSR(csrPEM)
-            pem = try controller.store.recover(presentedSerial: presented.serialHex, agent: name, keySHA256: SPKIPin.of(csr.publicKey).hex) {
-                let certificate = try controller.ca.signAgentCertificate(csr: csr, name: name, lifetime: controller.config.agentCertificateSeconds)
-                return (certificate.serialHex, certificate.notValidAfter, try certificate.serializeAsPEM().pemString)
-            }
+            try await mux.sendControl(.renewed(certificatePEM: try enrollment.recover(agent: name, presented: presented, csrPEM: csrPEM, remote: remote)))
         } catch let refusal as Refusal {
             recordRefusal(agent: name, "\(remote): \(refusal.message)")
             try await mux.sendControl(.refused(refusal))
-            return
-        } catch let error as PKIError {
-            try await mux.sendControl(.refused(Refusal(.protocolError, error.message)))
-            return
         }
-        try await mux.sendControl(.renewed(certificatePEM: pem))
-        let serial = (try? Certificate(pemEncoded: pem))?.serialHex ?? "?"
-        controller.events.emit(.certificateRenewed, agent: name,
-                               "certificate \(presented.serialHex) had expired; \(serial) issued to the same agent from \(remote)",
-                               detail: .certificate(CertificateDetail(serial: serial, remote: remote, recovered: true)))
-    }
-
-    /// Signs a renewal, recorded in the same transaction that checks the agent is still in good standing.
-    private func renewCertificate(for agent: String, presented serial: String, csrPEM: String) throws -> Certificate {
-        var issued: Certificate?
-        try controller.store.renew(presentedSerial: serial, agent: agent) {
-            let certificate = try controller.ca.signAgentCertificate(csrPEM: csrPEM, name: agent, lifetime: controller.config.agentCertificateSeconds)
-            issued = certificate
-            return (certificate.serialHex, certificate.notValidAfter)
-        }
-        return issued!
     }
 
     // MARK: Session
 
     private func serve(_ session: AgentSession, hello: Hello, frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
                        authenticated: AuthenticationEnd) async throws {
-        if let replaced = controller.sessions.register(session) {
+        if let replaced = sessions.register(session) {
             replaced.close()
         }
         // Registered first, then checked again: a revocation that the first check missed either shows here or
         // finds this session registered and closes it. Either way no revoked agent is welcomed.
-        guard try controller.store.standing(serial: session.serial).map({ $0.revokedAt == nil && $0.agentState == .enrolled }) == true else {
-            _ = controller.sessions.remove(session)
+        guard try enrollment.isInGoodStanding(serial: session.serial) else {
+            _ = sessions.remove(session)
             try await session.mux.sendControl(.refused(Refusal(.revoked, "agent \(session.name) was revoked")))
             return
         }
         try await session.mux.sendControl(.welcome(Welcome(name: session.name, software: "ionlab controller")))
         authenticated.now()
-        controller.events.emit(.agentConnected, agent: session.name, "connected from \(session.remote) (\(hello.software))",
+        events.emit(.agentConnected, agent: session.name, "connected from \(session.remote) (\(hello.software))",
                                detail: .connection(ConnectionDetail(remote: session.remote, bootID: hello.bootID, software: hello.software)))
         // An agent with more jobs than a hello may list sends none: then nothing can be judged lost.
-        if let known = hello.runningJobs { markLostJobs(of: session.name, known: Set(known)) }
+        if let known = hello.runningJobs { services.jobs.markLost(of: session.name, known: Set(known)) }
         var reason = "connection closed"
         defer {
-            if controller.sessions.remove(session) {
-                try? controller.store.touch(agent: session.name)
-                controller.events.emit(.agentDisconnected, agent: session.name, reason)
+            if sessions.remove(session) {
+                try? services.store.touch(agent: session.name)
+                events.emit(.agentDisconnected, agent: session.name, reason)
             }
         }
         do {
@@ -341,36 +261,26 @@ struct AgentListener {
         }
     }
 
-    /// Jobs the store thinks run on this agent, which the agent no longer knows, ended without a result.
-    private func markLostJobs(of agent: String, known: Set<String>) {
-        for id in (try? controller.store.runningJobs(agent: agent)) ?? [] where !known.contains(id) {
-            controller.jobFinished(ExecResult(jobID: id, outcome: .lost, error: "the agent no longer knows this job"), agent: agent)
-        }
-    }
-
     private func handleControl(_ message: AgentControl, from session: AgentSession) async throws {
         switch message {
         case .heartbeat(let health):
-            if session.heartbeat(health) {
-                controller.events.emit(.agentUp, agent: session.name, "heartbeats resumed")
-            }
+            let change = session.heartbeat(health)
+            if change.cameBack { events.emit(.agentUp, agent: session.name, "heartbeats resumed") }
+            if change.first { sessions.changes.notify() }
         case .jobReports(let results):
-            for result in results { controller.jobFinished(result, agent: session.name) }
+            for result in results { services.jobs.finished(result, agent: session.name) }
             try await session.mux.sendControl(.jobReportsAck(results.map(\.jobID)))
         case .renew(let csrPEM):
             // An agent renews once per connection (it uses the new certificate from the next one).
             guard session.markRenewed() else { throw WireError.unexpected("a second renewal on one connection") }
             let certificate: Certificate
             do {
-                certificate = try renewCertificate(for: session.name, presented: session.serial, csrPEM: csrPEM)
+                certificate = try enrollment.renew(agent: session.name, presented: session.serial, csrPEM: csrPEM, remote: session.remote)
             } catch let refusal as Refusal {
                 await session.refuse(refusal)
                 throw refusal
             }
             try await session.mux.sendControl(.renewed(certificatePEM: try certificate.serializeAsPEM().pemString))
-            controller.events.emit(.certificateRenewed, agent: session.name,
-                                   "certificate \(certificate.serialHex) issued, valid until \(Format.time(certificate.notValidAfter))",
-                                   detail: .certificate(CertificateDetail(serial: certificate.serialHex, remote: session.remote, recovered: false)))
         case .hello, .enroll:
             throw WireError.unexpected("\(message.name) from a welcomed agent")
         }

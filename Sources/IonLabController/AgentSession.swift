@@ -35,14 +35,24 @@ final class AgentSession: @unchecked Sendable {
     var health: Health? { lock.withLock { _health } }
     var lastHeartbeat: Date { lock.withLock { _lastHeartbeat } }
 
-    /// Records a heartbeat. Returns true if the agent had been marked down.
-    func heartbeat(_ health: Health) -> Bool {
+    /// What a heartbeat changed.
+    struct HeartbeatChange {
+        /// The first health this session reported.
+        var first: Bool
+        /// The agent had been marked down.
+        var cameBack: Bool
+    }
+
+    /// Records a heartbeat.
+    func heartbeat(_ health: Health) -> HeartbeatChange {
         lock.withLock {
-            _health = health
-            _lastHeartbeat = Date()
-            unsaved = true
-            defer { down = false }
-            return down
+            defer {
+                _health = health
+                _lastHeartbeat = Date()
+                unsaved = true
+                down = false
+            }
+            return HeartbeatChange(first: _health == nil, cameBack: down)
         }
     }
 
@@ -93,15 +103,15 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// Starts a job on the agent.
-    func exec(_ spec: ExecSpec, controller: Controller) async throws -> RemoteExec {
-        try controller.jobStarted(spec, agent: name)
+    func exec(_ spec: ExecSpec, jobs: JobLedger) async throws -> RemoteExec {
+        try jobs.started(spec, agent: name)
         let stream: AgentStream
         do {
             stream = try await mux.open(.exec(spec))
         } catch {
             throw Failure("agent \(name) disconnected before job \(spec.jobID) could start")
         }
-        return RemoteExec(spec: spec, stream: ExecStream(stream), session: self, controller: controller)
+        return RemoteExec(spec: spec, stream: ExecStream(stream), session: self, jobs: jobs)
     }
 }
 
@@ -111,13 +121,13 @@ final class RemoteExec: @unchecked Sendable {
     let spec: ExecSpec
     let stream: ExecStream<AgentStreamMessage>
     let session: AgentSession
-    let controller: Controller
+    let jobs: JobLedger
 
-    init(spec: ExecSpec, stream: ExecStream<AgentStreamMessage>, session: AgentSession, controller: Controller) {
+    init(spec: ExecSpec, stream: ExecStream<AgentStreamMessage>, session: AgentSession, jobs: JobLedger) {
         self.spec = spec
         self.stream = stream
         self.session = session
-        self.controller = controller
+        self.jobs = jobs
     }
 
     /// The next update. After `finished` the result is stored and the stream closed.
@@ -138,7 +148,7 @@ final class RemoteExec: @unchecked Sendable {
         }
         if case .finished(let result) = update {
             stream.close()
-            controller.jobFinished(result, agent: session.name)
+            jobs.finished(result, agent: session.name)
             try? await session.mux.sendControl(.jobReportsAck([result.jobID]))
         }
         return update
@@ -164,13 +174,17 @@ final class RemoteExec: @unchecked Sendable {
     func cancel() async { try? await stream.cancel() }
 }
 
-/// The connected sessions by agent name.
+/// The connected sessions by agent name. Every change fires the lifecycle signal.
 final class SessionRegistry: Sendable {
     private let sessions = NIOLockedValueBox<[String: AgentSession]>([:])
+    let changes: ChangeSignal
+
+    init(changes: ChangeSignal) { self.changes = changes }
 
     /// Registers a session, returning the one it replaces.
     func register(_ session: AgentSession) -> AgentSession? {
-        sessions.withLockedValue { all in
+        defer { changes.notify() }
+        return sessions.withLockedValue { all in
             defer { all[session.name] = session }
             return all[session.name]
         }
@@ -178,11 +192,18 @@ final class SessionRegistry: Sendable {
 
     /// Removes a session if it is still the registered one.
     func remove(_ session: AgentSession) -> Bool {
-        sessions.withLockedValue { all in
+        let removed: Bool = sessions.withLockedValue { all in
             guard all[session.name] === session else { return false }
             all[session.name] = nil
             return true
         }
+        if removed { changes.notify() }
+        return removed
+    }
+
+    /// The agent's session once it is connected, waiting up to `patience` seconds for it.
+    func waitForSession(named name: String, patience: Double) async -> AgentSession? {
+        await changes.wait(for: { self.session(named: name) }, timeout: .clamped(seconds: patience))
     }
 
     func session(named name: String) -> AgentSession? { sessions.withLockedValue { $0[name] } }

@@ -9,20 +9,21 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
-/// The controller daemon: the agent listener, the admin socket, the store and the event stream.
-public final class Controller: @unchecked Sendable {
+/// The controller daemon, composed once at start: each service gets the few others it needs, and nothing
+/// reaches back into the controller. `run` serves agents and the admin socket with them.
+public final class Controller: Sendable {
     public let paths: StatePaths
     public let config: ControllerConfig
     let store: Store
     let events: EventLog
-    let ca: CertificateAuthority
     let serverIdentity: Identity
-    /// Digests that stand in for secrets in whatever is stored.
-    let secrets: SecretDigest
-    let sessions = SessionRegistry()
-    let backendConnections = BackendConnections()
-    var vms: VMManager { VMManager(controller: self) }
-    private(set) var fleets: FleetRunner!
+    let sessions: SessionRegistry
+    let jobs: JobLedger
+    let enrollment: Enrollment
+    let agents: AgentDirectory
+    let vms: VMManager
+    let fleets: FleetRunner
+    let fleetStatus: FleetStatus
     let group: EventLoopGroup
     let logger: Logger
 
@@ -31,16 +32,31 @@ public final class Controller: @unchecked Sendable {
         guard paths.isInitialized else {
             throw ControllerError("\(paths.directory) is not initialized: run `ionlab init` first")
         }
+        let config = FileManager.default.fileExists(atPath: paths.config) ? try ControllerConfig.load(path: paths.config) : ControllerConfig()
+        let ca = CertificateAuthority(identity: try Identity.load(directory: paths.directory, name: paths.caName))
+        let store = try Store(path: paths.database)
+        let events = EventLog(store: store, logger: logger)
+        let sessions = SessionRegistry(changes: ChangeSignal())
+        let jobs = JobLedger(store: store, events: events, logger: logger)
+        let enrollment = Enrollment(ca: ca, store: store, events: events, config: config)
+        let agents = AgentDirectory(store: store, sessions: sessions, events: events)
+        let vms = VMManager(config: config, paths: paths, store: store, events: events, connections: BackendConnections(),
+                            enrollment: enrollment, agents: agents, sessions: sessions)
         self.paths = paths
-        self.config = FileManager.default.fileExists(atPath: paths.config) ? try ControllerConfig.load(path: paths.config) : ControllerConfig()
-        self.ca = CertificateAuthority(identity: try Identity.load(directory: paths.directory, name: paths.caName))
+        self.config = config
         self.serverIdentity = try Self.serverIdentity(paths: paths, ca: ca, logger: logger)
-        self.secrets = try SecretDigest.load(paths: paths)
-        self.store = try Store(path: paths.database)
-        self.events = EventLog(store: store, logger: logger)
+        self.store = store
+        self.events = events
+        self.sessions = sessions
+        self.jobs = jobs
+        self.enrollment = enrollment
+        self.agents = agents
+        self.vms = vms
+        self.fleets = FleetRunner(store: store, events: events, secrets: try SecretDigest.load(paths: paths), provisioner: vms,
+                                  agents: SessionExecutor(sessions: sessions, jobs: jobs))
+        self.fleetStatus = FleetStatus(store: store, sessions: sessions, downAfterSeconds: config.agentDownAfterSeconds)
         self.group = group
         self.logger = logger
-        self.fleets = FleetRunner(controller: self)
         for vm in try store.vms() where vm.fleet != nil { events.assign(agent: vm.name, fleet: vm.fleet) }
     }
 
@@ -57,7 +73,9 @@ public final class Controller: @unchecked Sendable {
 
     /// Serves agents and the admin socket until the task is cancelled.
     public func run(onReady: @Sendable () -> Void = {}) async throws {
-        let listener = try await AgentListener.bind(controller: self)
+        let listener = try await AgentListener.bind(
+            AgentListener.Services(enrollment: enrollment, sessions: sessions, jobs: jobs, events: events, store: store, config: config, logger: logger),
+            identity: serverIdentity, group: group)
         let admin = try await AdminServer.bind(controller: self)
         events.emit(.controllerStarted, "listening on \(config.listen) for agents, \(paths.adminSocket) for the CLI")
         onReady()
@@ -111,67 +129,6 @@ public final class Controller: @unchecked Sendable {
                 logger.error("cannot apply the retention policy: \(error)")
             }
             try await Task.sleep(for: .seconds(600))
-        }
-    }
-
-    // MARK: Operations behind the admin API
-
-    func createToken(name: String, endpoints: [Endpoint], ttl: Double?) throws -> TokenGrant {
-        try AgentName.validate(name)
-        let token = EnrollmentToken.generate()
-        let expires = Date().addingTimeInterval(ttl ?? config.tokenTtlSeconds)
-        try store.addToken(hash: EnrollmentToken.hash(token), agent: name, expires: expires)
-        events.emit(.tokenCreated, agent: name, "enrollment token created, valid until \(Format.time(expires))")
-        let dial = endpoints.isEmpty ? config.agentEndpoints : endpoints
-        return TokenGrant(name: name, token: token, expiresAt: expires, endpoints: dial.map(\.description), caPin: ca.pin.description)
-    }
-
-    func revoke(name: String) async throws {
-        guard try store.revoke(agent: name) else { throw ControllerError("no agent named '\(name)'") }
-        events.emit(.agentRevoked, agent: name, "certificates revoked; its next connection is refused")
-        if let session = sessions.session(named: name) {
-            await session.refuse(Refusal(.revoked, "agent \(name) was revoked"))
-        }
-    }
-
-    func statuses() throws -> [AgentStatus] {
-        try store.agents().map { record in
-            let session = sessions.session(named: record.name)
-            let state: AgentStatus.State
-            switch record.state {
-            case .revoked: state = .revoked
-            case .pending: state = .pending
-            case .enrolled: state = session == nil ? .disconnected : .connected
-            }
-            return AgentStatus(name: record.name, state: state, lastSeen: session?.lastHeartbeat ?? record.lastSeen,
-                               connectedSince: session?.connectedAt, health: session?.health ?? record.health)
-        }
-    }
-
-    func connectedSession(_ name: String) throws -> AgentSession {
-        if let session = sessions.session(named: name) { return session }
-        guard let record = try store.agent(name) else { throw Failure("no agent named '\(name)'") }
-        let seen = record.lastSeen.map { ", last seen \(Format.time($0))" } ?? ""
-        throw Failure("agent \(name) is not connected (\(record.state.rawValue)\(seen))")
-    }
-
-    // MARK: Jobs
-
-    func jobStarted(_ spec: ExecSpec, agent: String) throws {
-        try store.jobStarted(id: spec.jobID, agent: agent, argv: spec.argv)
-        events.emit(.jobStarted, agent: agent, job: spec.jobID, Format.oneLine(spec.argv.joined(separator: " ")))
-    }
-
-    /// Stores a result (once) and emits its event; the agent is told to forget it.
-    func jobFinished(_ result: ExecResult, agent: String) {
-        do {
-            if try store.jobFinished(result, agent: agent) {
-                let kind: EventKind = result.outcome == .lost ? .jobLost : .jobFinished
-                events.emit(kind, agent: agent, job: result.jobID, result.summary,
-                            detail: .job(JobDetail(outcome: result.outcome, exitCode: result.exitCode, output: String(result.outputTail.suffix(2048)))))
-            }
-        } catch {
-            logger.error("cannot store the result of job \(result.jobID): \(error)")
         }
     }
 }

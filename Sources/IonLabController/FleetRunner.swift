@@ -7,20 +7,46 @@ import IonLabSpec
 import IonLabWire
 import NIOConcurrencyHelpers
 
+/// What the fleet logic needs of VMs. The controller's is its ``VMManager`` over libvirt; the controller's
+/// unit tests use a fake.
+protocol VMProvisioning: Sendable {
+    /// Fails unless the catalog has the image: an `up` fails before it creates anything.
+    func checkImage(_ name: String) throws
+    /// What each backend a fleet may use can take now, to place its VMs.
+    func capacities(for spec: FleetSpec) async throws -> [HostCapacity]
+    /// Provisions a VM and returns its record once its domain has started.
+    func create(_ request: VMCreateRequest) async throws -> VMRecord
+    func destroy(_ name: String) async throws
+    /// Waits until the VM of this instance is ready and its agent connected: false after `patience` seconds,
+    /// or as soon as the VM is gone or replaced.
+    func waitReady(_ name: String, instanceID: String, patience: Double) async -> Bool
+}
+
 /// Brings fleets up and down. `up` places the missing VMs, provisions them in parallel (at most `parallel`
 /// at once), and starts each VM's workflow as soon as its own agent is ready. Run again, it converges: VMs
 /// that exist are adopted, missing ones created, and steps recorded as done skipped.
 final class FleetRunner: Sendable {
-    private unowned let controller: Controller
+    let store: Store
+    let events: EventLog
+    let secrets: SecretDigest
+    let provisioner: VMProvisioning
+    let agents: AgentExecuting
+    /// How long a VM may take from its domain starting to its agent being ready.
+    let readyPatienceSeconds: Double
+    /// The pause before a step's next attempt, by attempt (tests make it nothing).
+    let retryPause: @Sendable (Int) -> Duration
     private let busy = NIOLockedValueBox<Set<String>>([])
 
-    /// How long a VM may take from its domain starting to its agent being ready.
-    static let readyPatienceSeconds: Double = 1200
-
-    init(controller: Controller) { self.controller = controller }
-
-    var store: Store { controller.store }
-    var events: EventLog { controller.events }
+    init(store: Store, events: EventLog, secrets: SecretDigest, provisioner: VMProvisioning, agents: AgentExecuting,
+         readyPatienceSeconds: Double = 1200, retryPause: @escaping @Sendable (Int) -> Duration = { .seconds(min(30, 2 * $0)) }) {
+        self.store = store
+        self.events = events
+        self.secrets = secrets
+        self.provisioner = provisioner
+        self.agents = agents
+        self.readyPatienceSeconds = readyPatienceSeconds
+        self.retryPause = retryPause
+    }
 
     func up(_ request: FleetUpRequest) async throws -> FleetReport {
         let spec = request.spec
@@ -37,10 +63,10 @@ final class FleetRunner: Sendable {
             }
         }
         let missing = spec.vms.filter { existing[$0.name] == nil }
-        _ = try ImageCatalog.load(path: controller.paths.resolve(controller.config.imageCatalog)).image(named: spec.image)
+        try provisioner.checkImage(spec.image)
         let placement = try await place(missing, of: spec)
 
-        try store.saveFleet(spec.redactingSecrets(controller.secrets.callAsFunction))
+        try store.saveFleet(spec.redactingSecrets(secrets.callAsFunction))
         for vm in spec.vms { events.assign(agent: vm.name, fleet: spec.name) }
         events.emit(.fleetStarted, fleet: spec.name,
                     "up: \(spec.vms.count) VM(s) of \(spec.image), \(missing.count) to create, \(spec.vms.count - missing.count) to adopt, "
@@ -84,21 +110,7 @@ final class FleetRunner: Sendable {
     /// Chooses a backend for each VM to create, from the spec's backends (or all of them for `auto`).
     private func place(_ vms: [FleetVM], of spec: FleetSpec) async throws -> [String: String] {
         guard !vms.isEmpty else { return [:] }
-        let config = controller.config
-        let candidates: [BackendConfig]
-        switch spec.backend {
-        case .auto: candidates = config.backends
-        case .named(let names): candidates = try names.map { try config.backend(named: $0) }
-        }
-        let kernel = try? ImageCatalog.load(path: controller.paths.resolve(config.imageCatalog)).image(named: spec.image).kernel
-        let hosts = await withTaskGroup(of: (Int, HostCapacity).self) { group in
-            for (index, backend) in candidates.enumerated() {
-                group.addTask { (index, await self.capacity(of: backend, kernel: kernel)) }
-            }
-            var hosts = [HostCapacity?](repeating: nil, count: candidates.count)
-            for await (index, host) in group { hosts[index] = host }
-            return hosts.compactMap { $0 }
-        }
+        let hosts = try await provisioner.capacities(for: spec)
         let requests = vms.map { vm in
             Placement.Request(vm: vm.name, cpus: vm.cpus ?? spec.resources.cpus, memoryMiB: vm.memoryMib ?? spec.resources.memoryMib)
         }
@@ -106,16 +118,6 @@ final class FleetRunner: Sendable {
             return try Placement.place(requests, on: hosts)
         } catch let error as ProvisionError {
             throw ControllerError(error.message)
-        }
-    }
-
-    private func capacity(of backend: BackendConfig, kernel: String?) async -> HostCapacity {
-        do {
-            _ = try await controller.backendConnections.domainType(for: backend, config: controller.config, kernel: kernel)
-            let connection = try await controller.backendConnections.connection(for: backend)
-            return try await HostCapacity.measure(connection, backend: backend.name)
-        } catch {
-            return .unavailable(backend.name, AdminHandler.describe(error))
         }
     }
 
@@ -145,7 +147,7 @@ final class FleetRunner: Sendable {
         } else {
             await slots.acquire()
             do {
-                let created = try await controller.vms.create(
+                let created = try await provisioner.create(
                     VMCreateRequest(name: vm.name, image: spec.image, cpus: vm.cpus ?? spec.resources.cpus,
                                     memoryMiB: vm.memoryMib ?? spec.resources.memoryMib, diskGiB: vm.diskGib ?? spec.resources.diskGib,
                                     backend: backend, wait: false, fleet: spec.name))
@@ -158,29 +160,20 @@ final class FleetRunner: Sendable {
             await slots.release()
         }
 
-        guard await waitReady(vm.name, instanceID: instanceID) else {
+        guard await provisioner.waitReady(vm.name, instanceID: instanceID, patience: readyPatienceSeconds) else {
             let state = (try? store.vm(vm.name))?.state.rawValue ?? "gone"
-            return finish(.timedOut, step: "boot", detail: "the agent was not ready within \(Int(Self.readyPatienceSeconds))s (VM \(state))")
+            return finish(.timedOut, step: "boot", detail: "the agent was not ready within \(Int(readyPatienceSeconds))s (VM \(state))")
         }
-        if let session = controller.sessions.session(named: vm.name), let health = session.health {
+        if let health = agents.health(of: vm.name) {
             events.emit(.healthCheck, agent: vm.name, HealthText.summary(health), detail: .health(health))
         }
-        let result = await WorkflowRunner(controller: controller, fleet: spec.name, vm: vm.name).run(spec.workflow)
+        let runner = WorkflowRunner(fleet: spec.name, vm: vm.name, agent: agents, store: store, events: events, secrets: secrets,
+                                    retryPause: retryPause)
+        let result = await runner.run(spec.workflow)
         outcome.stepsRun = result.run
         outcome.stepsSkipped = result.skipped
         outcome.notes = result.notes
         return finish(result.result, step: result.failedStep, detail: result.detail)
-    }
-
-    /// Waits until the VM of this instance is ready and its agent connected.
-    private func waitReady(_ name: String, instanceID: String) async -> Bool {
-        let deadline = Date().addingTimeInterval(Self.readyPatienceSeconds)
-        while Date() < deadline {
-            guard let record = try? store.vm(name), record.instanceID == instanceID else { return false }
-            if record.state == .ready, controller.sessions.session(named: name) != nil { return true }
-            try? await Task.sleep(for: .milliseconds(250))
-        }
-        return false
     }
 
     /// Destroys every VM of a fleet at once, then forgets the fleet. VMs that could not be destroyed are named.
@@ -192,7 +185,7 @@ final class FleetRunner: Sendable {
             for vm in vms {
                 group.addTask {
                     do {
-                        try await self.controller.vms.destroy(vm.name)
+                        try await self.provisioner.destroy(vm.name)
                         return nil
                     } catch {
                         return "\(vm.name): \(AdminHandler.describe(error))"
@@ -209,6 +202,14 @@ final class FleetRunner: Sendable {
         for vm in vms { events.assign(agent: vm.name, fleet: nil) }
         return "fleet \(name) is down: \(vms.count) VM(s) destroyed"
     }
+}
+
+/// How the VMs of fleets stand: where each runs, its agent's liveness and health, and its workflow step.
+struct FleetStatus: Sendable {
+    let store: Store
+    let sessions: SessionRegistry
+    /// Silence after which an agent counts as down.
+    let downAfterSeconds: Double
 
     /// The VMs (of one fleet, or all) with their agents' liveness, health and workflow step.
     func status(fleet: String?) throws -> [VMStatus] {
@@ -218,12 +219,12 @@ final class FleetRunner: Sendable {
         let now = Date()
         let agents = Dictionary(try store.agents().map { ($0.name, $0) }) { first, _ in first }
         return try store.vms().filter { fleet == nil || $0.fleet == fleet }.map { vm in
-            let session = controller.sessions.session(named: vm.name)
+            let session = sessions.session(named: vm.name)
             let agent: VMStatus.Agent
             let lastHeartbeat = session?.lastHeartbeat ?? agents[vm.name]?.lastSeen
             if let session {
                 let silence = now.timeIntervalSince(session.lastHeartbeat)
-                let downAfter = controller.config.agentDownAfterSeconds
+                let downAfter = downAfterSeconds
                 agent = silence > downAfter ? .down : silence > downAfter / 2 ? .stale : .up
             } else {
                 agent = agents[vm.name]?.state == .enrolled ? .down : .absent

@@ -77,6 +77,17 @@ public final class Store: Sendable {
                 CREATE INDEX jobs_finished ON jobs(finished_at);
                 """)
         }
+        migrator.registerMigration("v5-vm-facts") { db in
+            // What steps learn about a VM is kept as facts, whatever the demo: the RustDesk ID and version a
+            // record carried become two of them.
+            try db.execute(sql: """
+                UPDATE vms SET record = json_remove(json_set(record, '$.facts',
+                    CASE WHEN json_extract(record, '$.rustdeskID') IS NULL THEN json_object()
+                    ELSE json_object('rustdesk.id', json_extract(record, '$.rustdeskID'),
+                                     'rustdesk.version', coalesce(json_extract(record, '$.rustdeskVersion'), '?')) END),
+                    '$.rustdeskID', '$.rustdeskVersion');
+                """)
+        }
         return migrator
     }
 

@@ -24,6 +24,19 @@ extension Store {
         }
     }
 
+    /// Adds facts a step learned about a VM (replacing those of the same names), in one transaction: the
+    /// boot follower may be updating the same record.
+    func recordFacts(_ facts: [String: String], vm name: String) throws {
+        try pool.write { db in
+            guard var record = Self.decode(VMRecord.self, try String.fetchOne(db, sql: "SELECT record FROM vms WHERE name = ?", arguments: [name])) else {
+                return
+            }
+            record.facts.merge(facts) { _, new in new }
+            try db.execute(sql: "UPDATE vms SET record = ?, updated_at = ? WHERE name = ?",
+                           arguments: [Self.json(record), Date().timeIntervalSince1970, name])
+        }
+    }
+
     func vm(_ name: String) throws -> VMRecord? {
         try pool.read { db in
             Self.decode(VMRecord.self, try String.fetchOne(db, sql: "SELECT record FROM vms WHERE name = ?", arguments: [name]))

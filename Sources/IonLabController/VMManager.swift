@@ -8,13 +8,18 @@ import Libvirt
 
 /// The controller's side of VMs: it provisions them through libvirt, records them, follows each one's boot
 /// from its serial console to its agent connecting back, and removes them with everything they own.
-struct VMManager: Sendable {
-    let controller: Controller
-
-    var connections: BackendConnections { controller.backendConnections }
-
-    var store: Store { controller.store }
-    var events: EventLog { controller.events }
+struct VMManager: VMProvisioning {
+    let config: ControllerConfig
+    let paths: StatePaths
+    let store: Store
+    let events: EventLog
+    let connections: BackendConnections
+    /// Mints each VM's enrollment token.
+    let enrollment: Enrollment
+    /// Revokes a destroyed VM's agent.
+    let agents: AgentDirectory
+    /// Who is connected, and the signal that fires when an agent connects or a VM becomes ready.
+    let sessions: SessionRegistry
 
     /// Provisions a VM and returns its record once the domain has started; its timeline goes on in the background.
     func create(_ request: VMCreateRequest) async throws -> VMRecord {
@@ -22,15 +27,14 @@ struct VMManager: Sendable {
         guard VMLimits.allow(cpus: request.cpus, memoryMiB: request.memoryMiB, diskGiB: request.diskGiB) else {
             throw ControllerError("resources out of range: \(VMLimits.summary)")
         }
-        let config = controller.config
         let backend = try config.backend(named: request.backend)
-        let image = try ImageCatalog.load(path: controller.paths.resolve(config.imageCatalog)).image(named: request.image)
+        let image = try catalog().image(named: request.image)
         let bundle = try AgentBundle.locate(configured: config.agentBundle)
         let connection = try await connections.connection(for: backend)
         let domainType = try await connections.domainType(for: backend, config: config, kernel: image.kernel)
         let instanceID = ProvisionPlan.newInstanceID(for: request.name)
-        let consoleLog = "\(controller.paths.directory)/console/\(request.name).log"
-        try FileManager.default.createDirectory(atPath: "\(controller.paths.directory)/console", withIntermediateDirectories: true)
+        let consoleLog = "\(paths.directory)/console/\(request.name).log"
+        try FileManager.default.createDirectory(atPath: "\(paths.directory)/console", withIntermediateDirectories: true)
 
         var record = VMRecord(name: request.name, backend: backend.name, image: image.name, state: .provisioning, instanceID: instanceID,
                               cpus: request.cpus, memoryMiB: request.memoryMiB, diskGiB: request.diskGiB, domainType: domainType,
@@ -42,7 +46,7 @@ struct VMManager: Sendable {
                     detail: .instance(InstanceDetail(id: instanceID)))
         do {
             let endpoint = Endpoint(host: backend.controllerAddress, port: config.listen.port)
-            let grant = try controller.createToken(name: request.name, endpoints: [endpoint], ttl: nil)
+            let grant = try enrollment.createToken(name: request.name, endpoints: [endpoint], ttl: nil)
             let agentConfig = AgentConfig(name: request.name, endpoints: [endpoint], caPin: try CAPin(parsing: grant.caPin), token: grant.token)
             let seed = try Seed(bundle: bundle, instanceID: instanceID, hostname: request.name, agentConfigYAML: agentConfig.yaml())
             try keepSeed(seed, of: request.name)
@@ -62,7 +66,7 @@ struct VMManager: Sendable {
             record.seedHash = vm.seedHash
             try store.updateVM(record)
         } catch {
-            try? FileManager.default.removeItem(atPath: controller.paths.seedDirectory(request.name))
+            try? FileManager.default.removeItem(atPath: paths.seedDirectory(request.name))
             _ = try? store.revoke(agent: request.name)  // its unspent token goes with it
             events.emit(.vmFailed, agent: request.name, "provisioning failed and was rolled back: \(AdminHandler.describe(error))")
             try? store.deleteVM(request.name)
@@ -83,7 +87,7 @@ struct VMManager: Sendable {
     /// Keeps the seed's generated files (`meta-data`, `agent.yaml`) in the state directory, private: what this VM
     /// was given, for inspection, and for stand-in guests on drivers that cannot carry a seed volume (test:///).
     private func keepSeed(_ seed: Seed, of name: String) throws {
-        let directory = controller.paths.seedDirectory(name)
+        let directory = paths.seedDirectory(name)
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         for file in seed.files where ["meta-data", "agent.yaml"].contains(file.name) {
@@ -97,45 +101,130 @@ struct VMManager: Sendable {
     /// Removes the domain, its volumes and console log, and revokes the agent's certificate.
     func destroy(_ name: String) async throws {
         guard let record = try store.vm(name) else { throw ControllerError("no VM named '\(name)'") }
-        let backend = try controller.config.backend(named: record.backend)
+        let backend = try config.backend(named: record.backend)
         let connection = try await connections.connection(for: backend)
         try await Provisioner(connection: connection).remove(name: name, pool: record.pool, volumes: record.volumes)
         try? FileManager.default.removeItem(atPath: record.consoleLog)
-        try? FileManager.default.removeItem(atPath: controller.paths.seedDirectory(name))
-        if try store.agent(name) != nil { try await controller.revoke(name: name) }
+        try? FileManager.default.removeItem(atPath: paths.seedDirectory(name))
+        if try store.agent(name) != nil { try await agents.revoke(name) }
         try store.deleteVM(name)
         events.emit(.vmDestroyed, agent: name, "domain, volumes \(record.volumes.joined(separator: ", ")) and console log removed")
     }
 
     /// Watches a booting VM: console milestones become events, and the agent of this instance connecting
-    /// makes it ready. Past the patience it stays provisioning and watched by `status`, not failed.
+    /// makes it ready. Past the patience it stays provisioning and watched by `status`, not failed. The console
+    /// is read from where the last look stopped; the agent's arrival is a signal, not something looked for.
     func followBoot(_ record: VMRecord) async {
-        var seen = Set<EventKind>()
-        let milestones: [(String, EventKind, String)] = [
-            ("Linux version", .vmKernelUp, "kernel up"),
-            ("Cloud-init v.", .vmCloudInit, "cloud-init running"),
-            ("ionlab: agent installed", .vmAgentInstalled, "agent installed by cloud-init"),
-        ]
+        var console = ConsoleMilestones(path: record.consoleLog)
         let started = Date()
-        while Date().timeIntervalSince(started) < 3600 {
-            if let console = try? String(contentsOfFile: record.consoleLog, encoding: .utf8) {
-                for (marker, kind, message) in milestones where !seen.contains(kind) && console.contains(marker) {
-                    seen.insert(kind)
-                    events.emit(kind, agent: record.name, message, detail: .elapsed(Elapsed(seconds: Date().timeIntervalSince(started))))
-                }
+        let deadline = started.addingTimeInterval(3600)
+        while Date() < deadline {
+            for (kind, message) in console.newMilestones() {
+                events.emit(kind, agent: record.name, message, detail: .elapsed(Elapsed(seconds: Date().timeIntervalSince(started))))
             }
-            if let session = controller.sessions.session(named: record.name), session.health?.instanceID == record.instanceID {
+            if isConnected(record) {
                 guard var current = try? store.vm(record.name), current.instanceID == record.instanceID else { return }
                 current.state = .ready
                 current.readyAt = Date()
                 try? store.updateVM(current)
+                sessions.changes.notify()
                 events.emit(.vmReady, agent: record.name, "agent of instance \(record.instanceID) connected",
                             detail: .elapsed(Elapsed(seconds: Date().timeIntervalSince(started))))
                 return
             }
             guard (try? store.vm(record.name))?.instanceID == record.instanceID else { return }  // destroyed meanwhile
-            try? await Task.sleep(for: .milliseconds(500))
+            // The console has no signal of its own: look at it again in half a second, or sooner if the agent came.
+            let generation = sessions.changes.generation
+            await sessions.changes.change(after: generation, until: .now + .milliseconds(500))
         }
+    }
+
+    /// Whether the agent of this very instance is connected and has said so in its health.
+    private func isConnected(_ record: VMRecord) -> Bool {
+        sessions.session(named: record.name)?.health?.instanceID == record.instanceID
+    }
+
+    func waitReady(_ name: String, instanceID: String, patience: Double) async -> Bool {
+        let verdict: Bool? = await sessions.changes.wait(for: {
+            guard let record = try? store.vm(name), record.instanceID == instanceID else { return false }
+            return record.state == .ready && sessions.session(named: name) != nil ? true : nil
+        }, timeout: .clamped(seconds: patience))
+        return verdict ?? false
+    }
+
+    // MARK: Images and placement
+
+    func catalog() throws -> ImageCatalog {
+        try ImageCatalog.load(path: paths.resolve(config.imageCatalog))
+    }
+
+    func checkImage(_ name: String) throws {
+        _ = try catalog().image(named: name)
+    }
+
+    /// The spec's backends (all of them for `auto`), measured at once; one that does not answer has none.
+    func capacities(for spec: FleetSpec) async throws -> [HostCapacity] {
+        let candidates: [BackendConfig]
+        switch spec.backend {
+        case .auto: candidates = config.backends
+        case .named(let names): candidates = try names.map { try config.backend(named: $0) }
+        }
+        let kernel = try? catalog().image(named: spec.image).kernel
+        return await withTaskGroup(of: (Int, HostCapacity).self) { group in
+            for (index, backend) in candidates.enumerated() {
+                group.addTask { (index, await self.capacity(of: backend, kernel: kernel)) }
+            }
+            var hosts = [HostCapacity?](repeating: nil, count: candidates.count)
+            for await (index, host) in group { hosts[index] = host }
+            return hosts.compactMap { $0 }
+        }
+    }
+
+    private func capacity(of backend: BackendConfig, kernel: String?) async -> HostCapacity {
+        do {
+            _ = try await connections.domainType(for: backend, config: config, kernel: kernel)
+            let connection = try await connections.connection(for: backend)
+            return try await HostCapacity.measure(connection, backend: backend.name)
+        } catch {
+            return .unavailable(backend.name, AdminHandler.describe(error))
+        }
+    }
+}
+
+/// The boot milestones a VM's serial console shows, read as the log grows: each read starts where the last
+/// one stopped, and a marker split across two reads is still found.
+struct ConsoleMilestones {
+    /// What marks each milestone on the console. The agent's marker is printed by the seed's user-data
+    /// (agent-dist/cloud-init/user-data): the two must say the same.
+    static let markers: [(marker: String, kind: EventKind, message: String)] = [
+        ("Linux version", .vmKernelUp, "kernel up"),
+        ("Cloud-init v.", .vmCloudInit, "cloud-init running"),
+        (agentInstalledMarker, .vmAgentInstalled, "agent installed by cloud-init"),
+    ]
+    static let agentInstalledMarker = "ionlab: agent installed"
+
+    let path: String
+    private var offset: UInt64 = 0
+    /// The end of the last read, kept so that a marker cut in two is still seen.
+    private var carry = ""
+    private var seen = Set<EventKind>()
+
+    init(path: String) { self.path = path }
+
+    /// The milestones that appeared since the last call, in order.
+    mutating func newMilestones() -> [(EventKind, String)] {
+        guard seen.count < Self.markers.count, let handle = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.readToEnd(), !data.isEmpty else { return [] }
+        offset += UInt64(data.count)
+        let text = carry + String(decoding: data, as: UTF8.self)
+        carry = String(text.suffix(64))
+        var found: [(EventKind, String)] = []
+        for (marker, kind, message) in Self.markers where !seen.contains(kind) && text.contains(marker) {
+            seen.insert(kind)
+            found.append((kind, message))
+        }
+        return found
     }
 }
 

@@ -35,23 +35,22 @@ extension WorkflowRunner {
     /// Installs packages and returns "NAME VERSION, …" as dpkg reports them.
     func install(_ source: PackageSource, jobID: String, timeout: Double) async throws -> String {
         events.emit(.packageInstalling, agent: vm, "installing \(source.summary)", detail: .packages(PackagesDetail(source: source.summary, installed: [])))
-        let argv: [String]
+        let script: GuestScript<GuestScripts.Installed>
         switch source {
         case .names(let names):
-            argv = GuestScripts.installNames(names)
+            script = GuestScripts.installNames(names)
         case .deb(let path):
             let remote = "\(GuestScripts.packageDirectory)/\(URL(fileURLWithPath: path).lastPathComponent)"
             _ = try await exec(["mkdir", "-p", GuestScripts.packageDirectory], timeout: 30)
             _ = try await withStepDeadline(timeout) { try await self.upload(path, to: remote) }
-            argv = GuestScripts.installDeb(remote)
+            script = GuestScripts.installDeb(remote)
         case .url(let url, let sha256):
             let name = URL(string: url)?.lastPathComponent ?? "download.deb"
             let remote = "\(GuestScripts.packageDirectory)/\(name.hasSuffix(".deb") ? name : name + ".deb")"
-            _ = try await exec(GuestScripts.download(url, to: remote, sha256: sha256), timeout: timeout)
-            argv = GuestScripts.installDeb(remote)
+            _ = try await run(GuestScripts.download(url, to: remote, sha256: sha256), timeout: timeout)
+            script = GuestScripts.installDeb(remote)
         }
-        let result = try await exec(argv, jobID: jobID, timeout: timeout)
-        let installed = result.outputTail.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("installed ") }.map { String($0.dropFirst(10)) }
+        let installed = try await run(script, jobID: jobID, timeout: timeout).lines
         let versions = installed.isEmpty ? source.summary : installed.joined(separator: ", ")
         events.emit(.packageInstalled, agent: vm, "installed \(versions)", detail: .packages(PackagesDetail(source: source.summary, installed: installed)))
         return versions
@@ -60,36 +59,34 @@ extension WorkflowRunner {
     /// Installs the unit file when one is given, brings the unit to its state and reports its properties.
     func bring(_ service: ServiceSpec, jobID: String, timeout: Double) async throws -> String {
         if let unit = service.unit {
-            _ = try await exec(GuestScripts.requireSystemd, timeout: 30)
+            _ = try await run(GuestScripts.requireSystemd, timeout: 30)
             let directory = GuestScripts.unitDirectory(user: service.user)
             _ = try await exec(["mkdir", "-p", directory], timeout: 30)
             _ = try await withStepDeadline(timeout) { try await self.upload(unit, to: "\(directory)/\(URL(fileURLWithPath: unit).lastPathComponent)") }
             if let user = service.user { _ = try await exec(["chown", "-R", "\(user):", directory], timeout: 30) }
         }
-        let result = try await exec(GuestScripts.service(service, reload: service.unit != nil), jobID: jobID, timeout: timeout)
-        let properties = Self.properties(result.outputTail)
-        let summary = "\(service.name) \(properties["ActiveState"] ?? "?")/\(properties["SubState"] ?? "?"), main PID \(properties["MainPID"] ?? "?")"
-            + (service.user.map { " (user \($0))" } ?? "")
+        let state = try await run(GuestScripts.service(service, reload: service.unit != nil), jobID: jobID, timeout: timeout)
+        let summary = "\(service.name) \(state.activeState)/\(state.subState), main PID \(state.mainPID)" + (service.user.map { " (user \($0))" } ?? "")
         if service.state != "stopped" {
             events.emit(.serviceStarted, agent: vm, summary,
-                        detail: .service(ServiceDetail(unit: service.name, activeState: properties["ActiveState"], subState: properties["SubState"],
-                                                       mainPID: properties["MainPID"].flatMap { Int($0) })))
+                        detail: .service(ServiceDetail(unit: state.unit, activeState: state.activeState, subState: state.subState, mainPID: state.mainPID)))
         }
         return summary
     }
 
     /// Runs every probe in the VM; one verdict line for the VM, failing the step if a probe failed.
     func verify(_ probes: [Probe], jobID: String, timeout: Double) async throws -> String {
-        let result = try await run(GuestScripts.verify(probes), jobID: jobID, timeout: timeout)
-        let verdicts = result.outputTail.split(whereSeparator: \.isNewline).compactMap { line -> (passed: Bool, text: String)? in
-            let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-            guard parts.count == 3, ["PASS", "FAIL"].contains(parts[0]) else { return nil }
-            return (parts[0] == "PASS", "\(parts[1]) \(parts[0] == "PASS" ? "ok" : "FAILED") (\(parts[2]))")
+        // Exit 1 means a probe failed, and the verdicts say which; anything else but 0 is the script's failure.
+        let script = GuestScripts.verify(probes)
+        let result = try await run(try script.argv(), jobID: jobID, timeout: timeout, reports: true)
+        guard result.outcome == .completed, [0, 1].contains(result.exitCode) else {
+            throw StepFailure(message: "verify \(result.summary)", output: result.outputTail, timedOut: result.outcome == .timedOut)
         }
+        let verdicts = try decode(script, result).probes
         guard verdicts.count == probes.count else {
-            throw StepFailure(message: "verify gave \(verdicts.count) verdicts for \(probes.count) probes (\(result.summary))", output: result.outputTail)
+            throw StepFailure(message: "verify gave \(verdicts.count) verdicts for \(probes.count) probes", output: result.outputTail)
         }
-        let line = verdicts.map(\.text).joined(separator: "; ")
+        let line = verdicts.map { "\($0.label) \($0.passed ? "ok" : "FAILED") (\($0.detail))" }.joined(separator: "; ")
         let passed = verdicts.filter(\.passed).count
         events.emit(.verificationComplete, agent: vm, "\(passed)/\(probes.count) passed: \(line)",
                     detail: .verification(VerificationDetail(passed: passed, probes: probes.count)))
@@ -101,21 +98,15 @@ extension WorkflowRunner {
     func rustdesk(_ spec: RustDeskSpec, jobID: String, timeout: Double, notes: inout [String]) async throws -> String {
         let installed = try await install(spec.package, jobID: jobID, timeout: timeout)
         let password = spec.password ?? Self.generatedPassword()
-        _ = try await exec(GuestScripts.rustdeskConfigure(idServer: spec.idServer, relayServer: spec.relayServer, key: spec.key),
-                           timeout: 60, stdin: password + "\n")
+        _ = try await run(GuestScripts.rustdeskConfigure(idServer: spec.idServer, relayServer: spec.relayServer, key: spec.key),
+                          timeout: 60, stdin: password + "\n")
         if spec.password == nil { notes.append("RustDesk password (generated, shown once): \(password)") }
         let service = try await bring(ServiceSpec(name: "rustdesk", state: "enabled"), jobID: Format.newJobID(), timeout: timeout)
-        let answer = try await exec(GuestScripts.rustdeskID, timeout: 150).outputTail
-        guard let id = answer.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("id ") }).map({ String($0.dropFirst(3)) }) else {
-            throw StepFailure(message: "rustdesk reported no ID", output: answer)
-        }
-        let version = answer.split(whereSeparator: \.isNewline).first { $0.hasPrefix("version ") }.map { String($0.dropFirst(8)) } ?? "?"
-        if var record = try store.vm(vm) {
-            record.rustdeskID = id
-            record.rustdeskVersion = version
-            try store.updateVM(record)
-        }
-        events.emit(.remoteDesktopReady, agent: vm, "RustDesk \(version) ready, ID \(id)", detail: .facts(["rustdesk.id": id, "rustdesk.version": version]))
+        let identity = try await run(GuestScripts.rustdeskID, timeout: 150)
+        let (id, version) = (identity.id, identity.version.isEmpty ? "?" : identity.version)
+        let facts = ["rustdesk.id": id, "rustdesk.version": version]
+        try store.recordFacts(facts, vm: vm)
+        events.emit(.remoteDesktopReady, agent: vm, "RustDesk \(version) ready, ID \(id)", detail: .facts(facts))
         return "RustDesk \(version), ID \(id); \(service)"
     }
 
@@ -123,15 +114,5 @@ extension WorkflowRunner {
     static func generatedPassword() -> String {
         let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
         return String((0..<16).map { _ in alphabet.randomElement()! })
-    }
-
-    /// `Key=Value` lines, as `systemctl show` prints them.
-    static func properties(_ output: String) -> [String: String] {
-        var values: [String: String] = [:]
-        for line in output.split(whereSeparator: \.isNewline) {
-            let parts = line.split(separator: "=", maxSplits: 1)
-            if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
-        }
-        return values
     }
 }

@@ -12,9 +12,15 @@ import NIOCore
 /// handled by its `on_failure` policy. Every step is recorded in the store as it starts and ends, so a later
 /// `up` skips the steps that are done, and adopts a job that finished while the controller was away.
 struct WorkflowRunner {
-    let controller: Controller
     let fleet: String
     let vm: String
+    /// The VM's agent.
+    let agent: AgentExecuting
+    let store: Store
+    let events: EventLog
+    let secrets: SecretDigest
+    /// The pause before the next attempt of a step that failed (`on_failure: retry`), by attempt.
+    var retryPause: @Sendable (Int) -> Duration = { attempt in .seconds(min(30, 2 * attempt)) }
 
     struct Outcome {
         var result: VMOutcome.Result = .ok
@@ -33,15 +39,12 @@ struct WorkflowRunner {
         var timedOut = false
     }
 
-    var store: Store { controller.store }
-    var events: EventLog { controller.events }
-
     func run(_ steps: [WorkflowStep]) async -> Outcome {
         var outcome = Outcome()
         let recorded = Dictionary(((try? store.steps(fleet: fleet, vm: vm)) ?? []).map { ($0.step, $0) }) { first, _ in first }
         for (index, step) in steps.enumerated() {
             let label = "step \(index + 1)/\(steps.count) \(step.name)"
-            let signature = Store.json(step.redactingSecrets(controller.secrets.callAsFunction))
+            let signature = Store.json(step.redactingSecrets(secrets.callAsFunction))
             if let previous = recorded[index], previous.signature == signature, let reason = alreadyDone(previous) {
                 outcome.skipped += 1
                 events.emit(.stepSkipped, agent: vm, label, detail: .step(StepDetail(number: index + 1, reason: reason)))
@@ -102,9 +105,9 @@ struct WorkflowRunner {
                             detail: .step(StepDetail(number: index + 1, attempt: attempt, seconds: Date().timeIntervalSince(started),
                                                      output: String(failed.output.suffix(2048)), timedOut: failed.timedOut)))
                 if attempt < attempts {
-                    let pause = min(30, 2 * attempt)
-                    events.emit(.warning, agent: vm, "\(label): retrying in \(pause)s (on_failure: \(step.onFailure))")
-                    try? await Task.sleep(for: .seconds(pause))
+                    let pause = retryPause(attempt)
+                    events.emit(.warning, agent: vm, "\(label): retrying in \(pause.components.seconds)s (on_failure: \(step.onFailure))")
+                    try? await Task.sleep(for: pause)
                 }
             }
         }
@@ -115,22 +118,20 @@ struct WorkflowRunner {
     /// timeout and kills the command's process group.
     /// `stdin` is how a secret reaches a command: never in its argv, which the store keeps and any user of
     /// the VM can read in /proc.
-    func run(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double, stdin: String? = nil) async throws -> ExecResult {
-        let session = try await connectedSession(patience: min(timeout, 60))
-        let spec = ExecSpec(jobID: jobID, argv: argv, stdin: stdin != nil, timeoutSeconds: timeout)
+    func run(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double, stdin: String? = nil,
+             reports: Bool = false) async throws -> ExecResult {
+        let spec = ExecSpec(jobID: jobID, argv: argv, stdin: stdin != nil, timeoutSeconds: timeout, reports: reports)
+        let (agent, vm) = (self.agent, self.vm)
+        // The agent enforces the timeout; this deadline is for an agent that stops answering.
         return try await withStepDeadline(timeout + 30) {
-            let job = try await session.exec(spec, controller: self.controller)
-            if let stdin {
-                try await job.send(stdin: ByteBuffer(string: stdin))
-                try await job.closeStdin()
-            }
-            return try await job.result()
+            try await agent.run(spec, on: vm, stdin: stdin, patience: min(timeout, 60))
         }
     }
 
     /// Runs a command on the VM's agent; anything but exit 0 is a `StepFailure`.
-    func exec(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double, stdin: String? = nil) async throws -> ExecResult {
-        let result = try await run(argv, jobID: jobID, timeout: timeout, stdin: stdin)
+    func exec(_ argv: [String], jobID: String = Format.newJobID(), timeout: Double, stdin: String? = nil,
+              reports: Bool = false) async throws -> ExecResult {
+        let result = try await run(argv, jobID: jobID, timeout: timeout, stdin: stdin, reports: reports)
         guard Self.succeeded(result) else {
             let how: String
             switch result.outcome {
@@ -143,28 +144,24 @@ struct WorkflowRunner {
         return result
     }
 
-    /// Streams a local file or tree to `destination` in the VM, sha256-verified.
-    func upload(_ source: String, to destination: String, exclude: [String] = []) async throws -> TransferSummary {
-        let sender = TreeSender(source: source, recursive: true, exclude: exclude)
-        let (name, isDirectory) = try sender.validate()
-        let request = AgentRequest.put(PutRequest(destination: destination, sourceName: name, sourceIsDirectory: isDirectory))
-        let stream = try await connectedSession(patience: 60).mux.open(request)
-        defer { stream.close() }
-        switch try await stream.nextMessage() {
-        case .putReady: return try await sender.send(on: stream)
-        case .failure(let failure): throw StepFailure(message: "\(destination): \(failure.message)")
-        case let other: throw StepFailure(message: "unexpected \(other.name) before the copy")
+    /// Runs a guest script and returns the result it reported; anything but exit 0 is a `StepFailure`.
+    func run<Result>(_ script: GuestScript<Result>, jobID: String = Format.newJobID(), timeout: Double,
+                     stdin: String? = nil) async throws -> Result {
+        try decode(script, try await exec(try script.argv(), jobID: jobID, timeout: timeout, stdin: stdin, reports: true))
+    }
+
+    /// The result a guest script reported, or a `StepFailure` saying why there is none.
+    func decode<Result>(_ script: GuestScript<Result>, _ result: ExecResult) throws -> Result {
+        do {
+            return try script.decode(result)
+        } catch let error as GuestScriptError {
+            throw StepFailure(message: error.description, output: result.outputTail)
         }
     }
 
-    /// The VM's agent session, waiting a while for it: after a controller restart agents take a moment to return.
-    func connectedSession(patience: Double) async throws -> AgentSession {
-        let deadline = Date().addingTimeInterval(patience)
-        while true {
-            if let session = controller.sessions.session(named: vm) { return session }
-            guard Date() < deadline else { throw StepFailure(message: "the agent of \(vm) is not connected") }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+    /// Streams a local file or tree to `destination` in the VM, sha256-verified.
+    func upload(_ source: String, to destination: String, exclude: [String] = []) async throws -> TransferSummary {
+        try await agent.upload(source, to: destination, exclude: exclude, on: vm, patience: 60)
     }
 
     func withStepDeadline<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {

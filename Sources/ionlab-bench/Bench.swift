@@ -73,7 +73,7 @@ enum Shell {
         let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let rc = CStrings.with([path] + arguments) { argv in
-            CStrings.with(env) { envp in ionlab_spawn(argv, envp, nil, input, output, output, &pid) }
+            CStrings.with(env) { envp in ionlab_spawn(argv, envp, nil, input, output, output, -1, &pid) }
         }
         guard rc == 0 else { throw BenchError("cannot start \(path): \(String(cString: strerror(rc)))") }
         return Child(pid: pid)

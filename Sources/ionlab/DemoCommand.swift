@@ -39,13 +39,10 @@ struct Demo: AsyncParsableCommand {
                 + fleet.workflow.map(\.name).joined(separator: " → "))
             let report = try await FleetUpClient.run(fleet, parallel: parallel, json: json, paths: paths)
 
-            say("\n3/3 RustDesk IDs and verification")
+            say("\n3/3 what each VM reported, and its verification")
             let all = try await AdminClient.with(paths: paths) { try await $0.vms() }
             let verdicts = try await Self.verdicts(fleet: fleet.name, paths: paths)
-            let rows = all.filter { $0.fleet == fleet.name }.map { vm in
-                [vm.name, vm.rustdeskID ?? "-", vm.rustdeskVersion ?? "-", verdicts[vm.name] ?? "-"]
-            }
-            say(Table.render(["VM", "RUSTDESK ID", "VERSION", "VERIFY"], rows))
+            say(FactsTable.render(all.filter { $0.fleet == fleet.name }, extra: [("VERIFY", { verdicts[$0.name] ?? "-" })]))
             return report
         }
         if !report.succeeded { throw ExitCode(1) }

@@ -116,32 +116,45 @@ enum FleetContextLoader {
     }
 }
 
-struct RustDeskIDs: AsyncParsableCommand {
+struct Facts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rustdesk-id", abstract: "Show the RustDesk ID of a VM, or of every VM of a fleet, as read by a rustdesk step.")
+        commandName: "facts", abstract: "Show what steps learned about VMs (a RustDesk ID and version, say): of one VM, a fleet, or all.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The VM.") var vm: String?
     @Option(help: "Every VM of this fleet.") var fleet: String?
-    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Print JSON: one object per VM with its facts.") var json = false
 
     func validate() throws {
-        guard (vm == nil) != (fleet == nil) else { throw ValidationError("name one VM, or pass --fleet NAME") }
+        if vm != nil, fleet != nil { throw ValidationError("name one VM, or pass --fleet NAME, not both") }
     }
 
     func run() async throws {
         try await reportingErrors {
             let all = try await AdminClient.with(paths: global.paths) { try await $0.vms() }
-            let chosen = all.filter { $0.name == vm || ($0.fleet != nil && $0.fleet == fleet) }
+            let chosen = all.filter { vm == nil && fleet == nil || $0.name == vm || ($0.fleet != nil && $0.fleet == fleet) }
             if let vm, chosen.isEmpty { throw ControllerError("no VM named '\(vm)'") }
             if let fleet, chosen.isEmpty { throw ControllerError("fleet \(fleet) has no VMs") }
             if json {
-                Terminal.line(JSONOutput.line(chosen.map { ["vm": $0.name, "id": $0.rustdeskID, "version": $0.rustdeskVersion] }))
+                Terminal.line(JSONOutput.line(chosen.map { FactsJSON(vm: $0.name, facts: $0.facts) }))
             } else {
-                Terminal.line(Table.render(["VM", "RUSTDESK ID", "VERSION"], chosen.map { [$0.name, $0.rustdeskID ?? "-", $0.rustdeskVersion ?? "-"] }))
+                Terminal.line(FactsTable.render(chosen))
             }
-            let missing = chosen.filter { $0.rustdeskID == nil }.map(\.name)
-            if !missing.isEmpty { throw ControllerError("no RustDesk ID yet for \(missing.joined(separator: ", ")) (a rustdesk step reads it)") }
         }
+    }
+}
+
+/// One VM's facts, as `facts --json` prints them.
+struct FactsJSON: Encodable {
+    let vm: String
+    let facts: [String: String]
+}
+
+/// VMs with a column per fact any of them has, and more columns a caller adds.
+enum FactsTable {
+    static func render(_ vms: [VMRecord], extra: [(header: String, value: (VMRecord) -> String)] = []) -> String {
+        let names = Set(vms.flatMap(\.facts.keys)).sorted()
+        let rows = vms.map { vm in [vm.name] + names.map { vm.facts[$0] ?? "-" } + extra.map { $0.value(vm) } }
+        return Table.render(["VM"] + names.map { $0.uppercased() } + extra.map(\.header), rows)
     }
 }

@@ -10,7 +10,7 @@ struct IonLab: AsyncParsableCommand {
         commandName: "ionlab",
         abstract: "Turn a libvirt host into a lab of VMs driven by agents over mutual TLS.",
         subcommands: [Init.self, Serve.self, Token.self, AgentCommands.self, Agents.self, Exec.self, Copy.self,
-                      Events.self, Jobs.self, Backends.self, VMCommands.self, Logs.self, Up.self, Status.self, Down.self, RustDeskIDs.self, Demo.self])
+                      Events.self, Jobs.self, Backends.self, VMCommands.self, Logs.self, Up.self, Status.self, Down.self, Facts.self, Demo.self])
 }
 
 /// Options every command shares.

@@ -561,7 +561,7 @@ import X509
         #expect(result.status != 0)
         #expect(result.stderr.contains("opts.yaml:7: workflow[0].package: expected a Debian package name"), "\(result.stderr)")
         #expect(try fleet.lab.run(["vm", "list", "--json"]).stdout.contains("opts-1") == false)
-        #expect(GuestScripts.installNames(["curl"]).contains { $0.contains("install -y --no-install-recommends -- \"$@\"") })
+        #expect(try GuestScripts.installNames(["curl"]).argv().contains { $0.contains("install -y --no-install-recommends -- \"$@\"") })
     }
 
     // MARK: 13. Every stream ends when either end goes away

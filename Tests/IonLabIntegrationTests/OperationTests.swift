@@ -143,7 +143,7 @@ import Testing
         #expect(failing.status == 1)
         let bad = fleet.events(fleet: "bad").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
         #expect(bad.hasPrefix("1/8 passed: port \(closed) FAILED (refused on 127.0.0.1); process ionlab-absent FAILED (not running); "
-                + "command sh -c echo nope; exit 4 FAILED (exit 4: nope); port \(port) ok (accepts on 127.0.0.1); RustDesk ID FAILED (no ID (empty)); "
+                + "command sh -c echo nope; exit 4 FAILED (exit 4: nope); port \(port) ok (accepts on 127.0.0.1); RustDesk ID FAILED (rustdesk is not installed); "
                 + "D-Bus org.ionlab.NoSuchName FAILED (on no bus); D-Bus org.ionlab.NoSuchInterface FAILED (no session bus exports it at that path); unit ionlab-no-such-unit FAILED ("), "\(bad)")
         #expect(failing.stdout.contains("bad-1: failed at verify"), "\(failing.stdout)")
     }

@@ -4,9 +4,10 @@
 #include <sys/types.h>
 
 /// Spawns `argv[0]` (searched in PATH when it has no slash) as the leader of a new process group.
-/// `fds` are the child's stdin, stdout and stderr. `cwd` may be NULL. Returns 0 or an errno value.
+/// `fds` are the child's stdin, stdout and stderr; `report_fd`, unless -1, becomes its descriptor 3. Every
+/// other descriptor is closed in the child. `cwd` may be NULL. Returns 0 or an errno value.
 int ionlab_spawn(const char *const argv[], const char *const envp[], const char *cwd,
-                 int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid_out);
+                 int stdin_fd, int stdout_fd, int stderr_fd, int report_fd, pid_t *pid_out);
 
 /// Decodes a wait status: returns 1 and sets *code for a normal exit, 2 and sets *code to the signal
 /// number for a death by signal, 0 otherwise.
