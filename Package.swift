@@ -146,6 +146,15 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
+        /// The controller's services (enrollment, the workflow engine, fleets) against fakes, in one process.
+        .testTarget(name: "IonLabControllerTests", dependencies: [
+            "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabConfig", "IonLabSpec", "IonLabPKI", "IonLabProvision",
+            "IonLabTransfer",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .testTarget(name: "IonLabIntegrationTests", dependencies: [
             "IonLabController", "IonLabAgent", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabPKI", "IonLabWire", "IonLabConfig",
             "IonLabSpec", "ionlab", "ionlab-agent",

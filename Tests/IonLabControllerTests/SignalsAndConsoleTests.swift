@@ -1,0 +1,61 @@
+import Foundation
+import IonLabAdminAPI
+@testable import IonLabController
+import Testing
+
+@Suite struct ChangeSignalTests {
+    @Test func aWaiterWakesOnTheChangeItWaitsFor() async throws {
+        let signal = ChangeSignal()
+        let ready = ManagedFlag()
+        let waiter = Task { await signal.wait(for: { ready.value ? "ready" : nil }, timeout: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(50))
+        signal.notify()  // a change that does not satisfy the waiter
+        ready.set()
+        let started = ContinuousClock.now
+        signal.notify()
+        #expect(await waiter.value == "ready")
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    @Test func aWaitEndsAtItsTimeoutOrOnCancellation() async {
+        let signal = ChangeSignal()
+        #expect(await signal.wait(for: { nil as Int? }, timeout: .milliseconds(50)) == nil)
+        let waiter = Task { await signal.wait(for: { nil as Int? }, timeout: .seconds(60)) }
+        waiter.cancel()
+        #expect(await waiter.value == nil)
+    }
+}
+
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func set() { lock.withLock { flag = true } }
+    var value: Bool { lock.withLock { flag } }
+}
+
+@Suite struct ConsoleMilestonesTests {
+    @Test func milestonesAreReadAsTheLogGrowsEvenWhenAMarkerIsSplit() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("console-\(UUID().uuidString.prefix(8)).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        FileManager.default.createFile(atPath: path, contents: Data())
+        var console = ConsoleMilestones(path: path)
+        #expect(console.newMilestones().isEmpty)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        defer { try? handle.close() }
+        handle.write(Data("[    0.000000] Linux version 6.1.0\n[    3.2] Cloud-in".utf8))
+        #expect(console.newMilestones().map(\.0) == [.vmKernelUp])
+        handle.write(Data("it v. 22.4.2 running 'init-local'\nionlab: agent ins".utf8))
+        #expect(console.newMilestones().map(\.0) == [.vmCloudInit])
+        handle.write(Data("talled\n".utf8))
+        #expect(console.newMilestones().map(\.0) == [.vmAgentInstalled])
+        handle.write(Data("Linux version again\n".utf8))
+        #expect(console.newMilestones().isEmpty)
+    }
+
+    /// The user-data prints the marker the controller looks for: the two are one contract.
+    @Test func theSeedsUserDataPrintsTheAgentMarker() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let userData = try String(contentsOf: root.appendingPathComponent("agent-dist/cloud-init/user-data"), encoding: .utf8)
+        #expect(userData.contains("echo \"\(ConsoleMilestones.agentInstalledMarker)\""))
+    }
+}
