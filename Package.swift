@@ -165,5 +165,5 @@ let package = Package(
             .product(name: "X509", package: "swift-certificates"),
         ]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

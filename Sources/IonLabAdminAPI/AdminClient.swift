@@ -30,26 +30,22 @@ public struct AdminClient: Sendable {
             guard let first = try await frames.next(), case .control(.welcome) = try mux.route(first) else {
                 throw AdminError("the controller at \(socket) did not answer the hello")
             }
-            let reader = frames
-            return try await withThrowingTaskGroup(of: R?.self) { group in
+            // The request runs in a task of its own; this one routes the controller's frames to its streams
+            // until the request is done (then the connection is closed, which ends the reading) or the
+            // controller goes away (which fails the request's streams).
+            return try await withThrowingTaskGroup(of: R.self) { group in
                 group.addTask {
-                    var frames = reader
-                    do {
-                        while let frame = try await frames.next() { _ = try mux.route(frame) }
-                        mux.fail(AdminError("the controller closed the connection"))
-                    } catch {
-                        mux.fail(AdminError("lost the connection to the controller: \(Format.error(error))"))
-                    }
-                    return nil
+                    defer { channel.channel.close(promise: nil) }
+                    return try await body(AdminClient(mux: mux))
                 }
-                group.addTask { try await body(AdminClient(mux: mux)) }
-                while let result = try await group.next() {
-                    if let result {
-                        group.cancelAll()
-                        return result
-                    }
+                do {
+                    while let frame = try await frames.next() { _ = try mux.route(frame) }
+                    mux.fail(AdminError("the controller closed the connection"))
+                } catch {
+                    mux.fail(AdminError("lost the connection to the controller: \(Format.error(error))"))
                 }
-                throw AdminError("lost the connection to the controller")
+                guard let result = try await group.next() else { throw AdminError("lost the connection to the controller") }
+                return result
             }
         }
     }

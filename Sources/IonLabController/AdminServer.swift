@@ -287,10 +287,12 @@ struct AdminHandler {
             try await stream.send(.ok("end of events"))
             return
         }
+        let replayed = last
         try await withThrowingTaskGroup(of: Void.self) { group in
             // The CLI ends a follow by closing the connection; notice that.
             group.addTask { _ = try await stream.next() }
             group.addTask {
+                var last = replayed
                 for await event in live.events where event.seq > last {
                     if event.seq > last + 1 {
                         let missed = try store.events(after: last, fleet: query.fleet, limit: Int(min(event.seq - last - 1, 100_000)))

@@ -7,7 +7,7 @@ import NIOCore
 /// Streams a file or a directory tree: an `entry` per item, a file's bytes as data, `fileEnd` with its
 /// sha256, and `treeEnd`. The receiver answers `transferDone` or `failure` at any time; a failure stops
 /// the sending at once.
-public struct TreeSender {
+public struct TreeSender: Sendable {
     public let source: String
     public let recursive: Bool
     /// Paths below the source left out: `target/` (a directory of that name at any depth), `*.o` (names),

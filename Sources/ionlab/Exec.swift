@@ -110,7 +110,7 @@ struct Exec: AsyncParsableCommand {
             var tally = FanoutTally()
             for try await line in try await client.execAll(spec, target: target) {
                 Terminal.line(tally.add(line))
-                fflush(stdout)
+                Terminal.flush()
             }
             Terminal.line(tally.summary)
             return tally.allSucceeded ? 0 : 1

@@ -37,10 +37,10 @@ final class FleetView: Sendable {
         switch mode {
         case .json:
             Terminal.line(JSONOutput.line(event))
-            fflush(stdout)
+            Terminal.flush()
         case .lines:
             Terminal.line(String(format: "%7.1fs  %@  %@  %@", Date().timeIntervalSince(started), event.agent ?? fleet, event.kind.rawValue, Format.escaped(event.message)))
-            fflush(stdout)
+            Terminal.flush()
         case .live:
             update(event)
             redraw()
@@ -133,6 +133,11 @@ enum Terminal {
     /// A line (or lines) on stdout; newlines and tabs stay, every other control character is escaped.
     static func line(_ text: String = "", terminator: String = "\n") {
         Swift.print(Format.escaped(text, keepingNewlines: true), terminator: terminator)
+    }
+
+    /// Pushes what was printed to the terminal now (a live listing, line by line).
+    static func flush() {
+        fflush(nil)
     }
 
     /// A line on stderr, likewise escaped.

@@ -69,7 +69,7 @@ struct Events: AsyncParsableCommand {
                 let query = EventQuery(afterSeq: after, since: try since.map { try TimeArgument.parse($0) }, fleet: fleet, follow: follow)
                 for try await event in try await client.events(query) {
                     Terminal.line(json ? JSONOutput.line(event) : Self.render(event))
-                    fflush(stdout)
+                    Terminal.flush()
                 }
             }
         }

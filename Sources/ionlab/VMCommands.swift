@@ -76,7 +76,7 @@ enum VMProgress {
                             case .event(let event):
                                 Terminal.line(String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind.rawValue,
                                                      Format.escaped(event.message)))
-                                fflush(stdout)
+                                Terminal.flush()
                             case .finished(let record):
                                 Terminal.line("\(record.name): \(record.state.rawValue) (instance \(record.instanceID), \(record.domainType) on \(record.backend))")
                                 return true

@@ -27,13 +27,11 @@ import Testing
         _ = try roundTrip(AgentControl.heartbeat(Self.health))
     }
 
-    @Test(arguments: [
-        (\Health.uptimeSeconds, 1e300, "heartbeat.uptimeSeconds"),
-        (\Health.uptimeSeconds, -1, "heartbeat.uptimeSeconds"),
-    ] as [(WritableKeyPath<Health, Double>, Double, String)])
-    func outOfRangeNumbersAreRefused(field: WritableKeyPath<Health, Double>, value: Double, name: String) {
+    @Test(arguments: [1e300, -1, 1e10 + 1])
+    func outOfRangeUptimesAreRefused(value: Double) {
         var health = Self.health
-        health[keyPath: field] = value
+        health.uptimeSeconds = value
+        let name = "heartbeat.uptimeSeconds"
         let problem = rejection(AgentControl.heartbeat(health))
         #expect(problem?.hasPrefix("protocol error: \(name): out of range") == true, "\(problem ?? "accepted")")
     }
