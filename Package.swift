@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Libvirt", dependencies: ["CLibvirt"]),
         /// Provisioning: backend discovery, domain and volume XML, the cloud-init seed, VM lifecycle.
         .target(name: "IonLabProvision", dependencies: [
-            "Libvirt", "IonLabConfig",
+            "Libvirt", "IonLabConfig", "IonLabControllerConfig",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         /// POSIX helpers Swift cannot express directly (posix_spawn with a process group, wait status).
@@ -54,11 +54,12 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        /// Strict YAML decoding with file:line errors, the values configs share, and the configs of the
-        /// agent and the controller.
+        /// Strict YAML decoding with file:line errors, the values configs share, and the agent's config.
         .target(name: "IonLabConfig", dependencies: [
             .product(name: "Yams", package: "Yams"),
         ]),
+        /// The controller's config: where it listens, its libvirt backends, its image catalog.
+        .target(name: "IonLabControllerConfig", dependencies: ["IonLabConfig"]),
         /// The fleet and workflow model: fleet specs, VMs, steps, operations and probes, recipes.
         .target(name: "IonLabSpec", dependencies: ["IonLabConfig"]),
         /// CA, certificates, CSRs, enrollment tokens, SPKI pins and TLS configurations.
@@ -88,8 +89,8 @@ let package = Package(
         /// The controller: agent listener, sessions, store, events, admin API, and the guest-side scripts of
         /// its built-in operations (Resources/guest, bundled).
         .target(name: "IonLabController", dependencies: [
-            "IonLabWire", "IonLabAgentProtocol", "IonLabAdminAPI", "IonLabSpec", "IonLabPKI", "IonLabConfig", "IonLabTransfer",
-            "IonLabProvision", "Libvirt",
+            "IonLabWire", "IonLabAgentProtocol", "IonLabAdminAPI", "IonLabSpec", "IonLabPKI", "IonLabConfig", "IonLabControllerConfig",
+            "IonLabTransfer", "IonLabProvision", "Libvirt",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -97,7 +98,7 @@ let package = Package(
         ], resources: [.copy("Resources/guest")]),
         .executableTarget(name: "ionlab", dependencies: [
             "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabProvision", "IonLabTransfer", "IonLabConfig",
-            "IonLabSpec", "IonLabWire",
+            "IonLabControllerConfig", "IonLabSpec", "IonLabWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
@@ -115,7 +116,7 @@ let package = Package(
         .executableTarget(name: "ionlab-fuzz", dependencies: ["IonLabFuzz"]),
         .executableTarget(name: "ionlab-bench", dependencies: [
             "IonLabController", "IonLabAgent", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabWire", "IonLabPKI", "IonLabConfig",
-            "CIonLabSys",
+            "IonLabControllerConfig", "CIonLabSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -133,13 +134,13 @@ let package = Package(
             "IonLabAgentProtocol", "IonLabWire",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig", "IonLabSpec"]),
+        .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig", "IonLabControllerConfig", "IonLabSpec"]),
         .testTarget(name: "IonLabTransferTests", dependencies: [
             "IonLabTransfer", "IonLabWire", "IonLabAgentProtocol", "IonLabFuzz",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        .testTarget(name: "IonLabProvisionTests", dependencies: ["IonLabProvision", "Libvirt", "IonLabConfig"]),
+        .testTarget(name: "IonLabProvisionTests", dependencies: ["IonLabProvision", "Libvirt", "IonLabConfig", "IonLabControllerConfig"]),
         .testTarget(name: "IonLabPKITests", dependencies: [
             "IonLabPKI", "IonLabConfig",
             .product(name: "X509", package: "swift-certificates"),
@@ -148,8 +149,8 @@ let package = Package(
         ]),
         /// The controller's services (enrollment, the workflow engine, fleets) against fakes, in one process.
         .testTarget(name: "IonLabControllerTests", dependencies: [
-            "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabConfig", "IonLabSpec", "IonLabPKI", "IonLabProvision",
-            "IonLabTransfer",
+            "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabConfig", "IonLabControllerConfig", "IonLabSpec", "IonLabPKI",
+            "IonLabProvision", "IonLabTransfer",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Logging", package: "swift-log"),

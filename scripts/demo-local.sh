@@ -29,8 +29,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "ionlab demo   (controller-config/fleets/demo.yaml)"
 ionlab demo --parallel 2
-step "ionlab rustdesk-id --fleet demo"
-ionlab rustdesk-id --fleet demo
+step "ionlab facts --fleet demo"
+ionlab facts --fleet demo
 step "ionlab status demo"
 ionlab status demo
 step "ionlab down demo   (domains, volumes, seeds and console logs removed; certificates revoked)"

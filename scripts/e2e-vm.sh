@@ -141,14 +141,14 @@ done
 s=$(date +%s.%N)
 ionlab demo --parallel 2 | tee "$state/demo.txt" || fail "ionlab demo"
 lab_phase "demo: 2 VMs, RustDesk, portal, verify" "$s"
-ionlab rustdesk-id --fleet demo | tee "$state/ids.txt" || fail "rustdesk-id"
+ionlab facts --fleet demo | tee "$state/ids.txt" || fail "facts"
 for i in 1 2; do
   vm=demo-$i
   [[ $(ionlab exec "$vm" -- dpkg-query -W -f '${Version}' rustdesk) == 0.0.0-standin ]] || fail "stand-in RustDesk not installed on $vm"
   [[ $(ionlab exec "$vm" -- systemctl is-active rustdesk) == active ]] || fail "rustdesk service not active on $vm"
   id=$(ionlab exec "$vm" -- rustdesk --get-id) || fail "rustdesk --get-id on $vm"
   [[ $id =~ ^[0-9]{9}$ ]] || fail "no RustDesk ID on $vm: '$id'"
-  grep -q "^$vm  *$id  *0.0.0-standin" "$state/ids.txt" || fail "rustdesk-id does not report $vm's ID $id"
+  grep -q "^$vm  *$id  *0.0.0-standin" "$state/ids.txt" || fail "facts do not report $vm's ID $id"
   grep -q "^$vm  *$id  *0.0.0-standin  *4/4 passed" "$state/demo.txt" || fail "the demo summary lacks $vm's ID or verdict"
   ionlab exec "$vm" -- test -x /opt/portal/src/portal-fixture || fail "the portal was not built from source on $vm"
   [[ $(ionlab exec "$vm" -- systemctl is-active portal-fixture) == active ]] || fail "portal service not active on $vm"

@@ -4,7 +4,8 @@
 #     `ionlab-agent` processes over 127.0.0.1. Each integration test has a time limit, and the whole run is
 #     capped, so a hang fails instead of stalling CI.
 #  2. scripts/test-guest-scripts.sh: shellcheck on the guest-side scripts, and each script run on its own
-#     against stubbed system commands.
+#     against stubbed system commands; scripts/check-architecture.py: docs/ARCHITECTURE.md's table of targets
+#     against Package.swift.
 #  3. scripts/fuzz.sh: libFuzzer on the frame decoder and multiplexer, the message decoder and the tree writer,
 #     briefly ($IONLAB_FUZZ_SECONDS each, 15 by default). The corpus is also replayed by `swift test`.
 #  4. scripts/e2e-vm.sh: a real TCG VM provisioned through libvirt, its agent injected by cloud-init, inside a
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 swift build --build-tests
 timeout --kill-after=30 "${IONLAB_TEST_TIMEOUT:-1800}" swift test --skip-build
 timeout --kill-after=30 300 scripts/test-guest-scripts.sh
+scripts/check-architecture.py
 timeout --kill-after=30 900 scripts/fuzz.sh "${IONLAB_FUZZ_SECONDS:-15}"
 if [[ "${IONLAB_SKIP_VM:-}" == 1 ]]; then
   echo "test: IONLAB_SKIP_VM=1: the real-VM end-to-end test was skipped"

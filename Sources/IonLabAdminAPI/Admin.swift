@@ -1,7 +1,7 @@
 import Foundation
 import IonLabAgentProtocol
 
-/// What the CLI asks the controller over the admin socket. One request per connection, on stream 1.
+/// What the CLI asks the controller over the admin socket: each request opens a stream of its own.
 public enum AdminRequest: Codable, Sendable {
     /// Replies with `agents` in parts of at most 500, then `ok`.
     case listAgents

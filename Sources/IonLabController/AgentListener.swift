@@ -2,6 +2,7 @@ import Foundation
 import IonLabAdminAPI
 import IonLabAgentProtocol
 import IonLabConfig
+import IonLabControllerConfig
 import IonLabPKI
 import IonLabWire
 import Logging

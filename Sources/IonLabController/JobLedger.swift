@@ -11,7 +11,7 @@ struct JobLedger: Sendable {
 
     func started(_ spec: ExecSpec, agent: String) throws {
         try store.jobStarted(id: spec.jobID, agent: agent, argv: spec.argv)
-        events.emit(.jobStarted, agent: agent, job: spec.jobID, Format.oneLine(spec.argv.joined(separator: " ")))
+        events.emit(.jobStarted, agent: agent, job: spec.jobID, GuestScripts.describe(spec.argv))
     }
 
     /// Stores a result (once) and emits its event. Storage failures are logged: a result must not break the

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabControllerConfig
 import IonLabPKI
 
 /// `ionlab init`: the state directory, the CA, the controller's server certificate, its config and store.

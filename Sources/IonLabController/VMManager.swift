@@ -1,6 +1,7 @@
 import Foundation
 import IonLabAdminAPI
 import IonLabConfig
+import IonLabControllerConfig
 import IonLabProvision
 import IonLabSpec
 import IonLabWire

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabControllerConfig
 import Libvirt
 
 /// What discovery found out about one backend.

@@ -1,4 +1,5 @@
 import IonLabConfig
+import IonLabControllerConfig
 
 /// Everything that goes into one VM's libvirt domain, and the XML made from it.
 public struct DomainSpec: Sendable, Equatable {

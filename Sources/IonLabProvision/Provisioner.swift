@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabControllerConfig
 import Libvirt
 
 /// What one VM is made of on its backend, enough to find and remove every piece later.

@@ -4,6 +4,7 @@ import IonLabAdminAPI
 import IonLabAgentProtocol
 import IonLabConfig
 import IonLabController
+import IonLabControllerConfig
 import IonLabPKI
 import IonLabWire
 import NIOPosix

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IonLabConfig
 import IonLabController
+import IonLabControllerConfig
 import IonLabProvision
 import IonLabSpec
 

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabControllerConfig
 import Testing
 
 @Suite struct BackendConfigTests {

@@ -1,4 +1,5 @@
 import IonLabConfig
+import IonLabControllerConfig
 import Testing
 
 @Suite struct ConfigTests {

@@ -4,6 +4,7 @@ import IonLabAdminAPI
 import IonLabAgentProtocol
 import IonLabConfig
 @testable import IonLabController
+import IonLabControllerConfig
 import IonLabPKI
 import Testing
 import X509

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabControllerConfig
 @testable import IonLabProvision
 import Libvirt
 import Testing

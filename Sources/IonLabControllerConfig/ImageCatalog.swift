@@ -1,4 +1,5 @@
 import Foundation
+import IonLabConfig
 
 /// The named base images VMs are made from (`controller-config/images.yaml`).
 public struct ImageCatalog: Codable, Sendable, Equatable {

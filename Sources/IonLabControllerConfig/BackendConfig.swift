@@ -1,4 +1,5 @@
 import Foundation
+import IonLabConfig
 
 /// One libvirt host the controller may use, as listed under `backends:` in `controller.yaml`.
 public struct BackendConfig: Codable, Sendable, Equatable {

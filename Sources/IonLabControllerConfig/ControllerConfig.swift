@@ -1,4 +1,5 @@
 import Foundation
+import IonLabConfig
 
 /// The controller's settings, read from `controller.yaml` in its state directory.
 public struct ControllerConfig: Codable, Sendable, Equatable {

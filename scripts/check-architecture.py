@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Checks the targets table of docs/ARCHITECTURE.md against Package.swift.
+
+Runs `swift package dump-package` in the repository root (it reads the manifest; it builds nothing) and
+compares, for every target, the in-package targets it depends on with the table between the lines
+`<!-- targets -->` and `<!-- /targets -->`: the target's name in the first column, its kind in the second,
+its imports in the third (backquoted names separated by commas, in Package.swift's order, `—` for none).
+Products of other packages are not part of the table. The page must not mention DESIGN.md either.
+
+Prints one line per difference and exits 1, or prints a line saying the page matches and exits 0. Exits 2
+when it cannot run (no swift, no page, no table).
+    scripts/check-architecture.py
+"""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+DOC = os.path.join(ROOT, "docs", "ARCHITECTURE.md")
+DOC_NAME = "docs/ARCHITECTURE.md"
+BEGIN, END = "<!-- targets -->", "<!-- /targets -->"
+NONE = "—"
+FORBIDDEN = "DESIGN.md"
+
+
+def fail_to_run(message):
+    print(f"check-architecture: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def dump_package():
+    try:
+        done = subprocess.run(["swift", "package", "dump-package"], cwd=ROOT, capture_output=True, text=True)
+    except FileNotFoundError:
+        fail_to_run("swift is not on PATH")
+    if done.returncode != 0:
+        fail_to_run(f"swift package dump-package failed: {done.stderr.strip()}")
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError as error:
+        fail_to_run(f"swift package dump-package printed no JSON: {error}")
+
+
+def dependency_name(entry):
+    """The name a dependency entry refers to, for entries that may name a target of this package."""
+    for kind in ("byName", "target"):
+        if kind in entry:
+            return entry[kind][0]
+    return None  # {"product": ...}: another package's product
+
+
+def kind_of(target):
+    """The kind as the table writes it."""
+    kind = target.get("type")
+    if kind == "system":
+        return "system library"
+    if kind == "executable":
+        return "executable"
+    if kind == "test":
+        return "test"
+    if kind == "regular":
+        path = os.path.join(ROOT, target.get("path") or os.path.join("Sources", target["name"]))
+        swift, c = False, False
+        for _, _, files in os.walk(path):
+            for name in files:
+                swift |= name.endswith(".swift")
+                c |= name.endswith((".c", ".cc", ".cpp", ".m", ".mm"))
+        return "C library" if c and not swift else "library"
+    return kind or "?"
+
+
+def package_targets(package):
+    """target name -> (kind, [in-package target dependencies, in declaration order])."""
+    names = {target["name"] for target in package["targets"]}
+    result = {}
+    for target in package["targets"]:
+        deps = [dependency_name(entry) for entry in target.get("dependencies", [])]
+        result[target["name"]] = (kind_of(target), [name for name in deps if name in names])
+    return result
+
+
+def split_row(line):
+    """The cells of a Markdown table row (a `\\|` inside a cell is not a separator)."""
+    text = line.strip()
+    if text.startswith("|"):
+        text = text[1:]
+    if text.endswith("|") and not text.endswith("\\|"):
+        text = text[:-1]
+    cells, cell, escaped = [], "", False
+    for char in text:
+        if escaped:
+            cell += char
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "|":
+            cells.append(cell.strip())
+            cell = ""
+        else:
+            cell += char
+    cells.append(cell.strip())
+    return cells
+
+
+def clean(name):
+    return name.replace("`", "").strip()
+
+
+def documented_targets(text, problems):
+    """target name -> (kind, [imports]) from the table, reporting rows it cannot read into `problems`."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == BEGIN)
+        end = next(i for i, line in enumerate(lines) if line.strip() == END and i > start)
+    except StopIteration:
+        fail_to_run(f"{DOC_NAME} has no table between the lines {BEGIN} and {END}")
+    table = {}
+    for number, line in enumerate(lines[start + 1:end], start=start + 2):
+        if not line.strip():
+            continue
+        if not line.lstrip().startswith("|"):
+            problems.append(f"{DOC_NAME}:{number}: not a table row inside the targets table")
+            continue
+        cells = split_row(line)
+        if all(set(cell) <= set("-: ") for cell in cells):
+            continue  # the separator row
+        if clean(cells[0]) == "Target":
+            continue  # the header row
+        if len(cells) < 3:
+            problems.append(f"{DOC_NAME}:{number}: a row needs at least 3 columns (target, kind, imports)")
+            continue
+        name, kind, imports = clean(cells[0]), cells[1].strip(), cells[2].strip()
+        if name in table:
+            problems.append(f"{DOC_NAME}:{number}: target {name} has a second row")
+            continue
+        if imports == NONE:
+            names = []
+        elif not imports:
+            problems.append(f"{DOC_NAME}:{number}: {name}: the imports column is empty (write {NONE} for none)")
+            names = []
+        else:
+            names = [clean(part) for part in imports.split(",")]
+            if any(not part for part in names):
+                problems.append(f"{DOC_NAME}:{number}: {name}: an empty name in the imports column")
+                names = [part for part in names if part]
+        table[name] = (kind, names)
+    if not table:
+        fail_to_run(f"{DOC_NAME}: the targets table has no rows")
+    return table
+
+
+def compare(package, documented, problems):
+    for name, (kind, deps) in package.items():
+        if name not in documented:
+            problems.append(f"{name}: in Package.swift, missing from {DOC_NAME}")
+            continue
+        doc_kind, doc_deps = documented[name]
+        if doc_kind != kind:
+            problems.append(f"{name}: kind is '{doc_kind}' in {DOC_NAME}, '{kind}' in Package.swift")
+        missing = [dep for dep in deps if dep not in doc_deps]
+        extra = [dep for dep in doc_deps if dep not in deps]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append("missing " + ", ".join(missing))
+            if extra:
+                parts.append("extra " + ", ".join(extra))
+            problems.append(f"{name}: imports differ from Package.swift: {'; '.join(parts)}")
+        elif doc_deps != deps:
+            if len(set(doc_deps)) != len(doc_deps):
+                problems.append(f"{name}: an import is listed twice in {DOC_NAME}")
+            else:
+                problems.append(f"{name}: imports are in another order than Package.swift's: {', '.join(deps)}")
+    for name in documented:
+        if name not in package:
+            problems.append(f"{name}: in {DOC_NAME}, not a target in Package.swift")
+
+
+def main():
+    try:
+        with open(DOC, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as error:
+        fail_to_run(f"cannot read {DOC_NAME}: {error.strerror}")
+    problems = []
+    if FORBIDDEN in text:
+        lines = [str(i) for i, line in enumerate(text.splitlines(), start=1) if FORBIDDEN in line]
+        problems.append(f"{DOC_NAME}:{','.join(lines)}: mentions {FORBIDDEN}, a document outside the repository")
+    documented = documented_targets(text, problems)
+    package = package_targets(dump_package())
+    compare(package, documented, problems)
+    if problems:
+        for problem in problems:
+            print(f"check-architecture: {problem}")
+        sys.exit(1)
+    print(f"check-architecture: {DOC_NAME} matches Package.swift ({len(package)} targets)")
+
+
+if __name__ == "__main__":
+    main()
