@@ -176,10 +176,10 @@ enum GuestScripts {
     static let rustdeskID = GuestScript<RustDeskIdentity>(name: "rustdesk-id", arguments: [])
 
     /// A command line as a person reads it: a guest script by its name and arguments ("ionlab-service hello
-    /// started 0"), anything else on one line.
+    /// started 0 ''"), anything else on one line.
     static func describe(_ argv: [String]) -> String {
         if let shell = argv.first, ["sh", "bash"].contains(shell), argv.dropFirst().first == "-c", argv.count >= 4 {
-            return argv.dropFirst(3).joined(separator: " ")
+            return Format.oneLine(argv.dropFirst(3).map { $0.isEmpty ? "''" : $0 }.joined(separator: " "), limit: 160)
         }
         return Format.oneLine(argv.joined(separator: " "), limit: 160)
     }
