@@ -12,6 +12,23 @@ if subprocess.run("git diff --quiet -- Sources", shell=True).returncode != 0:
     sys.exit("security-mutations: Sources/ has uncommitted changes; commit or stash them first")
 OLD_TREE_RECEIVER = subprocess.run("git show b7ca261:Sources/IonLabTransfer/TreeReceiver.swift", shell=True,
                                    capture_output=True, text=True, check=True).stdout
+# The old receiver, spoken in today's types (the agent protocol's stream messages, generic streams).
+for before, after in [
+    ("import IonLabWire\n", "import IonLabAgentProtocol\nimport IonLabWire\n"),
+    ("public func receive(from stream: WireStream, first: Message? = nil)",
+     "public func receive<M: AgentStreamCarrier>(from stream: WireStream<M>, first: AgentStreamMessage? = nil)"),
+    ("stream.send(.transferDone(", "stream.send(carrying: .transferDone("),
+    ("stream.send(.failure(", "stream.send(carrying: .failure("),
+    ("private func receiveTree(from stream: WireStream, first firstMessage: Message?)",
+     "private func receiveTree<M: AgentStreamCarrier>(from stream: WireStream<M>, first firstMessage: AgentStreamMessage?)"),
+    ("let message: Message", "let message: AgentStreamMessage"),
+    ("stream.nextMessage()", "stream.nextCarried()"),
+    ("private func receiveFile(_ entry: TreeEntry, at path: String, from stream: WireStream)",
+     "private func receiveFile<M: AgentStreamCarrier>(_ entry: TreeEntry, at path: String, from stream: WireStream<M>)"),
+    ("switch try await stream.next()", "switch try await stream.nextCarriedItem()"),
+]:
+    assert before in OLD_TREE_RECEIVER, before
+    OLD_TREE_RECEIVER = OLD_TREE_RECEIVER.replace(before, after)
 M = [
  ("M1 old tree receiver", [("Sources/IonLabTransfer/TreeReceiver.swift", None, OLD_TREE_RECEIVER)], "item1_"),
  ("M2 no role check", [("Sources/IonLabPKI/TLSSetup.swift", "guard leaf.isControllerCertificate else {", "guard leaf.isControllerCertificate || true else {")], "item2_"),
