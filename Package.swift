@@ -98,7 +98,7 @@ let package = Package(
         ], resources: [.copy("Resources/guest")]),
         .executableTarget(name: "ionlab", dependencies: [
             "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabProvision", "IonLabTransfer", "IonLabConfig",
-            "IonLabControllerConfig", "IonLabSpec", "IonLabWire",
+            "IonLabControllerConfig", "IonLabSpec", "IonLabWire", "CIonLabSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
@@ -158,7 +158,7 @@ let package = Package(
         ]),
         .testTarget(name: "IonLabIntegrationTests", dependencies: [
             "IonLabController", "IonLabAgent", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabPKI", "IonLabWire", "IonLabConfig",
-            "IonLabSpec", "ionlab", "ionlab-agent",
+            "IonLabSpec", "CIonLabSys", "ionlab", "ionlab-agent",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 int ionlab_spawn(const char *const argv[], const char *const envp[], const char *cwd,
@@ -51,4 +54,60 @@ int ionlab_decode_wait_status(int status, int *code) {
 
 int ionlab_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+int ionlab_spawn_pty(const char *const argv[], const char *const envp[], const char *cwd,
+                     unsigned short rows, unsigned short columns, pid_t *pid_out, int *master_out) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return errno;
+    char slave[128];
+    if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, slave, sizeof slave) != 0) {
+        int error = errno;
+        close(master);
+        return error;
+    }
+    ionlab_set_window_size(master, rows, columns);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) { close(master); return rc; }
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) { posix_spawn_file_actions_destroy(&actions); close(master); return rc; }
+
+    /* A new session: the terminal opened next, without O_NOCTTY, becomes its controlling terminal, and the
+       session's process group is the one a timeout or cancel kills. */
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    short flags = POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if ((rc = posix_spawnattr_setflags(&attr, flags)) != 0) goto done;
+    if ((rc = posix_spawnattr_setsigmask(&attr, &none)) != 0) goto done;
+    if ((rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, 0, 1)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, 0, 2)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) goto done;
+    if (cwd != NULL && (rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
+
+    rc = posix_spawnp(pid_out, argv[0], &actions, &attr, (char *const *)argv, (char *const *)envp);
+
+done:
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc == 0) *master_out = master; else close(master);
+    return rc;
+}
+
+int ionlab_set_window_size(int fd, unsigned short rows, unsigned short columns) {
+    struct winsize size = { .ws_row = rows, .ws_col = columns };
+    return ioctl(fd, TIOCSWINSZ, &size);
+}
+
+int ionlab_window_size(int fd, unsigned short *rows, unsigned short *columns) {
+    struct winsize size;
+    if (ioctl(fd, TIOCGWINSZ, &size) != 0) return -1;
+    *rows = size.ws_row;
+    *columns = size.ws_col;
+    return 0;
 }

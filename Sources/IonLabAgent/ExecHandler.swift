@@ -29,6 +29,7 @@ struct ExecHandler {
                     case .data(.content, let bytes): try await job.writeStdin(bytes)
                     case .message(.stdinEnd): try await job.writeStdin(nil)
                     case .message(.cancel): job.terminate(because: .cancelled)
+                    case .message(.resize(let rows, let columns)): job.resize(rows: rows, columns: columns)
                     case .data(let channel, _): throw WireError.unexpected("\(channel) data from the controller on an exec stream")
                     case .message(let other): throw WireError.unexpected("\(other.name) from the controller on an exec stream")
                     }

@@ -17,12 +17,14 @@ final class ProcessJob: @unchecked Sendable {
     private let lock = NIOLock()
     private var tail = OutputTail(limit: 8 << 10)
     /// What the process writes on descriptor 3, when it reports (bounded: the excess is dropped).
-    private var report = OutputTail(limit: ExecResult.reportLimit, keeping: .first)
+    private var reported = OutputTail(limit: ExecResult.reportLimit, keeping: .first)
     private var sink: AgentStream?
     private var outcome: ExecResult.Outcome = .completed
     /// The write end of the command's stdin, as a plain channel (nil without stdin), once ``run(group:)`` set it up.
     private let stdinReady: EventLoopPromise<Channel?>
     private var readers: [NIOAsyncChannel<ByteBuffer, Never>] = []
+    /// The reader of descriptor 3, when the process reports.
+    private var report: NIOAsyncChannel<ByteBuffer, Never>?
     private let finished: EventLoopPromise<ExecResult>
 
     var result: EventLoopFuture<ExecResult> { finished.futureResult }
@@ -30,6 +32,26 @@ final class ProcessJob: @unchecked Sendable {
     /// Spawns the process. Output starts flowing once ``run(group:)`` is called.
     init(spec: ExecSpec, group: EventLoopGroup) throws {
         self.spec = spec
+        let spawned = try spec.terminal.map { try Self.spawnOnTerminal(spec, $0) } ?? Self.spawnWithPipes(spec)
+        pid = spawned.pid
+        (stdoutFD, stderrFD, stdinFD, reportFD, terminalFD) = (spawned.stdout, spawned.stderr, spawned.stdin, spawned.report, spawned.terminal)
+        // Made only once the process runs: a promise that is never kept is a leak NIO stops on.
+        finished = group.next().makePromise()
+        stdinReady = group.next().makePromise()
+    }
+
+    /// A spawned process and this side's descriptors (-1 for none).
+    private struct Spawned {
+        var pid: pid_t
+        var stdout: Int32
+        var stderr: Int32 = -1
+        var stdin: Int32 = -1
+        var report: Int32 = -1
+        var terminal: Int32 = -1
+    }
+
+    /// Spawns with pipes for stdout and stderr, and for stdin and the report when the spec asks.
+    private static func spawnWithPipes(_ spec: ExecSpec) throws -> Spawned {
         var pipes = [[Int32]](repeating: [-1, -1], count: 4)
         defer { for pair in pipes { for fd in pair where fd >= 0 { close(fd) } } }
         for index in 0..<4 where (index == 0 && spec.stdin) || index == 1 || index == 2 || (index == 3 && spec.reports) {
@@ -37,35 +59,62 @@ final class ProcessJob: @unchecked Sendable {
         }
         let devNull = spec.stdin ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { if devNull >= 0 { close(devNull) } }
-
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in spec.env { environment[key] = value }
-        if environment["PATH"] == nil { environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
-        let envStrings = environment.map { "\($0.key)=\($0.value)" }
-
         var childPID: pid_t = 0
         let rc = CStringArray.with(spec.argv) { argv in
-            CStringArray.with(envStrings) { envp in
+            CStringArray.with(environment(spec)) { envp in
                 ionlab_spawn(argv, envp, spec.cwd, spec.stdin ? pipes[0][0] : devNull, pipes[1][1], pipes[2][1], pipes[3][1], &childPID)
             }
         }
-        guard rc == 0 else {
-            throw Failure("\(spec.argv.first ?? ""): \(String(cString: strerror(rc)))")
-        }
-        self.pid = childPID
-        self.finished = group.next().makePromise()
-        self.stdinReady = group.next().makePromise()
+        guard rc == 0 else { throw Failure("\(spec.argv.first ?? ""): \(String(cString: strerror(rc)))") }
         // Keep only the parent's ends; the deferred close releases the child's.
-        stdoutFD = pipes[1][0]; pipes[1][0] = -1
-        stderrFD = pipes[2][0]; pipes[2][0] = -1
-        if spec.stdin { stdinFD = pipes[0][1]; pipes[0][1] = -1 }
-        if spec.reports { reportFD = pipes[3][0]; pipes[3][0] = -1 }
+        var spawned = Spawned(pid: childPID, stdout: pipes[1][0], stderr: pipes[2][0])
+        pipes[1][0] = -1
+        pipes[2][0] = -1
+        if spec.stdin { (spawned.stdin, pipes[0][1]) = (pipes[0][1], -1) }
+        if spec.reports { (spawned.report, pipes[3][0]) = (pipes[3][0], -1) }
+        return spawned
+    }
+
+    /// The agent's environment with the spec's entries, a PATH if it had none, and TERM for a terminal.
+    private static func environment(_ spec: ExecSpec) -> [String] {
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in spec.env { environment[key] = value }
+        if let terminal = spec.terminal { environment["TERM"] = terminal.term }
+        if environment["PATH"] == nil { environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+        return environment.map { "\($0.key)=\($0.value)" }
     }
 
     private var stdoutFD: Int32 = -1
     private var stderrFD: Int32 = -1
     private var stdinFD: Int32 = -1
     private var reportFD: Int32 = -1
+    /// The pseudo-terminal's master, kept to change its size; -1 without a terminal.
+    private var terminalFD: Int32 = -1
+
+    /// Spawns on a new pseudo-terminal: the master is read as stdout, written as stdin (through its own
+    /// descriptor each), and kept once more for resizing.
+    private static func spawnOnTerminal(_ spec: ExecSpec, _ terminal: TerminalSpec) throws -> Spawned {
+        var childPID: pid_t = 0
+        var master: Int32 = -1
+        let rc = CStringArray.with(spec.argv) { argv in
+            CStringArray.with(environment(spec)) { envp in
+                ionlab_spawn_pty(argv, envp, spec.cwd, terminal.rows, terminal.columns, &childPID, &master)
+            }
+        }
+        guard rc == 0 else { throw Failure("\(spec.argv.first ?? ""): \(String(cString: strerror(rc)))") }
+        let input = fcntl(master, F_DUPFD_CLOEXEC, 0), control = fcntl(master, F_DUPFD_CLOEXEC, 0)
+        guard input >= 0, control >= 0 else {
+            kill(-childPID, SIGKILL)
+            throw Failure("cannot duplicate the terminal: \(String(cString: strerror(errno)))")
+        }
+        return Spawned(pid: childPID, stdout: master, stdin: input, terminal: control)
+    }
+
+    /// Changes the terminal's size; the kernel tells the foreground job (SIGWINCH). Nothing without a terminal.
+    func resize(rows: UInt16, columns: UInt16) {
+        let fd = lock.withLock { terminalFD }
+        if fd >= 0, rows > 0, columns > 0 { _ = ionlab_set_window_size(fd, rows, columns) }
+    }
 
     /// Sends output to `stream` from now on (nil detaches).
     func attach(_ stream: AgentStream?) {
@@ -76,16 +125,17 @@ final class ProcessJob: @unchecked Sendable {
     func run(group: EventLoopGroup) async {
         var input: Channel?
         do {
-            let out = try await Self.pipeReader(stdoutFD, group: group)
+            var all = [try await Self.pipeReader(stdoutFD, group: group)]
             stdoutFD = -1
-            let err = try await Self.pipeReader(stderrFD, group: group)
-            stderrFD = -1
-            var all = [out, err]
-            if reportFD >= 0 {
-                all.append(try await Self.pipeReader(reportFD, group: group))
-                reportFD = -1
+            if stderrFD >= 0 {
+                all.append(try await Self.pipeReader(stderrFD, group: group))
+                stderrFD = -1
             }
             lock.withLock { readers = all }
+            if reportFD >= 0 {
+                report = try await Self.pipeReader(reportFD, group: group)
+                reportFD = -1
+            }
             if stdinFD >= 0 {
                 input = try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(output: stdinFD).get()
                 stdinFD = -1
@@ -100,12 +150,13 @@ final class ProcessJob: @unchecked Sendable {
                 self.terminate(because: .timedOut)
             }
         }
-        let pipes = lock.withLock { self.readers }
+        let outputs = lock.withLock { self.readers }
+        let pipes = outputs + (report.map { [$0] } ?? [])
         let exit = Task { [pid] in await Self.waitForExit(pid) }
-        var forwarders = zip(pipes, [DataChannel.stdout, .stderr]).map { reader, channel in
+        var forwarders = zip(outputs, [DataChannel.stdout, .stderr]).map { reader, channel in
             Task { await self.forward(reader, as: channel) }
         }
-        if pipes.count > 2 { forwarders.append(Task { await self.collectReport(pipes[2]) }) }
+        if let report { forwarders.append(Task { await self.collectReport(report) }) }
         let status = await exit.value
         // Pipes still open after the exit are held by descendants; close them once they go quiet.
         let closer = Task { await self.closeIdlePipes(pipes) }
@@ -122,7 +173,7 @@ final class ProcessJob: @unchecked Sendable {
         let result: ExecResult = lock.withLock {
             ExecResult(jobID: spec.jobID, outcome: outcome, exitCode: kind == 1 ? code : nil, signal: kind == 2 ? code : nil,
                        durationSeconds: Self.seconds(ContinuousClock.now - started), outputTail: tail.text,
-                       report: spec.reports ? report.text : nil)
+                       report: spec.reports ? reported.text : nil)
         }
         finished.succeed(result)
     }
@@ -151,12 +202,20 @@ final class ProcessJob: @unchecked Sendable {
     }
 
     /// Writes stdin bytes (nil closes stdin).
+    /// Writes stdin bytes (nil closes stdin). Input that arrives after the process closed its stdin, or
+    /// exited, is dropped, as a pipe's reader going away drops it: it is no failure of the job.
     func writeStdin(_ bytes: ByteBuffer?) async throws {
         guard let channel = try await stdinReady.futureResult.get() else { return }
-        if let bytes {
-            try await channel.writeAndFlush(bytes)
-        } else {
-            try await channel.close()
+        do {
+            if let bytes {
+                try await channel.writeAndFlush(bytes)
+            } else {
+                try await channel.close()
+            }
+        } catch let error as ChannelError where error == .alreadyClosed || error == .ioOnClosedChannel || error == .outputClosed {
+            return
+        } catch let error as IOError where error.errnoCode == EPIPE {
+            return
         }
     }
 
@@ -191,7 +250,7 @@ final class ProcessJob: @unchecked Sendable {
         do {
             for try await chunk in reader.inbound {
                 lock.withLock {
-                    report.append(chunk)
+                    reported.append(chunk)
                     lastOutput = .now
                 }
             }
@@ -237,7 +296,7 @@ final class ProcessJob: @unchecked Sendable {
     }
 
     deinit {
-        for fd in [stdoutFD, stderrFD, stdinFD, reportFD] where fd >= 0 { close(fd) }
+        for fd in [stdoutFD, stderrFD, stdinFD, reportFD, terminalFD] where fd >= 0 { close(fd) }
     }
 }
 

@@ -55,5 +55,7 @@ public struct ExecStream<Message: AgentStreamCarrier>: Sendable {
     public func send(stdin bytes: ByteBuffer) async throws { try await stream.send(data: bytes, on: .content) }
     public func closeStdin() async throws { try await stream.send(carrying: .stdinEnd) }
     public func cancel() async throws { try await stream.send(carrying: .cancel) }
+    /// Tells a job on a pseudo-terminal that the local terminal changed size.
+    public func resize(rows: UInt16, columns: UInt16) async throws { try await stream.send(carrying: .resize(rows: rows, columns: columns)) }
     public func close() { stream.close() }
 }

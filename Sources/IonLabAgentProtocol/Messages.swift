@@ -43,6 +43,8 @@ public enum AgentStreamMessage: WireMessage {
     case execFinished(ExecResult)
     case stdinEnd
     case cancel
+    /// The local terminal of an exec on a pseudo-terminal changed size.
+    case resize(rows: UInt16, columns: UInt16)
     case putReady(path: String)
     case entry(TreeEntry)
     case fileEnd(sha256: String)

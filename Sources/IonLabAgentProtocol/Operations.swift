@@ -46,9 +46,12 @@ public struct ExecSpec: Codable, Sendable {
     /// Whether the process gets a pipe on descriptor 3 for its result (one JSON line, say), which comes
     /// back in ``ExecResult/report`` apart from its output. Guest scripts report this way.
     public var reports: Bool
+    /// Run on a pseudo-terminal of this size and type (an interactive shell): stdin, stdout and stderr are
+    /// the terminal, its output comes as stdout, and `resize` messages change its size.
+    public var terminal: TerminalSpec?
 
     public init(jobID: String, argv: [String], env: [String: String] = [:], cwd: String? = nil,
-                stdin: Bool = false, timeoutSeconds: Double? = nil, reports: Bool = false) {
+                stdin: Bool = false, timeoutSeconds: Double? = nil, reports: Bool = false, terminal: TerminalSpec? = nil) {
         self.jobID = jobID
         self.argv = argv
         self.env = env
@@ -56,6 +59,20 @@ public struct ExecSpec: Codable, Sendable {
         self.stdin = stdin
         self.timeoutSeconds = timeoutSeconds
         self.reports = reports
+        self.terminal = terminal
+    }
+}
+
+/// A pseudo-terminal as the local one is: its type (`TERM`) and size.
+public struct TerminalSpec: Codable, Sendable, Equatable {
+    public var term: String
+    public var rows: UInt16
+    public var columns: UInt16
+
+    public init(term: String, rows: UInt16, columns: UInt16) {
+        self.term = term
+        self.rows = rows
+        self.columns = columns
     }
 }
 

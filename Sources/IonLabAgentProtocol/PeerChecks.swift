@@ -96,6 +96,8 @@ extension AgentStreamMessage {
             try summary.check(in: "transferDone")
         case .failure(let failure):
             try failure.check()
+        case .resize(let rows, let columns):
+            guard rows > 0, columns > 0 else { throw WireError.invalidField("resize", "rows and columns must be positive") }
         case .stdinEnd, .cancel:
             break
         }
@@ -193,6 +195,11 @@ extension ExecSpec {
         }
         guard env.keys.allSatisfy({ !$0.isEmpty && !$0.contains("=") }) else {
             throw Failure("environment names must be non-empty and contain no '='")
+        }
+        if let terminal {
+            guard (try? PeerText.printable(terminal.term, "term", max: 64)) != nil, terminal.rows > 0, terminal.columns > 0 else {
+                throw Failure("a terminal needs a printable TERM of at most 64 characters and a size of at least 1 × 1")
+            }
         }
     }
 }

@@ -150,6 +150,7 @@ struct AdminHandler {
                         case .data(_, let bytes): try await job.send(stdin: bytes)
                         case .message(.stdinEnd): try await job.closeStdin()
                         case .message(.cancel): await job.cancel()
+                        case .message(.resize(let rows, let columns)): try await job.resize(rows: rows, columns: columns)
                         case .message(let other): throw WireError.unexpected("\(other.name) from the CLI during exec")
                         }
                     }

@@ -172,6 +172,7 @@ final class RemoteExec: @unchecked Sendable {
     func send(stdin bytes: ByteBuffer) async throws { try await stream.send(stdin: bytes) }
     func closeStdin() async throws { try await stream.closeStdin() }
     func cancel() async { try? await stream.cancel() }
+    func resize(rows: UInt16, columns: UInt16) async throws { try await stream.resize(rows: rows, columns: columns) }
 }
 
 /// The connected sessions by agent name. Every change fires the lifecycle signal.

@@ -37,6 +37,10 @@ struct Exec: AsyncParsableCommand {
           help: "Send this command's stdin to the remote command (-i, as docker and kubectl spell it).")
     var forwardStdin = false
 
+    @Flag(name: [.customShort("t"), .customLong("tty")],
+          help: "Run the command on a pseudo-terminal, this terminal in raw mode meanwhile (as ssh -t); implies -i.")
+    var tty = false
+
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
     var command: [String] = []
 
@@ -44,7 +48,7 @@ struct Exec: AsyncParsableCommand {
         guard [all, agent != nil, fleet != nil].filter({ $0 }).count == 1 else {
             throw ValidationError("name one agent, or pass --all or --fleet NAME")
         }
-        if forwardStdin, agent == nil { throw ValidationError("--stdin works with one agent only") }
+        if forwardStdin || tty, agent == nil { throw ValidationError("--stdin and --tty work with one agent only") }
         guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. `ionlab exec vm1 -- uname -a`") }
         if let timeout, !(timeout > 0 && timeout <= ExecSpec.maximumTimeout) {
             throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(ExecSpec.maximumTimeout)) (a year)")
@@ -71,37 +75,11 @@ struct Exec: AsyncParsableCommand {
     }
 
     private func runOne(on agent: String) async throws -> Int32 {
-        let spec = self.spec
-        return try await AdminClient.with(paths: global.paths) { client in
-            let job = try await client.exec(spec, on: agent)
-            let interrupt = Interrupts.onSIGINT { Task { try? await job.cancel() } }
-            defer { interrupt.cancel() }
-            let stdinPump = spec.stdin ? Task { await StdinPump.run(into: job) } : nil
-            defer { stdinPump?.cancel() }
-            while true {
-                let update: ExecStream<AdminStreamMessage>.Update
-                do {
-                    update = try await job.next()
-                } catch let failure as Failure {
-                    throw failure
-                } catch {
-                    throw ControllerError("\(AdminDescribe.error(error)); job \(spec.jobID) may still run on \(agent), see `ionlab jobs \(agent)`")
-                }
-                switch update {
-                case .output(.stderr, let bytes):
-                    FileHandle.standardError.write(Data(bytes.readableBytesView))
-                case .output(_, let bytes):
-                    FileHandle.standardOutput.write(Data(bytes.readableBytesView))
-                case .started:
-                    continue
-                case .finished(let result):
-                    if result.outcome != .completed {
-                        Terminal.error("ionlab: \(agent): job \(result.jobID) \(Format.escaped(result.summary))")
-                    }
-                    return result.shellStatus
-                }
-            }
+        if tty {
+            let spec = self.spec
+            return try await RemoteTerminal.run(spec.argv, on: agent, paths: global.paths, timeout: spec.timeoutSeconds, env: spec.env, cwd: spec.cwd)
         }
+        return try await RemoteJob.run(spec, on: agent, paths: global.paths)
     }
 
     private func runEverywhere(_ target: ExecTarget) async throws -> Int32 {
@@ -157,7 +135,9 @@ enum Interrupts {
 
 /// Copies this process's stdin to a remote job's stdin.
 enum StdinPump {
-    static func run(into job: ExecStream<AdminStreamMessage>) async {
+    /// Copies stdin until its end, then (with `closing`) closes the remote stdin. A terminal's stdin is not
+    /// closed at its end: its Ctrl-D is a byte like the others.
+    static func run(into job: ExecStream<AdminStreamMessage>, closing: Bool) async {
         let allocator = ByteBufferAllocator()
         while !Task.isCancelled {
             let data = FileHandle.standardInput.availableData
@@ -168,6 +148,42 @@ enum StdinPump {
                 return
             }
         }
-        try? await job.closeStdin()
+        if closing { try? await job.closeStdin() }
+    }
+}
+
+/// One job on one agent, its output streamed as it comes: stdin sent when the spec asks, Ctrl-C cancelling it.
+enum RemoteJob {
+    static func run(_ spec: ExecSpec, on agent: String, paths: StatePaths) async throws -> Int32 {
+        try await AdminClient.with(paths: paths) { client in
+            let job = try await client.exec(spec, on: agent)
+            let interrupt = Interrupts.onSIGINT { Task { try? await job.cancel() } }
+            defer { interrupt.cancel() }
+            let stdinPump = spec.stdin ? Task { await StdinPump.run(into: job, closing: true) } : nil
+            defer { stdinPump?.cancel() }
+            while true {
+                let update: ExecStream<AdminStreamMessage>.Update
+                do {
+                    update = try await job.next()
+                } catch let failure as Failure {
+                    throw failure
+                } catch {
+                    throw ControllerError("\(AdminDescribe.error(error)); job \(spec.jobID) may still run on \(agent), see `ionlab jobs \(agent)`")
+                }
+                switch update {
+                case .output(.stderr, let bytes):
+                    FileHandle.standardError.write(Data(bytes.readableBytesView))
+                case .output(_, let bytes):
+                    FileHandle.standardOutput.write(Data(bytes.readableBytesView))
+                case .started:
+                    continue
+                case .finished(let result):
+                    if result.outcome != .completed {
+                        Terminal.error("ionlab: \(agent): job \(result.jobID) \(Format.escaped(result.summary))")
+                    }
+                    return result.shellStatus
+                }
+            }
+        }
     }
 }
