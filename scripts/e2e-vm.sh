@@ -81,6 +81,24 @@ back=$(sha256sum <"$state/payload.back" | cut -d' ' -f1)
 [[ $remote == "$sent" && $back == "$sent" ]] || fail "sha256 mismatch: sent $sent, in guest $remote, back $back"
 lab_phase "cp 8 MiB in and back" "$s"
 
+# Power: a stop goes through ACPI and the domain is off; a start and a restart each bring the VM back to
+# ready (its agent of the same instance reconnects), and the file copied in survives them.
+s=$(date +%s.%N)
+ionlab vm stop "$vm" || fail "vm stop"
+[[ $(virsh -q -c qemu:///system domstate "$vm") == "shut off" ]] || fail "domain $vm is not shut off after vm stop"
+ionlab vm list | grep -q "^$vm .*stopped" || fail "vm list does not show $vm stopped: $(ionlab vm list)"
+ionlab exec "$vm" -- true 2>/dev/null && fail "exec answered on a stopped VM"
+lab_phase "vm stop (ACPI)" "$s"
+s=$(date +%s.%N)
+ionlab vm start "$vm" --timeout 600 || fail "vm start"
+[[ $(ionlab exec "$vm" -- sha256sum /root/payload.bin | cut -d' ' -f1) == "$sent" ]] || fail "the file did not survive a stop and a start"
+lab_phase "vm start until ready" "$s"
+s=$(date +%s.%N)
+ionlab vm restart "$vm" --timeout 600 || fail "vm restart"
+uptime=$(ionlab exec "$vm" -- cut -d. -f1 /proc/uptime) || fail "exec after vm restart"
+(( uptime < 300 )) || fail "the guest did not reboot: up for $uptime s"
+lab_phase "vm restart until ready" "$s"
+
 s=$(date +%s.%N)
 ionlab vm destroy "$vm" || fail "vm destroy"
 virsh -q -c qemu:///system list --all --name | grep -qx "$vm" && fail "domain $vm is still defined"

@@ -31,6 +31,20 @@ public enum AdminRequest: Codable, Sendable {
     case fleetDown(name: String)
     /// Creates `name` with the image, backend and resources of `source`; replies like `vmCreate`.
     case vmClone(source: String, name: String, wait: Bool)
+    /// Stops, starts, restarts, suspends or resumes a VM. Streams its events, then `vms` with its record;
+    /// with `wait`, a start or restart replies once the VM is ready again.
+    case vmPower(name: String, action: PowerAction, timeoutSeconds: Double?, wait: Bool)
+}
+
+/// What `vm stop | start | restart | suspend | resume` asks.
+public enum PowerAction: String, Codable, Sendable, CaseIterable {
+    /// Shut down through ACPI; forced off after the timeout.
+    case stop
+    case start
+    /// A stop, then a start.
+    case restart
+    case suspend
+    case resume
 }
 
 /// Which agents a fan-out reaches.

@@ -167,6 +167,11 @@ public struct AdminClient: Sendable {
         try await provisioning(.vmClone(source: source, name: name, wait: wait))
     }
 
+    /// Stops, starts, restarts, suspends or resumes a VM: its events as they happen, then its record.
+    public func power(_ action: PowerAction, vm name: String, timeoutSeconds: Double?, wait: Bool) async throws -> Replies<RequestProgress<VMRecord>> {
+        try await provisioning(.vmPower(name: name, action: action, timeoutSeconds: timeoutSeconds, wait: wait))
+    }
+
     private func provisioning(_ request: AdminRequest) async throws -> Replies<RequestProgress<VMRecord>> {
         Replies(try await open(request), request: request) { message in
             switch message {

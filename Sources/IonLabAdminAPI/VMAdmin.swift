@@ -34,6 +34,10 @@ public struct VMRecord: Codable, Sendable {
         case provisioning
         /// The agent of this instance has enrolled and connected.
         case ready
+        /// Shut off by `vm stop`: its disk stays, `vm start` boots it again.
+        case stopped
+        /// Paused by `vm suspend`: its memory stays, `vm resume` goes on.
+        case suspended
     }
 
     public var name: String

@@ -107,6 +107,15 @@ struct AdminHandler {
                 try await createVM(wait: wait, name: name, stream: stream) { try await controller.vms.clone(source: source, name: name, wait: wait) }
             case .vmList:
                 try await ListingParts.send(try controller.store.vms(), as: AdminStreamMessage.vms, noun: "VMs", on: stream)
+            case .vmPower(let name, let action, let timeout, let wait):
+                let ends: Set<EventKind>
+                switch action {
+                case .stop: ends = [.vmStopped]
+                case .suspend: ends = [.vmSuspended]
+                case .resume: ends = [.vmResumed]
+                case .start, .restart: ends = wait ? [.vmReady, .vmFailed] : [.vmStarted]
+                }
+                try await followingVM(name, until: ends, stream: stream) { try await controller.vms.power(action, name, timeout: timeout) }
             case .vmDestroy(let name):
                 try await controller.vms.destroy(name)
                 try await stream.send(.ok("destroyed \(name)"))
@@ -261,10 +270,15 @@ struct AdminHandler {
     /// Provisions a VM and streams its timeline events to the CLI: until it started, or with `wait` until it is
     /// ready or failed. Then the record. The CLI leaving does not stop the VM's boot being followed.
     private func createVM(wait: Bool, name: String, stream: AdminStream, _ create: () async throws -> VMRecord) async throws {
+        try await followingVM(name, until: wait ? [.vmReady, .vmFailed] : [.vmStarted], stream: stream, create)
+    }
+
+    /// Runs `operation` on a VM and streams the VM's events until one of `ends`, then its record.
+    private func followingVM(_ name: String, until ends: Set<EventKind>, stream: AdminStream,
+                             _ operation: () async throws -> VMRecord) async throws {
         let live = controller.events.follow()
         defer { live.stop() }
-        let record = try await create()
-        let ends: Set<EventKind> = wait ? [.vmReady, .vmFailed] : [.vmStarted]
+        let record = try await operation()
         for await event in live.events where event.agent == name {
             try await stream.send(.events([event]))
             if ends.contains(event.kind) { break }

@@ -115,15 +115,19 @@ struct VMManager: VMProvisioning {
     /// Watches a booting VM: console milestones become events, and the agent of this instance connecting
     /// makes it ready. Past the patience it stays provisioning and watched by `status`, not failed. The console
     /// is read from where the last look stopped; the agent's arrival is a signal, not something looked for.
-    func followBoot(_ record: VMRecord) async {
-        var console = ConsoleMilestones(path: record.consoleLog)
+    ///
+    /// `since` is when this boot began: only an agent that connected after it counts (after a restart the
+    /// previous boot's connection may not have closed yet).
+    func followBoot(_ record: VMRecord, since: Date = .distantPast) async {
+        // A boot after the first appends to the same console log: only what it adds is its own.
+        var console = ConsoleMilestones(path: record.consoleLog, skippingWhatIsThere: since != .distantPast)
         let started = Date()
         let deadline = started.addingTimeInterval(3600)
         while Date() < deadline {
             for (kind, message) in console.newMilestones() {
                 events.emit(kind, agent: record.name, message, detail: .elapsed(Elapsed(seconds: Date().timeIntervalSince(started))))
             }
-            if isConnected(record) {
+            if isConnected(record, since: since) {
                 guard var current = try? store.vm(record.name), current.instanceID == record.instanceID else { return }
                 current.state = .ready
                 current.readyAt = Date()
@@ -141,8 +145,9 @@ struct VMManager: VMProvisioning {
     }
 
     /// Whether the agent of this very instance is connected and has said so in its health.
-    private func isConnected(_ record: VMRecord) -> Bool {
-        sessions.session(named: record.name)?.health?.instanceID == record.instanceID
+    private func isConnected(_ record: VMRecord, since: Date) -> Bool {
+        guard let session = sessions.session(named: record.name) else { return false }
+        return session.health?.instanceID == record.instanceID && session.connectedAt >= since
     }
 
     func waitReady(_ name: String, instanceID: String, patience: Double) async -> Bool {
@@ -151,6 +156,73 @@ struct VMManager: VMProvisioning {
             return record.state == .ready && sessions.session(named: name) != nil ? true : nil
         }, timeout: .clamped(seconds: patience))
         return verdict ?? false
+    }
+
+    // MARK: Power
+
+    /// Stops (through ACPI, forced off after `timeout` seconds), starts, restarts, suspends or resumes a VM,
+    /// and returns its record. After a start it is provisioning until its agent is back, as after create.
+    func power(_ action: PowerAction, _ name: String, timeout: Double?) async throws -> VMRecord {
+        guard var record = try store.vm(name) else { throw ControllerError("no VM named '\(name)'") }
+        let connection = try await connections.connection(for: try config.backend(named: record.backend))
+        let domain = try await connection.domain(named: name)
+        let state = try await domain.info().state
+        let running: Set<Domain.State> = [.running, .blocked, .paused]
+        switch action {
+        case .stop, .restart:
+            if action == .stop || running.contains(state) {
+                guard running.contains(state) else { throw ControllerError("VM \(name) is not running (it is \(state.rawValue))") }
+                try await stop(domain, &record, timeout: timeout ?? 60, paused: state == .paused)
+            }
+            if action == .restart { try await start(domain, &record) }
+        case .start:
+            guard !running.contains(state) else { throw ControllerError("VM \(name) is running already") }
+            try await start(domain, &record)
+        case .suspend:
+            guard state == .running || state == .blocked else { throw ControllerError("VM \(name) is not running (it is \(state.rawValue))") }
+            try await domain.suspend()
+            record.state = .suspended
+            try store.updateVM(record)
+            events.emit(.vmSuspended, agent: name, "suspended: its CPUs are paused, its memory kept")
+        case .resume:
+            guard state == .paused else { throw ControllerError("VM \(name) is not suspended (it is \(state.rawValue))") }
+            try await domain.resume()
+            record.state = record.readyAt == nil ? .provisioning : .ready
+            try store.updateVM(record)
+            events.emit(.vmResumed, agent: name, "resumed")
+        }
+        return record
+    }
+
+    private func stop(_ domain: Domain, _ record: inout VMRecord, timeout: Double, paused: Bool) async throws {
+        let started = Date()
+        if paused { try await domain.resume() }  // a paused guest cannot hear the power button
+        try await domain.shutdown()
+        // libvirt tells of the shutdown only to a registered event loop; its state is cheap to read meanwhile.
+        var forced = false
+        while try await domain.isActive() {
+            if Date().timeIntervalSince(started) > timeout {
+                try await domain.destroy()
+                forced = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        record.state = .stopped
+        try store.updateVM(record)
+        let seconds = Date().timeIntervalSince(started)
+        events.emit(.vmStopped, agent: record.name, forced ? "forced off: the guest did not shut down within \(Int(timeout))s"
+                    : "shut down through ACPI in \(String(format: "%.1f", seconds))s", detail: .elapsed(Elapsed(seconds: seconds)))
+    }
+
+    private func start(_ domain: Domain, _ record: inout VMRecord) async throws {
+        let started = Date()
+        try await domain.start()
+        record.state = .provisioning
+        try store.updateVM(record)
+        events.emit(.vmStarted, agent: record.name, "domain \(record.name) started")
+        let watched = record
+        Task { await self.followBoot(watched, since: started) }
     }
 
     // MARK: Images and placement
@@ -210,7 +282,12 @@ struct ConsoleMilestones {
     private var carry = ""
     private var seen = Set<EventKind>()
 
-    init(path: String) { self.path = path }
+    init(path: String, skippingWhatIsThere: Bool = false) {
+        self.path = path
+        if skippingWhatIsThere, let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? UInt64 {
+            offset = size
+        }
+    }
 
     /// The milestones that appeared since the last call, in order.
     mutating func newMilestones() -> [(EventKind, String)] {

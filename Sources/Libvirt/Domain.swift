@@ -49,6 +49,20 @@ public final class Domain: LibvirtObject, @unchecked Sendable {
         try await connection.check("start domain \(name)") { virDomainCreate(self.pointer) }
     }
 
+    /// Asks the guest to shut down (ACPI power button); returns at once, the guest takes its time.
+    public func shutdown() async throws {
+        try await connection.check("shut down domain \(name)") { virDomainShutdown(self.pointer) }
+    }
+
+    /// Pauses the domain's CPUs; its memory stays.
+    public func suspend() async throws {
+        try await connection.check("suspend domain \(name)") { virDomainSuspend(self.pointer) }
+    }
+
+    public func resume() async throws {
+        try await connection.check("resume domain \(name)") { virDomainResume(self.pointer) }
+    }
+
     /// Stops the domain at once, like pulling the plug.
     public func destroy() async throws {
         try await connection.check("destroy domain \(name)") { virDomainDestroy(self.pointer) }

@@ -7,8 +7,9 @@ import IonLabWire
 /// `ionlab vm …`: VMs provisioned through libvirt, each with its agent injected by cloud-init.
 struct VMCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "vm", abstract: "Create, list, clone and destroy VMs.",
-        subcommands: [VMCreate.self, VMList.self, VMClone.self, VMDestroy.self])
+        commandName: "vm", abstract: "Create, list, clone, stop, start, restart, suspend, resume and destroy VMs.",
+        subcommands: [VMCreate.self, VMList.self, VMClone.self, VMStop.self, VMStart.self, VMRestart.self, VMSuspend.self, VMResume.self,
+                      VMDestroy.self])
 }
 
 /// How long `vm create` and `vm clone` wait for ready, and how they show progress.

@@ -52,6 +52,23 @@ final class ManagedFlag: @unchecked Sendable {
         #expect(console.newMilestones().isEmpty)
     }
 
+    /// A later boot appends to the same log: its follower starts at the end, so the first boot's markers
+    /// are not taken for its own.
+    @Test func aLaterBootReadsOnlyWhatItAdds() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("console-\(UUID().uuidString.prefix(8)).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "Linux version 6.1\nCloud-init v. 22\nionlab: agent installed\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var again = ConsoleMilestones(path: path, skippingWhatIsThere: true)
+        #expect(again.newMilestones().isEmpty)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        handle.write(Data("[    0.0] Linux version 6.1 (again)\n".utf8))
+        #expect(again.newMilestones().map(\.0) == [.vmKernelUp])
+        var first = ConsoleMilestones(path: path)
+        #expect(first.newMilestones().count == 3)
+    }
+
     /// The user-data prints the marker the controller looks for: the two are one contract.
     @Test func theSeedsUserDataPrintsTheAgentMarker() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -38,6 +38,41 @@ import Testing
         return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
     }
 
+    /// Power on the test driver, whose domains change state at once: each action, its event and the record's
+    /// state, and a clear line for what cannot be done. (That a real guest comes back to ready after each is
+    /// scripts/e2e-vm.sh's.)
+    @Test func stopStartRestartSuspendResume() async throws {
+        let lab = try makeLab()
+        defer { lab.tearDown() }
+        try await lab.startController()
+        #expect(lab.run(["vm", "create", "vm1", "--image", "test-base", "--memory", "256", "--no-wait"]).status == 0)
+        func state() throws -> String? { try vms(lab).first { $0["name"] as? String == "vm1" }?["state"] as? String }
+
+        let stopped = lab.run(["vm", "stop", "vm1"])
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        #expect(stopped.stdout.contains("vm.stopped") && stopped.stdout.contains("vm1: stopped"), "\(stopped.stdout)")
+        #expect(try state() == "stopped")
+        #expect(lab.run(["vm", "stop", "vm1"]).stderr == "ionlab: VM vm1 is not running (it is shut-off)\n")
+        #expect(lab.run(["vm", "suspend", "vm1"]).stderr == "ionlab: VM vm1 is not running (it is shut-off)\n")
+
+        let started = lab.run(["vm", "start", "vm1", "--no-wait"])
+        #expect(started.status == 0 && started.stdout.contains("vm.started"), "\(started.stdout)\(started.stderr)")
+        #expect(try state() == "provisioning")
+        #expect(lab.run(["vm", "start", "vm1", "--no-wait"]).stderr == "ionlab: VM vm1 is running already\n")
+
+        #expect(lab.run(["vm", "suspend", "vm1"]).stdout.contains("vm.suspended"))
+        #expect(try state() == "suspended")
+        #expect(lab.run(["vm", "resume", "vm1"]).stdout.contains("vm.resumed"))
+        #expect(try state() == "provisioning")
+        #expect(lab.run(["vm", "resume", "vm1"]).stderr == "ionlab: VM vm1 is not suspended (it is running)\n")
+
+        let restarted = lab.run(["vm", "restart", "vm1", "--no-wait"])
+        #expect(restarted.status == 0, "\(restarted.stderr)")
+        #expect(restarted.stdout.contains("vm.stopped") && restarted.stdout.contains("vm.started"), "\(restarted.stdout)")
+        #expect(lab.run(["vm", "stop", "nosuch"]).stderr == "ionlab: no VM named 'nosuch'\n")
+        #expect(lab.run(["vm", "stop", "vm1", "--stop-timeout", "0"]).stderr.contains("--stop-timeout must be more than 0"))
+    }
+
     @Test func createListCloneDestroy() async throws {
         let lab = try makeLab()
         try await lab.startController()
