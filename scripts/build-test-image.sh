@@ -14,8 +14,10 @@
 set -euo pipefail
 
 readonly NAME=bookworm-test SUITE=bookworm IMAGE_SIZE=2G FS_LABEL=ionlab-root
-readonly PACKAGES=linux-image-amd64,systemd-sysv,udev,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,netbase,iproute2,ca-certificates,python3,util-linux,kmod,e2fsprogs,gcc,make,libc6-dev
+readonly PACKAGES=linux-image-amd64,systemd-sysv,udev,dbus,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,netbase,iproute2,ca-certificates,python3,util-linux,kmod,e2fsprogs,gcc,make,libc6-dev
 # python3-cffi-backend: debootstrap misses this cloud-init dependency without it.
+# dbus: as in Debian's and Ubuntu's cloud images; without it systemd-logind does not run, and nothing answers
+# the ACPI power button that `ionlab vm stop` presses.
 # gcc, make, libc6-dev: the fixture portal is built from source in the VM (controller-config/recipes/fixture-portal.yaml).
 
 force=0

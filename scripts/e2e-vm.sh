@@ -84,7 +84,8 @@ lab_phase "cp 8 MiB in and back" "$s"
 # Power: a stop goes through ACPI and the domain is off; a start and a restart each bring the VM back to
 # ready (its agent of the same instance reconnects), and the file copied in survives them.
 s=$(date +%s.%N)
-ionlab vm stop "$vm" || fail "vm stop"
+ionlab vm stop "$vm" >"$state/stop.txt" || fail "vm stop"
+grep -q "shut down through ACPI" "$state/stop.txt" || fail "the guest did not shut down through ACPI: $(cat "$state/stop.txt")"
 [[ $(virsh -q -c qemu:///system domstate "$vm") == "shut off" ]] || fail "domain $vm is not shut off after vm stop"
 ionlab vm list | grep -q "^$vm .*stopped" || fail "vm list does not show $vm stopped: $(ionlab vm list)"
 ionlab exec "$vm" -- true 2>/dev/null && fail "exec answered on a stopped VM"
@@ -98,6 +99,17 @@ ionlab vm restart "$vm" --timeout 600 || fail "vm restart"
 uptime=$(ionlab exec "$vm" -- cut -d. -f1 /proc/uptime) || fail "exec after vm restart"
 (( uptime < 300 )) || fail "the guest did not reboot: up for $uptime s"
 lab_phase "vm restart until ready" "$s"
+
+# Shell: a scripted interactive session on a pseudo-terminal in the guest (script(1) gives `ionlab shell` a
+# terminal of 30 × 90; the keys come from a pipe, as a person would type them).
+s=$(date +%s.%N)
+code=0
+session=$(printf 'stty size\nexport MARK=$((6*7)); echo "SHELL-$MARK on $(hostname)"\nexit 4\n' \
+  | script -qec "stty rows 30 cols 90; $LAB_IONLAB shell $vm" /dev/null) || code=$?
+[[ $code == 4 ]] || fail "ionlab shell returned $code, not the remote 4: $session"
+grep -q "30 90" <<<"$session" || fail "the remote terminal is not 30 × 90: $session"
+grep -q "SHELL-42 on $vm" <<<"$session" || fail "the scripted shell session did not run: $session"
+lab_phase "shell: a scripted session on a pseudo-terminal" "$s"
 
 s=$(date +%s.%N)
 ionlab vm destroy "$vm" || fail "vm destroy"
