@@ -56,6 +56,8 @@ lab_phase "discovery" "$s"
 s=$(date +%s.%N)
 ionlab vm create "$vm" --image bookworm-test --memory 512 --timeout 600 || fail "vm create"
 lab_phase "vm create until ready" "$s"
+ionlab vm info "$vm" >"$state/info.txt" || fail "vm info"
+grep -q "^domain  *running" "$state/info.txt" && grep -q "^agent  *connected" "$state/info.txt" || fail "vm info: $(cat "$state/info.txt")"
 ionlab events >"$state/events.txt"
 for kind in vm.defined vm.started vm.kernel-up vm.cloud-init vm.agent-installed agent.enrolled vm.ready; do
   grep -q "  $kind  $vm  " "$state/events.txt" || fail "no $kind event for $vm: $(cat "$state/events.txt")"

@@ -34,6 +34,8 @@ public enum AdminRequest: Codable, Sendable {
     /// Stops, starts, restarts, suspends or resumes a VM. Streams its events, then `vms` with its record;
     /// with `wait`, a start or restart replies once the VM is ready again.
     case vmPower(name: String, action: PowerAction, timeoutSeconds: Double?, wait: Bool)
+    /// Replies `vmInfo`: the record, the domain's state as libvirt has it, and the agent.
+    case vmInfo(name: String)
 }
 
 /// What `vm stop | start | restart | suspend | resume` asks.

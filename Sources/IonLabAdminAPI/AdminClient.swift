@@ -112,6 +112,13 @@ public struct AdminClient: Sendable {
         try await confirmation(.revoke(name: name))
     }
 
+    /// One VM in full.
+    public func vmInfo(_ name: String) async throws -> VMInfo {
+        let request = AdminRequest.vmInfo(name: name)
+        guard case .vmInfo(let info) = try await single(request) else { throw AdminError.unexpectedReply(to: request) }
+        return info
+    }
+
     /// Destroys a VM; returns the controller's line.
     public func destroyVM(_ name: String) async throws -> String {
         try await confirmation(.vmDestroy(name: name))

@@ -38,6 +38,7 @@ public enum AdminStreamMessage: WireMessage {
     case vms([VMRecord])
     case fleetReport(FleetReport)
     case fleetStatus([VMStatus])
+    case vmInfo(VMInfo)
     /// The end of a request that succeeded, with a line for the user.
     case ok(String)
     /// The end of a request that failed.
@@ -49,7 +50,7 @@ public enum AdminStreamMessage: WireMessage {
         switch self {
         case .agent(let message): try message.check()
         case .failure(let failure): try failure.check()
-        case .agents, .token, .events, .jobs, .fanoutResult, .vms, .fleetReport, .fleetStatus, .ok: break
+        case .agents, .token, .events, .jobs, .fanoutResult, .vms, .fleetReport, .fleetStatus, .vmInfo, .ok: break
         }
     }
 }

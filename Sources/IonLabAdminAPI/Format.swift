@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import IonLabWire
 
 /// Formatting shared by the controller and the CLI.
@@ -28,5 +29,14 @@ public enum Format {
 
     public static func newJobID() -> String {
         "j-" + (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0 ... 255)) }.joined()
+    }
+}
+
+/// Health in a line.
+public enum HealthText {
+    public static func summary(_ health: Health) -> String {
+        let load = health.load.first.map { String(format: "%.2f", $0) } ?? "?"
+        return "load \(load), memory \(health.memoryAvailableBytes >> 20) of \(health.memoryTotalBytes >> 20) MiB free, "
+            + "disk \(health.diskFreeBytes >> 20) of \(health.diskTotalBytes >> 20) MiB free, cloud-init \(health.cloudInit ?? "absent")"
     }
 }

@@ -27,6 +27,21 @@ public struct VMCreateRequest: Codable, Sendable {
     }
 }
 
+/// Everything about one VM: its record (backend, resources, disks, console, facts), its domain as libvirt
+/// sees it now, and its agent with its health.
+public struct VMInfo: Codable, Sendable {
+    public var record: VMRecord
+    /// libvirt's state of the domain (running, shut-off, paused…), or nil when the backend did not answer.
+    public var domainState: String?
+    public var agent: AgentStatus?
+
+    public init(record: VMRecord, domainState: String?, agent: AgentStatus?) {
+        self.record = record
+        self.domainState = domainState
+        self.agent = agent
+    }
+}
+
 /// A VM as the controller's store keeps it.
 public struct VMRecord: Codable, Sendable {
     public enum State: String, Codable, Sendable {

@@ -116,6 +116,10 @@ struct AdminHandler {
                 case .start, .restart: ends = wait ? [.vmReady, .vmFailed] : [.vmStarted]
                 }
                 try await followingVM(name, until: ends, stream: stream) { try await controller.vms.power(action, name, timeout: timeout) }
+            case .vmInfo(let name):
+                guard let record = try controller.store.vm(name) else { throw ControllerError("no VM named '\(name)'") }
+                let agent = try controller.agents.statuses().first { $0.name == name }
+                try await stream.send(.vmInfo(VMInfo(record: record, domainState: await controller.vms.domainState(record), agent: agent)))
             case .vmDestroy(let name):
                 try await controller.vms.destroy(name)
                 try await stream.send(.ok("destroyed \(name)"))

@@ -278,12 +278,3 @@ enum ProcessCPU {
         return value(usage.ru_utime) + value(usage.ru_stime)
     }
 }
-
-/// Health in a line.
-enum HealthText {
-    static func summary(_ health: Health) -> String {
-        let load = health.load.first.map { String(format: "%.2f", $0) } ?? "?"
-        return "load \(load), memory \(health.memoryAvailableBytes >> 20) of \(health.memoryTotalBytes >> 20) MiB free, "
-            + "disk \(health.diskFreeBytes >> 20) of \(health.diskTotalBytes >> 20) MiB free, cloud-init \(health.cloudInit ?? "absent")"
-    }
-}

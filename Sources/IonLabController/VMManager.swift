@@ -158,6 +158,13 @@ struct VMManager: VMProvisioning {
         return verdict ?? false
     }
 
+    /// The domain's state as libvirt has it now, or nil when the backend does not answer.
+    func domainState(_ record: VMRecord) async -> String? {
+        guard let backend = try? config.backend(named: record.backend), let connection = try? await connections.connection(for: backend),
+              let domain = try? await connection.domain(named: record.name) else { return nil }
+        return try? await domain.info().state.rawValue
+    }
+
     // MARK: Power
 
     /// Stops (through ACPI, forced off after `timeout` seconds), starts, restarts, suspends or resumes a VM,

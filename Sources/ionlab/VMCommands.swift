@@ -8,7 +8,7 @@ import IonLabWire
 struct VMCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vm", abstract: "Create, list, clone, stop, start, restart, suspend, resume and destroy VMs.",
-        subcommands: [VMCreate.self, VMList.self, VMClone.self, VMStop.self, VMStart.self, VMRestart.self, VMSuspend.self, VMResume.self,
+        subcommands: [VMCreate.self, VMList.self, VMInfoCommand.self, VMClone.self, VMStop.self, VMStart.self, VMRestart.self, VMSuspend.self, VMResume.self,
                       VMDestroy.self])
 }
 
@@ -125,6 +125,44 @@ struct VMList: AsyncParsableCommand {
     static func fetch(_ paths: StatePaths) async throws -> [VMRecord] {
         let vms = try await AdminClient.with(paths: paths) { try await $0.vms() }
         return vms
+    }
+}
+
+struct VMInfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Show one VM: backend, state, resources, disks, console, its agent and health, and its facts.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The VM.") var vm: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let vm = self.vm
+            let info = try await AdminClient.with(paths: global.paths) { try await $0.vmInfo(vm) }
+            Terminal.line(json ? JSONOutput.line(info) : Self.render(info))
+        }
+    }
+
+    static func render(_ info: VMInfo) -> String {
+        let vm = info.record
+        var lines: [(String, String)] = [
+            ("name", vm.name), ("fleet", vm.fleet ?? "-"), ("state", vm.state.rawValue), ("domain", info.domainState ?? "unknown (no answer)"),
+            ("backend", "\(vm.backend) (\(vm.domainType)), uuid \(vm.domainUUID.isEmpty ? "-" : vm.domainUUID)"),
+            ("image", vm.image), ("resources", "\(vm.cpus) CPU(s), \(vm.memoryMiB) MiB, \(vm.diskGiB) GiB"),
+            ("disks", vm.volumes.isEmpty ? "-" : vm.volumes.map { "\(vm.pool)/\($0)" }.joined(separator: ", ")),
+            ("console", vm.consoleLog), ("instance", vm.instanceID),
+            ("created", Format.time(vm.createdAt)), ("ready", vm.readyAt.map(Format.time) ?? "-"),
+        ]
+        if let agent = info.agent {
+            lines.append(("agent", agent.state.rawValue + (agent.lastSeen.map { ", last seen \(Format.time($0))" } ?? "")))
+            if let health = agent.health { lines.append(("health", HealthText.summary(health))) }
+        } else {
+            lines.append(("agent", "none"))
+        }
+        for (name, value) in vm.facts.sorted(by: { $0.key < $1.key }) { lines.append(("fact \(name)", value)) }
+        let width = lines.map(\.0.count).max() ?? 0
+        return lines.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
     }
 }
 

@@ -48,10 +48,22 @@ import Testing
         #expect(lab.run(["vm", "create", "vm1", "--image", "test-base", "--memory", "256", "--no-wait"]).status == 0)
         func state() throws -> String? { try vms(lab).first { $0["name"] as? String == "vm1" }?["state"] as? String }
 
+        // vm info: the record, the domain as libvirt has it, the agent (pending: its token is not spent).
+        let info = lab.run(["vm", "info", "vm1"])
+        #expect(info.status == 0, "\(info.stderr)")
+        for line in ["state      provisioning", "domain     running", "disks      default-pool/vm1.qcow2, default-pool/vm1-seed.iso",
+                     "resources  1 CPU(s), 256 MiB, 4 GiB", "agent      pending"] {
+            #expect(info.stdout.contains(line), "\(line) missing from:\n\(info.stdout)")
+        }
+        #expect(lab.run(["vm", "info", "nosuch"]).stderr == "ionlab: no VM named 'nosuch'\n")
+
         let stopped = lab.run(["vm", "stop", "vm1"])
         #expect(stopped.status == 0, "\(stopped.stderr)")
         #expect(stopped.stdout.contains("vm.stopped") && stopped.stdout.contains("vm1: stopped"), "\(stopped.stdout)")
         #expect(try state() == "stopped")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(lab.run(["vm", "info", "vm1", "--json"]).stdout.utf8)) as? [String: Any])
+        #expect(json["domainState"] as? String == "shut-off")
+        #expect((json["record"] as? [String: Any])?["state"] as? String == "stopped")
         #expect(lab.run(["vm", "stop", "vm1"]).stderr == "ionlab: VM vm1 is not running (it is shut-off)\n")
         #expect(lab.run(["vm", "suspend", "vm1"]).stderr == "ionlab: VM vm1 is not running (it is shut-off)\n")
 
