@@ -11,8 +11,12 @@
 #include <termios.h>
 #include <unistd.h>
 
-int ionlab_spawn(const char *const argv[], const char *const envp[], const char *cwd,
-                 int stdin_fd, int stdout_fd, int stderr_fd, int report_fd, pid_t *pid_out) {
+/* Spawns `argv[0]` with signals the agent ignores or blocks reset to their defaults, in a process group of its
+   own (a timeout or cancel kills its descendants with it) or, with `terminal`, in a session of its own whose
+   controlling terminal that is. `fds[i]` becomes the child's descriptor i (-1: none); with `terminal`, the
+   terminal is its 0, 1 and 2. Every other descriptor is closed. */
+static int spawn(const char *const argv[], const char *const envp[], const char *cwd, const char *terminal,
+                 const int fds[], int count, pid_t *pid_out) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&actions);
@@ -20,22 +24,27 @@ int ionlab_spawn(const char *const argv[], const char *const envp[], const char 
     rc = posix_spawnattr_init(&attr);
     if (rc != 0) { posix_spawn_file_actions_destroy(&actions); return rc; }
 
-    /* The child leads its own process group, so a timeout or cancel can kill all its descendants.
-       Signals the agent ignores or blocks are reset to their defaults in the child. */
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
-    short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if ((rc = posix_spawnattr_setflags(&attr, flags)) != 0) goto done;
-    if ((rc = posix_spawnattr_setpgroup(&attr, 0)) != 0) goto done;
+    short own = terminal != NULL ? POSIX_SPAWN_SETSID : POSIX_SPAWN_SETPGROUP;
+    if ((rc = posix_spawnattr_setflags(&attr, own | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0) goto done;
+    if (terminal == NULL && (rc = posix_spawnattr_setpgroup(&attr, 0)) != 0) goto done;
     if ((rc = posix_spawnattr_setsigmask(&attr, &none)) != 0) goto done;
     if ((rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0) goto done;
 
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2)) != 0) goto done;
-    if (report_fd >= 0 && (rc = posix_spawn_file_actions_adddup2(&actions, report_fd, 3)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, report_fd >= 0 ? 4 : 3)) != 0) goto done;
+    if (terminal != NULL) {
+        /* Opened without O_NOCTTY by a session leader that has none: it becomes the controlling terminal. */
+        if ((rc = posix_spawn_file_actions_addopen(&actions, 0, terminal, O_RDWR, 0)) != 0) goto done;
+        if ((rc = posix_spawn_file_actions_adddup2(&actions, 0, 1)) != 0) goto done;
+        if ((rc = posix_spawn_file_actions_adddup2(&actions, 0, 2)) != 0) goto done;
+        count = 3;
+    } else {
+        for (int fd = 0; fd < count; fd++) {
+            if (fds[fd] >= 0 && (rc = posix_spawn_file_actions_adddup2(&actions, fds[fd], fd)) != 0) goto done;
+        }
+    }
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, count)) != 0) goto done;
     if (cwd != NULL && (rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
 
     rc = posix_spawnp(pid_out, argv[0], &actions, &attr, (char *const *)argv, (char *const *)envp);
@@ -44,6 +53,12 @@ done:
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     return rc;
+}
+
+int ionlab_spawn(const char *const argv[], const char *const envp[], const char *cwd,
+                 int stdin_fd, int stdout_fd, int stderr_fd, int report_fd, pid_t *pid_out) {
+    const int fds[] = { stdin_fd, stdout_fd, stderr_fd, report_fd };
+    return spawn(argv, envp, cwd, NULL, fds, report_fd >= 0 ? 4 : 3, pid_out);
 }
 
 int ionlab_decode_wait_status(int status, int *code) {
@@ -67,34 +82,7 @@ int ionlab_spawn_pty(const char *const argv[], const char *const envp[], const c
         return error;
     }
     ionlab_set_window_size(master, rows, columns);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    int rc = posix_spawn_file_actions_init(&actions);
-    if (rc != 0) { close(master); return rc; }
-    rc = posix_spawnattr_init(&attr);
-    if (rc != 0) { posix_spawn_file_actions_destroy(&actions); close(master); return rc; }
-
-    /* A new session: the terminal opened next, without O_NOCTTY, becomes its controlling terminal, and the
-       session's process group is the one a timeout or cancel kills. */
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    short flags = POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if ((rc = posix_spawnattr_setflags(&attr, flags)) != 0) goto done;
-    if ((rc = posix_spawnattr_setsigmask(&attr, &none)) != 0) goto done;
-    if ((rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, 0, 1)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, 0, 2)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) goto done;
-    if (cwd != NULL && (rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
-
-    rc = posix_spawnp(pid_out, argv[0], &actions, &attr, (char *const *)argv, (char *const *)envp);
-
-done:
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&actions);
+    int rc = spawn(argv, envp, cwd, slave, NULL, 0, pid_out);
     if (rc == 0) *master_out = master; else close(master);
     return rc;
 }

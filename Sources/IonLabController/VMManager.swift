@@ -160,9 +160,12 @@ struct VMManager: VMProvisioning {
 
     /// The domain's state as libvirt has it now, or nil when the backend does not answer.
     func domainState(_ record: VMRecord) async -> String? {
-        guard let backend = try? config.backend(named: record.backend), let connection = try? await connections.connection(for: backend),
-              let domain = try? await connection.domain(named: record.name) else { return nil }
-        return try? await domain.info().state.rawValue
+        try? await domain(of: record).info().state.rawValue
+    }
+
+    /// The VM's domain, through its backend's connection.
+    private func domain(of record: VMRecord) async throws -> Domain {
+        try await connections.connection(for: try config.backend(named: record.backend)).domain(named: record.name)
     }
 
     // MARK: Power
@@ -171,8 +174,7 @@ struct VMManager: VMProvisioning {
     /// and returns its record. After a start it is provisioning until its agent is back, as after create.
     func power(_ action: PowerAction, _ name: String, timeout: Double?) async throws -> VMRecord {
         guard var record = try store.vm(name) else { throw ControllerError("no VM named '\(name)'") }
-        let connection = try await connections.connection(for: try config.backend(named: record.backend))
-        let domain = try await connection.domain(named: name)
+        let domain = try await domain(of: record)
         let state = try await domain.info().state
         let running: Set<Domain.State> = [.running, .blocked, .paused]
         switch action {

@@ -178,12 +178,17 @@ enum RemoteJob {
                 case .started:
                     continue
                 case .finished(let result):
-                    if result.outcome != .completed {
-                        Terminal.error("ionlab: \(agent): job \(result.jobID) \(Format.escaped(result.summary))")
-                    }
-                    return result.shellStatus
+                    return status(of: result, on: agent)
                 }
             }
         }
+    }
+
+    /// The shell status a job's result gives, said on stderr when the job did not complete on its own.
+    static func status(of result: ExecResult, on agent: String) -> Int32 {
+        if result.outcome != .completed {
+            Terminal.error("ionlab: \(agent): job \(result.jobID) \(Format.escaped(result.summary))")
+        }
+        return result.shellStatus
     }
 }

@@ -79,10 +79,7 @@ enum RemoteTerminal {
                     continue
                 case .finished(let result):
                     raw.restore()
-                    if result.outcome != .completed {
-                        Terminal.error("ionlab: \(agent): job \(result.jobID) \(Format.escaped(result.summary))")
-                    }
-                    return result.shellStatus
+                    return RemoteJob.status(of: result, on: agent)
                 }
             }
         }
