@@ -2,6 +2,7 @@ import Foundation
 import IonLabAdminAPI
 import IonLabAgentProtocol
 import IonLabSpec
+import NIOConcurrencyHelpers
 
 /// A guest-side script of a built-in operation, with its arguments and the type of its result. The scripts
 /// are real files (`Resources/guest/*.sh`, bundled with the binary, checked by shellcheck and tested on their
@@ -39,13 +40,13 @@ struct GuestScriptError: Error, CustomStringConvertible {
 
 /// The bundled script files, read once.
 enum GuestScriptFiles {
-    private static let cache = Cache()
+    private static let texts = NIOLockedValueBox<[String: String]>([:])
 
     /// `lib.sh` (the result descriptor and JSON strings) followed by the script.
     static func text(of name: String) throws -> String {
-        if let text = cache.get(name) { return text }
+        if let text = texts.withLockedValue({ $0[name] }) { return text }
         let text = try read("lib") + "\n" + read(name)
-        cache.set(name, text)
+        texts.withLockedValue { $0[name] = text }
         return text
     }
 
@@ -55,13 +56,6 @@ enum GuestScriptFiles {
             throw GuestScriptError("the guest script \(name).sh is missing from this installation")
         }
         return text
-    }
-
-    private final class Cache: @unchecked Sendable {
-        private let lock = NSLock()
-        private var texts: [String: String] = [:]
-        func get(_ name: String) -> String? { lock.withLock { texts[name] } }
-        func set(_ name: String, _ text: String) { lock.withLock { texts[name] = text } }
     }
 }
 

@@ -96,7 +96,7 @@ extension WorkflowRunner {
 
     /// Installs, configures and starts RustDesk, then reads its ID and records it with the VM.
     func rustdesk(_ spec: RustDeskSpec, jobID: String, timeout: Double, notes: inout [String]) async throws -> String {
-        let installed = try await install(spec.package, jobID: jobID, timeout: timeout)
+        _ = try await install(spec.package, jobID: jobID, timeout: timeout)
         let password = spec.password ?? Self.generatedPassword()
         _ = try await run(GuestScripts.rustdeskConfigure(idServer: spec.idServer, relayServer: spec.relayServer, key: spec.key),
                           timeout: 60, stdin: password + "\n")

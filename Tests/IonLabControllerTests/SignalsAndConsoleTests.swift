@@ -37,7 +37,7 @@ final class ManagedFlag: @unchecked Sendable {
     @Test func milestonesAreReadAsTheLogGrowsEvenWhenAMarkerIsSplit() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("console-\(UUID().uuidString.prefix(8)).log").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        FileManager.default.createFile(atPath: path, contents: Data())
+        _ = FileManager.default.createFile(atPath: path, contents: Data())
         var console = ConsoleMilestones(path: path)
         #expect(console.newMilestones().isEmpty)
         let handle = try #require(FileHandle(forWritingAtPath: path))
