@@ -50,7 +50,7 @@ let package = Package(
         /// The admin API between the CLI and the controller: requests, replies, typed events and records,
         /// and the typed client the CLI uses.
         .target(name: "IonLabAdminAPI", dependencies: [
-            "IonLabWire", "IonLabAgentProtocol", "IonLabSpec",
+            "IonLabWire", "IonLabAgentProtocol", "IonLabSpec", "IonLabConfig",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -71,11 +71,13 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
         ]),
-        /// Streaming of files and directory trees over a wire stream, sha256-verified.
+        /// Streams over a wire stream: files and directory trees, sha256-verified, and the TCP connections of
+        /// port forwards.
         .target(name: "IonLabTransfer", dependencies: [
-            "IonLabWire", "IonLabAgentProtocol",
+            "IonLabWire", "IonLabAgentProtocol", "IonLabConfig",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         /// The in-VM agent: connection loop, enrollment, operations.
         .target(name: "IonLabAgent", dependencies: [
@@ -164,7 +166,7 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "X509", package: "swift-certificates"),
-        ]),
+        ], exclude: ["Helpers"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -36,6 +36,13 @@ public enum AdminRequest: Codable, Sendable {
     case vmPower(name: String, action: PowerAction, timeoutSeconds: Double?, wait: Bool)
     /// Replies `vmInfo`: the record, the domain's state as libvirt has it, and the agent.
     case vmInfo(name: String)
+    /// Opens a port forward. A kept one replies `ok` and lives on in the controller; otherwise the reply is
+    /// `forwards` with it, then a `notice` for each connection that failed, until the CLI closes the stream.
+    case forward(ForwardRule, keep: Bool)
+    /// Replies `forwards` with every forward open now, then `ok`.
+    case forwards
+    /// Closes a forward and forgets it if it was kept.
+    case unforward(ForwardRule.Key)
 }
 
 /// What `vm stop | start | restart | suspend | resume` asks.

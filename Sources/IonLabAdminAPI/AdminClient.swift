@@ -86,6 +86,11 @@ public struct AdminClient: Sendable {
         try await collect(.fleetStatus(name: fleet)) { if case .fleetStatus(let part) = $0 { part } else { nil } }
     }
 
+    /// Every forward the controller holds.
+    public func forwards() async throws -> [ForwardRecord] {
+        try await collect(.forwards) { if case .forwards(let part) = $0 { part } else { nil } }
+    }
+
     /// A listing's parts (each read by `part`) until `ok`.
     private func collect<T: Sendable>(_ request: AdminRequest, _ part: @escaping @Sendable (AdminStreamMessage) -> [T]?) async throws -> [T] {
         var items: [T] = []
@@ -117,6 +122,16 @@ public struct AdminClient: Sendable {
         let request = AdminRequest.vmInfo(name: name)
         guard case .vmInfo(let info) = try await single(request) else { throw AdminError.unexpectedReply(to: request) }
         return info
+    }
+
+    /// Opens a forward that the controller keeps; returns its line.
+    public func keepForward(_ rule: ForwardRule) async throws -> String {
+        try await confirmation(.forward(rule, keep: true))
+    }
+
+    /// Closes a forward; returns the controller's line.
+    public func closeForward(_ key: ForwardRule.Key) async throws -> String {
+        try await confirmation(.unforward(key))
     }
 
     /// Destroys a VM; returns the controller's line.
@@ -210,6 +225,32 @@ public struct AdminClient: Sendable {
             case .ok(let line): .end([.finished(line)])
             default: nil
             }
+        }
+    }
+
+    /// Opens a forward that lasts while the returned notices are read: the forward as opened, then a line
+    /// for each connection that failed. The forward closes when the connection to the controller does.
+    public func forward(_ rule: ForwardRule) async throws -> (opened: ForwardRecord, notices: Replies<String>) {
+        let request = AdminRequest.forward(rule, keep: false)
+        let stream = try await open(request)
+        let first: AdminStreamMessage
+        do {
+            first = try await stream.nextMessage()
+        } catch {
+            stream.close()
+            throw error
+        }
+        switch first {
+        case .forwards(let records) where records.count == 1:
+            return (records[0], Replies(stream, request: request) { message in
+                if case .notice(let line) = message { .more([line]) } else { nil }
+            })
+        case .failure(let failure):
+            stream.close()
+            throw failure
+        default:
+            stream.close()
+            throw AdminError.unexpectedReply(to: request)
         }
     }
 

@@ -39,6 +39,10 @@ public enum AdminStreamMessage: WireMessage {
     case fleetReport(FleetReport)
     case fleetStatus([VMStatus])
     case vmInfo(VMInfo)
+    case forwards([ForwardRecord])
+    /// A line for the user while a request goes on: a forwarded connection that failed, say. It may quote a
+    /// guest.
+    case notice(String)
     /// The end of a request that succeeded, with a line for the user.
     case ok(String)
     /// The end of a request that failed.
@@ -50,7 +54,8 @@ public enum AdminStreamMessage: WireMessage {
         switch self {
         case .agent(let message): try message.check()
         case .failure(let failure): try failure.check()
-        case .agents, .token, .events, .jobs, .fanoutResult, .vms, .fleetReport, .fleetStatus, .vmInfo, .ok: break
+        case .notice(let line): try PeerText.length(line, "notice", max: PeerLimits.message)
+        case .agents, .token, .events, .jobs, .fanoutResult, .vms, .fleetReport, .fleetStatus, .vmInfo, .forwards, .ok: break
         }
     }
 }

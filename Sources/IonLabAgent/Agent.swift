@@ -22,6 +22,7 @@ public final class Agent: @unchecked Sendable {
     let group: EventLoopGroup
     let logger: Logger
     let jobs: JobManager
+    let forwards: ForwardHandler
     let instanceIDFile: String
     private let connector: AgentConnector
 
@@ -33,6 +34,7 @@ public final class Agent: @unchecked Sendable {
         self.group = group
         self.logger = logger
         self.jobs = JobManager(directory: state.jobsDirectory, group: group)
+        self.forwards = ForwardHandler(group: group)
         self.connector = AgentConnector(endpoints: config.endpoints, pin: config.caPin, group: group)
     }
 
@@ -202,6 +204,12 @@ public final class Agent: @unchecked Sendable {
                 let sender = TreeSender(source: request.source, recursive: request.recursive)
                 _ = try sender.validate()
                 _ = try await sender.send(on: stream)
+            case .connect(let endpoint):
+                try await forwards.connect(to: endpoint, on: stream)
+            case .listen(let endpoint):
+                try await forwards.listen(on: endpoint, stream: stream)
+            case .attach(let id):
+                try await forwards.attach(id, on: stream)
             }
         } catch let error as TransferError {
             try? await stream.send(.failure(Failure(error.message)))

@@ -1,3 +1,4 @@
+import IonLabConfig
 import IonLabWire
 
 /// What an agent sends the controller on stream 0.
@@ -34,6 +35,15 @@ public enum AgentRequest: WireMessage {
     case put(PutRequest)
     /// Copies a tree out: the tree from the agent, then `transferDone` from the controller.
     case get(GetRequest)
+    /// Opens a TCP connection from the agent's machine (a port forward): its bytes flow both ways as data,
+    /// `eof` half-closes a direction, and `failure` ends it (refused, unreachable).
+    case connect(Endpoint)
+    /// Listens in the agent's machine (a reverse port forward): `listening`, then `accepted` for each
+    /// connection, which the controller joins with an `attach` stream of its own, so that the agent never
+    /// opens a stream and the controller decides what it takes on.
+    case listen(Endpoint)
+    /// Joins a connection that a `listen` stream announced; from then on as `connect`.
+    case attach(connection: UInt64)
 }
 
 /// What request streams of the agent channel carry after the request. A stream ends with `execFinished`,
@@ -50,6 +60,12 @@ public enum AgentStreamMessage: WireMessage {
     case fileEnd(sha256: String)
     case treeEnd(TransferSummary)
     case transferDone(TransferSummary)
+    /// The sender of a forwarded connection's bytes has no more (a TCP half-close).
+    case eof
+    /// A reverse forward listens on this port.
+    case listening(port: UInt16)
+    /// A reverse forward accepted a connection, to be joined with `attach`.
+    case accepted(connection: UInt64)
     case failure(Failure)
 }
 

@@ -98,7 +98,9 @@ extension AgentStreamMessage {
             try failure.check()
         case .resize(let rows, let columns):
             guard rows > 0, columns > 0 else { throw WireError.invalidField("resize", "rows and columns must be positive") }
-        case .stdinEnd, .cancel:
+        case .listening(let port):
+            guard port > 0 else { throw WireError.invalidField("listening.port", "must be positive") }
+        case .stdinEnd, .cancel, .eof, .accepted:
             break
         }
     }

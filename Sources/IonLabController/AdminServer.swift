@@ -122,7 +122,15 @@ struct AdminHandler {
                 try await stream.send(.vmInfo(VMInfo(record: record, domainState: await controller.vms.domainState(record), agent: agent)))
             case .vmDestroy(let name):
                 try await controller.vms.destroy(name)
+                try controller.forwards.removeAll(agent: name)
                 try await stream.send(.ok("destroyed \(name)"))
+            case .forward(let rule, let keep):
+                try await forward(rule, keep: keep, stream: stream)
+            case .forwards:
+                try await ListingParts.send(controller.forwards.records(), as: AdminStreamMessage.forwards, noun: "forwards", on: stream)
+            case .unforward(let key):
+                try controller.forwards.remove(key)
+                try await stream.send(.ok("closed the forward on \(key)"))
             case .fleetUp(let request):
                 try await fleetUp(request, stream: stream)
             case .fleetStatus(let name):
@@ -185,6 +193,32 @@ struct AdminHandler {
                     return
                 }
             }
+        }
+    }
+
+    /// A kept forward is the controller's; a command's lasts until the CLI goes away, and the lines about
+    /// its failed connections go to the CLI (the newest, if it reads slower than they come).
+    private func forward(_ rule: ForwardRule, keep: Bool, stream: AdminStream) async throws {
+        if keep {
+            try await controller.forwards.open(rule, owner: .kept)
+            try await stream.send(.ok("forwarding \(rule) (kept: `ionlab forwards remove` closes it)"))
+            return
+        }
+        let (notices, sink) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(32))
+        let forward = try await controller.forwards.open(rule, owner: .command) { sink.yield($0) }
+        defer { controller.forwards.close(forward) }
+        try await stream.send(.forwards([forward.record]))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await line in notices { try await stream.send(.notice(line)) }
+            }
+            // The CLI sends nothing more: the read ends when it goes away.
+            group.addTask { _ = try await stream.next() }
+            defer {
+                sink.finish()
+                group.cancelAll()
+            }
+            try await group.next()
         }
     }
 

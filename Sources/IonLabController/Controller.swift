@@ -25,6 +25,7 @@ public final class Controller: Sendable {
     let vms: VMManager
     let fleets: FleetRunner
     let fleetStatus: FleetStatus
+    let forwards: ForwardManager
     let group: EventLoopGroup
     let logger: Logger
 
@@ -56,6 +57,7 @@ public final class Controller: Sendable {
         self.fleets = FleetRunner(store: store, events: events, secrets: try SecretDigest.load(paths: paths), provisioner: vms,
                                   agents: SessionExecutor(sessions: sessions, jobs: jobs))
         self.fleetStatus = FleetStatus(store: store, sessions: sessions, downAfterSeconds: config.agentDownAfterSeconds)
+        self.forwards = ForwardManager(store: store, sessions: sessions, group: group, logger: logger)
         self.group = group
         self.logger = logger
         for vm in try store.vms() where vm.fleet != nil { events.assign(agent: vm.name, fleet: vm.fleet) }
@@ -79,6 +81,7 @@ public final class Controller: Sendable {
             identity: serverIdentity, group: group)
         let admin = try await AdminServer.bind(controller: self)
         events.emit(.controllerStarted, "listening on \(config.listen) for agents, \(paths.adminSocket) for the CLI")
+        await forwards.restore()
         onReady()
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await listener.run() }

@@ -88,6 +88,13 @@ public final class Store: Sendable {
                     '$.rustdeskID', '$.rustdeskVersion');
                 """)
         }
+        migrator.registerMigration("v6-forwards") { db in
+            // Port forwards kept across restarts (`forward --keep`, fleet specs), by what they may not share.
+            try db.execute(sql: """
+                CREATE TABLE forwards(key TEXT PRIMARY KEY, agent TEXT NOT NULL, rule TEXT NOT NULL, owner TEXT NOT NULL);
+                CREATE INDEX forwards_agent ON forwards(agent);
+                """)
+        }
         return migrator
     }
 

@@ -48,14 +48,14 @@ enum StreamRelay {
     static func isTransferEnd(_ message: AgentStreamMessage) -> Bool {
         switch message {
         case .treeEnd, .failure: true
-        case .execStarted, .execFinished, .stdinEnd, .cancel, .resize, .putReady, .entry, .fileEnd, .transferDone: false
+        case .execStarted, .execFinished, .stdinEnd, .cancel, .resize, .putReady, .entry, .fileEnd, .transferDone, .eof, .listening, .accepted: false
         }
     }
 
     static func isTransferReply(_ message: AgentStreamMessage) -> Bool {
         switch message {
         case .transferDone, .failure: true
-        case .execStarted, .execFinished, .stdinEnd, .cancel, .resize, .putReady, .entry, .fileEnd, .treeEnd: false
+        case .execStarted, .execFinished, .stdinEnd, .cancel, .resize, .putReady, .entry, .fileEnd, .treeEnd, .eof, .listening, .accepted: false
         }
     }
 }

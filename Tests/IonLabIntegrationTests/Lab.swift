@@ -8,6 +8,7 @@ final class Lab: @unchecked Sendable {
     let port: Int
     private(set) var controller: Process?
     private var agents: [String: Process] = [:]
+    private var helpers: [Process] = []
     private let lock = NSLock()
 
     static let binaries: String = {
@@ -54,9 +55,10 @@ final class Lab: @unchecked Sendable {
         let processes: [Process] = lock.withLock {
             defer {
                 agents = [:]
+                helpers = []
                 controller = nil
             }
-            return Array(agents.values) + [controller].compactMap { $0 }
+            return Array(agents.values) + helpers + [controller].compactMap { $0 }
         }
         for process in processes where process.isRunning {
             kill(process.processIdentifier, SIGKILL)
@@ -141,10 +143,23 @@ final class Lab: @unchecked Sendable {
         try spawn(binary: "ionlab", arguments, log: log, stdinFile: stdinFile)
     }
 
+    /// Starts a program that is not ionlab's (a server the test talks to) in the background; it is killed
+    /// with the lab.
+    func spawnHelper(_ path: String, _ arguments: [String], log: String) throws -> Process {
+        let process = try spawn(path: path, arguments, log: log)
+        lock.withLock { helpers.append(process) }
+        return process
+    }
+
     private func spawn(binary: String, _ arguments: [String], log: String, environment extra: [String: String] = [:],
                        stdinFile: String? = nil) throws -> Process {
+        try spawn(path: "\(Lab.binaries)/\(binary)", arguments, log: log, environment: extra, stdinFile: stdinFile)
+    }
+
+    private func spawn(path: String, _ arguments: [String], log: String, environment extra: [String: String] = [:],
+                       stdinFile: String? = nil) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "\(Lab.binaries)/\(binary)")
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["IONLAB_STATE_DIR"] = stateDir
