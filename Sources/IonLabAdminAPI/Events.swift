@@ -28,6 +28,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case vmFailed = "vm.failed"
     case vmDestroyed = "vm.destroyed"
     case vmAdopted = "vm.adopted"
+    /// A fleet's port forwards for the VM are open (or were already).
+    case vmForwards = "vm.forwards"
     case vmStopped = "vm.stopped"
     case vmSuspended = "vm.suspended"
     case vmResumed = "vm.resumed"

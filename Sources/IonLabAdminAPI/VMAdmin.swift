@@ -34,11 +34,14 @@ public struct VMInfo: Codable, Sendable {
     /// libvirt's state of the domain (running, shut-off, paused…), or nil when the backend did not answer.
     public var domainState: String?
     public var agent: AgentStatus?
+    /// The port forwards the controller holds for it now.
+    public var forwards: [ForwardRecord]
 
-    public init(record: VMRecord, domainState: String?, agent: AgentStatus?) {
+    public init(record: VMRecord, domainState: String?, agent: AgentStatus?, forwards: [ForwardRecord] = []) {
         self.record = record
         self.domainState = domainState
         self.agent = agent
+        self.forwards = forwards
     }
 }
 

@@ -119,7 +119,8 @@ struct AdminHandler {
             case .vmInfo(let name):
                 guard let record = try controller.store.vm(name) else { throw ControllerError("no VM named '\(name)'") }
                 let agent = try controller.agents.statuses().first { $0.name == name }
-                try await stream.send(.vmInfo(VMInfo(record: record, domainState: await controller.vms.domainState(record), agent: agent)))
+                try await stream.send(.vmInfo(VMInfo(record: record, domainState: await controller.vms.domainState(record), agent: agent,
+                                                    forwards: controller.forwards.records(agent: name))))
             case .vmDestroy(let name):
                 try await controller.vms.destroy(name)
                 try controller.forwards.removeAll(agent: name)

@@ -54,10 +54,10 @@ public final class Controller: Sendable {
         self.enrollment = enrollment
         self.agents = agents
         self.vms = vms
-        self.fleets = FleetRunner(store: store, events: events, secrets: try SecretDigest.load(paths: paths), provisioner: vms,
-                                  agents: SessionExecutor(sessions: sessions, jobs: jobs))
-        self.fleetStatus = FleetStatus(store: store, sessions: sessions, downAfterSeconds: config.agentDownAfterSeconds)
         self.forwards = ForwardManager(store: store, sessions: sessions, group: group, logger: logger)
+        self.fleets = FleetRunner(store: store, events: events, secrets: try SecretDigest.load(paths: paths), provisioner: vms,
+                                  agents: SessionExecutor(sessions: sessions, jobs: jobs), forwards: forwards)
+        self.fleetStatus = FleetStatus(store: store, sessions: sessions, downAfterSeconds: config.agentDownAfterSeconds)
         self.group = group
         self.logger = logger
         for vm in try store.vms() where vm.fleet != nil { events.assign(agent: vm.name, fleet: vm.fleet) }

@@ -22,6 +22,14 @@ protocol VMProvisioning: Sendable {
     func waitReady(_ name: String, instanceID: String, patience: Double) async -> Bool
 }
 
+/// What fleets need of port forwards: the controller's ``ForwardManager``.
+protocol ForwardKeeping: Sendable {
+    /// Makes the forwards `owner` holds for `agent` exactly `rules`.
+    func converge(_ rules: [ForwardRule], owner: ForwardOwner, agent: String) async throws
+    /// Closes and forgets an agent's forwards (those `owner` holds, if given).
+    func removeAll(agent: String, owner: ForwardOwner?) throws
+}
+
 /// Brings fleets up and down. `up` places the missing VMs, provisions them in parallel (at most `parallel`
 /// at once), and starts each VM's workflow as soon as its own agent is ready. Run again, it converges: VMs
 /// that exist are adopted, missing ones created, and steps recorded as done skipped.
@@ -31,19 +39,21 @@ final class FleetRunner: Sendable {
     let secrets: SecretDigest
     let provisioner: VMProvisioning
     let agents: AgentExecuting
+    let forwards: ForwardKeeping
     /// How long a VM may take from its domain starting to its agent being ready.
     let readyPatienceSeconds: Double
     /// The pause before a step's next attempt, by attempt (tests make it nothing).
     let retryPause: @Sendable (Int) -> Duration
     private let busy = NIOLockedValueBox<Set<String>>([])
 
-    init(store: Store, events: EventLog, secrets: SecretDigest, provisioner: VMProvisioning, agents: AgentExecuting,
+    init(store: Store, events: EventLog, secrets: SecretDigest, provisioner: VMProvisioning, agents: AgentExecuting, forwards: ForwardKeeping,
          readyPatienceSeconds: Double = 1200, retryPause: @escaping @Sendable (Int) -> Duration = { .seconds(min(30, 2 * $0)) }) {
         self.store = store
         self.events = events
         self.secrets = secrets
         self.provisioner = provisioner
         self.agents = agents
+        self.forwards = forwards
         self.readyPatienceSeconds = readyPatienceSeconds
         self.retryPause = retryPause
     }
@@ -159,6 +169,15 @@ final class FleetRunner: Sendable {
             }
             await slots.release()
         }
+        let rules = vm.forwards.map { ForwardRule(agent: vm.name, ports: $0) } + vm.reverseForwards.map { ForwardRule(agent: vm.name, reverse: true, ports: $0) }
+        do {
+            try await forwards.converge(rules, owner: .fleet(spec.name), agent: vm.name)
+        } catch {
+            return finish(.failed, step: "forwards", detail: AdminHandler.describe(error))
+        }
+        if !rules.isEmpty {
+            events.emit(.vmForwards, agent: vm.name, rules.map(\.description).joined(separator: ", "))
+        }
 
         guard await provisioner.waitReady(vm.name, instanceID: instanceID, patience: readyPatienceSeconds) else {
             let state = (try? store.vm(vm.name))?.state.rawValue ?? "gone"
@@ -186,6 +205,7 @@ final class FleetRunner: Sendable {
                 group.addTask {
                     do {
                         try await self.provisioner.destroy(vm.name)
+                        try self.forwards.removeAll(agent: vm.name, owner: nil)
                         return nil
                     } catch {
                         return "\(vm.name): \(AdminHandler.describe(error))"

@@ -14,7 +14,7 @@ import NIOCore
 /// Kept forwards are stored, opened again when the controller starts, and a reverse one listens again
 /// whenever its agent reconnects. A connection that fails is closed, and a line says why: to the command
 /// that holds the forward, or to the log.
-final class ForwardManager: Sendable {
+final class ForwardManager: ForwardKeeping {
     /// Connections one forward relays at once; more wait to be accepted, and so do a reverse forward's
     /// announcements, however many a hostile agent sends.
     static let concurrentConnections = 256
@@ -91,6 +91,22 @@ final class ForwardManager: Sendable {
         }
     }
 
+    /// Makes the forwards `owner` holds for `agent` exactly `rules`: those no longer wanted (and those that
+    /// failed) are closed, the missing opened. The first that cannot open is thrown.
+    func converge(_ rules: [ForwardRule], owner: ForwardOwner, agent: String) async throws {
+        let held = forwards.withLockedValue { $0.values.filter { $0.owner == owner && $0.rule.agent == agent } }
+        var kept = Set<ForwardRule>()
+        for forward in held {
+            if rules.contains(forward.rule), !forward.hasFailed {
+                kept.insert(forward.rule)
+            } else {
+                close(forward)
+                try store.deleteForward(forward.rule.key)
+            }
+        }
+        for rule in rules where !kept.contains(rule) { try await open(rule, owner: owner) }
+    }
+
     /// Opens the stored forwards again; one that cannot open is listed as failed, with a line in the log.
     func restore() async {
         let kept: [Store.KeptForward]
@@ -138,15 +154,15 @@ final class ForwardManager: Sendable {
     }
 
     private func accept(on listener: ForwardSockets.Listener, _ forward: OpenForward) async {
-        let admission = Admission(limit: Self.concurrentConnections)
+        let admission = AsyncSemaphore(Self.concurrentConnections)
         try? await listener.executeThenClose { connections in
             await withDiscardingTaskGroup { tasks in
                 do {
                     for try await connection in connections {
-                        await admission.enter()
+                        await admission.acquire()
                         tasks.addTask {
-                            defer { admission.leave() }
                             await self.relayIn(connection, forward)
+                            await admission.release()
                         }
                     }
                 } catch {
@@ -246,17 +262,17 @@ final class ForwardManager: Sendable {
 
     private func joinAnnounced(on stream: AgentStream, through session: AgentSession, _ forward: OpenForward) async {
         defer { stream.close() }
-        let admission = Admission(limit: Self.concurrentConnections)
+        let admission = AsyncSemaphore(Self.concurrentConnections)
         await withDiscardingTaskGroup { tasks in
             do {
                 while true {
                     guard case .accepted(let id) = try await stream.nextMessage() else {
                         throw WireError.unexpected("a message other than accepted on a listening stream")
                     }
-                    await admission.enter()
+                    await admission.acquire()
                     tasks.addTask {
-                        defer { admission.leave() }
                         await self.relayOut(id, through: session, forward)
+                        await admission.release()
                     }
                 }
             } catch {
@@ -326,6 +342,11 @@ final class OpenForward: @unchecked Sendable {
 
     func notice(_ line: String) { notices(line) }
 
+    var hasFailed: Bool {
+        if case .failed = state { return true }
+        return false
+    }
+
     func connectionOpened() { lock.withLock { open += 1; total += 1 } }
     func connectionClosed() { lock.withLock { open -= 1 } }
 
@@ -338,43 +359,5 @@ final class OpenForward: @unchecked Sendable {
         let (task, closeListener) = lock.withLock { (_task, _closeListener) }
         closeListener?()
         task?.cancel()
-    }
-}
-
-/// At most `limit` holders at once; the others wait, in order.
-final class Admission: Sendable {
-    private struct State {
-        var inside = 0
-        var waiting: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let limit: Int
-    private let state = NIOLockedValueBox(State())
-
-    init(limit: Int) { self.limit = limit }
-
-    func enter() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let admitted: Bool = state.withLockedValue { state in
-                guard state.inside < limit else {
-                    state.waiting.append(continuation)
-                    return false
-                }
-                state.inside += 1
-                return true
-            }
-            if admitted { continuation.resume() }
-        }
-    }
-
-    func leave() {
-        let next: CheckedContinuation<Void, Never>? = state.withLockedValue { state in
-            guard !state.waiting.isEmpty else {
-                state.inside -= 1
-                return nil
-            }
-            return state.waiting.removeFirst()  // the place passes to the first waiter
-        }
-        next?.resume()
     }
 }

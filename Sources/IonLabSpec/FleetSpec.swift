@@ -70,6 +70,15 @@ public struct FleetSpec: Codable, Sendable, Equatable {
         try Check.nonEmpty(vms)
         var seen = Set<String>()
         for vm in vms where !seen.insert(vm.name).inserted { throw ValueError("VM '\(vm.name)' is listed twice") }
+        // A host address takes one forward, whichever VM it leads to.
+        var hostPorts: [Endpoint: String] = [:]
+        for vm in vms {
+            for forward in vm.forwards {
+                if let other = hostPorts.updateValue(vm.name, forKey: forward.listen), other != vm.name {
+                    throw ValueError("host address \(forward.listen) is forwarded to both \(other) and \(vm.name)")
+                }
+            }
+        }
     }
 
     public static func load(path: String) throws -> FleetSpec { try StrictYAML.load(FleetSpec.self, path: path) }
@@ -104,21 +113,29 @@ public enum FleetBackend: Codable, Sendable, Equatable {
     }
 }
 
-/// One VM of a fleet, optionally with resources of its own.
+/// One VM of a fleet, optionally with resources of its own, and the port forwards the controller keeps for
+/// it while the fleet has it.
 public struct FleetVM: Codable, Sendable, Equatable {
     public var name: String
     public var cpus: Int?
     public var memoryMib: Int?
     public var diskGib: Int?
+    /// Host ports forwarded into the VM, `[ADDR:]PORT:[HOST:]PORT` as `ionlab forward` takes them.
+    public var forwards: [PortForward]
+    /// Ports in the VM forwarded to the host, as `ionlab forward --reverse` takes them.
+    public var reverseForwards: [PortForward]
 
-    public init(name: String, cpus: Int? = nil, memoryMib: Int? = nil, diskGib: Int? = nil) {
+    public init(name: String, cpus: Int? = nil, memoryMib: Int? = nil, diskGib: Int? = nil,
+                forwards: [PortForward] = [], reverseForwards: [PortForward] = []) {
         self.name = name
         self.cpus = cpus
         self.memoryMib = memoryMib
         self.diskGib = diskGib
+        self.forwards = forwards
+        self.reverseForwards = reverseForwards
     }
 
-    enum CodingKeys: String, CodingKey { case name, cpus, memoryMib, diskGib }
+    enum CodingKeys: String, CodingKey { case name, cpus, memoryMib, diskGib, forwards, reverseForwards }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -126,6 +143,14 @@ public struct FleetVM: Codable, Sendable, Equatable {
         cpus = try container.decodeIfPresent(Int.self, forKey: .cpus, check: Check.range(VMLimits.cpus))
         memoryMib = try container.decodeIfPresent(Int.self, forKey: .memoryMib, check: Check.range(VMLimits.memoryMiB))
         diskGib = try container.decodeIfPresent(Int.self, forKey: .diskGib, check: Check.range(VMLimits.diskGiB))
+        forwards = try container.decodeIfPresent([PortForward].self, forKey: .forwards, check: { try Self.checkListens($0, "forwarded") }) ?? []
+        reverseForwards = try container.decodeIfPresent([PortForward].self, forKey: .reverseForwards,
+                                                        check: { try Self.checkListens($0, "reverse forwarded") }) ?? []
+    }
+
+    static func checkListens(_ forwards: [PortForward], _ what: String) throws {
+        var seen = Set<Endpoint>()
+        for forward in forwards where !seen.insert(forward.listen).inserted { throw ValueError("\(forward.listen) is \(what) twice") }
     }
 }
 

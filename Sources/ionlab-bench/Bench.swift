@@ -8,7 +8,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ionlab-bench",
         abstract: "Benchmarks for ionlab (run with -c release).",
-        subcommands: [ChannelBench.self, ScaleBench.self, SlowlorisBench.self])
+        subcommands: [ChannelBench.self, ForwardBench.self, ScaleBench.self, SlowlorisBench.self])
 }
 
 /// Locating and running the release binaries next to this one.

@@ -160,6 +160,10 @@ struct VMInfoCommand: AsyncParsableCommand {
         } else {
             lines.append(("agent", "none"))
         }
+        for forward in info.forwards {
+            lines.append((forward.rule.reverse ? "reverse forward" : "forward",
+                          "\(forward.rule) (\(forward.owner), \(forward.stateText), \(forward.totalConnections) connection(s))"))
+        }
         for (name, value) in vm.facts.sorted(by: { $0.key < $1.key }) { lines.append(("fact \(name)", value)) }
         let width = lines.map(\.0.count).max() ?? 0
         return lines.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")

@@ -115,3 +115,26 @@ final class FakeVMs: VMProvisioning, @unchecked Sendable {
 func fleetSpec(_ yaml: String) throws -> FleetSpec {
     try StrictYAML.decode(FleetSpec.self, from: yaml, file: "fleet.yaml")
 }
+
+/// Forwards in memory: what fleets asked to hold, by agent; a rule listed in `refused` fails to open.
+final class FakeForwards: ForwardKeeping, @unchecked Sendable {
+    private let lock = NSLock()
+    private var held: [String: (owner: ForwardOwner, rules: [ForwardRule])] = [:]
+    let refused: Set<PortForward>
+
+    init(refused: Set<PortForward> = []) { self.refused = refused }
+
+    func converge(_ rules: [ForwardRule], owner: ForwardOwner, agent: String) async throws {
+        if let bad = rules.first(where: { refused.contains($0.ports) }) {
+            throw ControllerError("cannot listen on \(bad.ports.listen): address already in use")
+        }
+        lock.withLock { held[agent] = (owner, rules) }
+    }
+
+    func removeAll(agent: String, owner: ForwardOwner?) throws {
+        lock.withLock { _ = held.removeValue(forKey: agent) }
+    }
+
+    func rules(of agent: String) -> [ForwardRule] { lock.withLock { held[agent]?.rules ?? [] } }
+    func owner(of agent: String) -> ForwardOwner? { lock.withLock { held[agent]?.owner } }
+}

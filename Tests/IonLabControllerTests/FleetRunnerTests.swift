@@ -1,5 +1,6 @@
 import Foundation
 import IonLabAdminAPI
+import IonLabConfig
 @testable import IonLabController
 import IonLabProvision
 import IonLabSpec
@@ -14,8 +15,8 @@ import Testing
         HostCapacity.unavailable("down", "unreachable"),
     ]
 
-    static func runner(_ ground: Ground, vms: FakeVMs, agents: FakeAgents = FakeAgents()) -> FleetRunner {
-        FleetRunner(store: ground.store, events: ground.events, secrets: ground.secrets, provisioner: vms, agents: agents,
+    static func runner(_ ground: Ground, vms: FakeVMs, agents: FakeAgents = FakeAgents(), forwards: FakeForwards = FakeForwards()) -> FleetRunner {
+        FleetRunner(store: ground.store, events: ground.events, secrets: ground.secrets, provisioner: vms, agents: agents, forwards: forwards,
                     readyPatienceSeconds: 5, retryPause: { _ in .zero })
     }
 
@@ -105,5 +106,42 @@ import Testing
         #expect(vms.destroyed.sorted() == ["d-1", "d-2", "d-3"])
         #expect(try ground.store.fleet("d") == nil)
         await #expect(throws: ControllerError.self) { _ = try await runner.down("d") }
+    }
+
+    @Test func aVMsForwardsAreHeldForItsFleetAndOneThatCannotOpenFailsThatVM() async throws {
+        let ground = try Ground()
+        defer { ground.remove() }
+        let vms = FakeVMs(store: ground.store, hosts: Self.hosts)
+        let busy = try PortForward(parsing: "9090:90")
+        let forwards = FakeForwards(refused: [busy])
+        let runner = Self.runner(ground, vms: vms, forwards: forwards)
+        let spec = try fleetSpec("""
+            name: f
+            image: test-base
+            resources: {cpus: 1, memory_mib: 512, disk_gib: 1}
+            vms:
+              - {name: web, forwards: ["8080:80", "127.0.0.1:8443:10.0.2.15:443"], reverse_forwards: ["3142:3142"]}
+              - {name: busy, forwards: ["9090:90"]}
+            workflow:
+              - exec: ["true"]
+            """)
+        let report = try await runner.up(FleetUpRequest(spec: spec, parallel: 2))
+        #expect(forwards.owner(of: "web") == .fleet("f"))
+        #expect(forwards.rules(of: "web").map(\.description) == [
+            "127.0.0.1:8080 → web 127.0.0.1:80", "127.0.0.1:8443 → web 10.0.2.15:443", "web 127.0.0.1:3142 → 127.0.0.1:3142",
+        ])
+        let outcomes = Dictionary(uniqueKeysWithValues: report.vms.map { ($0.vm, $0) })
+        #expect(outcomes["web"]?.result == .ok)
+        #expect(outcomes["busy"]?.result == .failed)
+        #expect(outcomes["busy"]?.failedStep == "forwards")
+        #expect(outcomes["busy"]?.detail == "cannot listen on 127.0.0.1:9090: address already in use")
+        _ = try await runner.down("f")
+        #expect(forwards.rules(of: "web").isEmpty)
+    }
+
+    @Test func aHostPortForwardedToTwoVMsIsRefusedWhereTheSpecSaysIt() throws {
+        #expect {
+            _ = try fleetSpec("name: f\nimage: i\nvms:\n  - {name: a, forwards: [\"8080:80\"]}\n  - {name: b, forwards: [\"8080:81\"]}\n")
+        } throws: { "\($0)".contains("host address 127.0.0.1:8080 is forwarded to both a and b") }
     }
 }
