@@ -113,6 +113,28 @@ grep -q "30 90" <<<"$session" || fail "the remote terminal is not 30 × 90: $ses
 grep -q "SHELL-42 on $vm" <<<"$session" || fail "the scripted shell session did not run: $session"
 lab_phase "shell: a scripted session on a pseudo-terminal" "$s"
 
+# Forward: a web server in the guest, bound to the guest's loopback only, fetched from the host through
+# `ionlab forward` (each connection a stream of the agent's channel; nothing listens outside the guest); a
+# kept forward shows in vm info and goes with `forwards remove`.
+s=$(date +%s.%N)
+token="forward-$RANDOM$RANDOM"
+ionlab exec "$vm" -- sh -c "mkdir -p /srv/www && echo $token >/srv/www/token.txt && systemd-run -q --unit ionlab-e2e-web \
+  python3 -m http.server 8000 --bind 127.0.0.1 --directory /srv/www" || fail "start a web server in the guest"
+"$LAB_IONLAB" forward "$vm" 18080:8000 2>"$state/forward.log" &
+forward_pid=$!
+fetched=
+for _ in $(seq 60); do
+  fetched=$(curl -fsS --max-time 5 http://127.0.0.1:18080/token.txt 2>/dev/null) && break
+  sleep 0.5
+done
+kill "$forward_pid" && wait "$forward_pid" 2>/dev/null || true
+[[ $fetched == "$token" ]] || fail "the guest's web server through the forward gave '$fetched' (ionlab forward: $(cat "$state/forward.log"))"
+lab_phase "forward: the guest's web server fetched from the host" "$s"
+ionlab forward --keep "$vm" 18081:8000 >/dev/null || fail "forward --keep"
+[[ $(curl -fsS --max-time 10 http://127.0.0.1:18081/token.txt) == "$token" ]] || fail "the kept forward does not reach the guest"
+ionlab vm info "$vm" | grep -q "^forward  *127.0.0.1:18081 → $vm 127.0.0.1:8000 (kept, listening" || fail "vm info lacks the kept forward: $(ionlab vm info "$vm")"
+ionlab forwards remove "$vm" 18081 >/dev/null || fail "forwards remove"
+
 s=$(date +%s.%N)
 ionlab vm destroy "$vm" || fail "vm destroy"
 virsh -q -c qemu:///system list --all --name | grep -qx "$vm" && fail "domain $vm is still defined"

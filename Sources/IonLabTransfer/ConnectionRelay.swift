@@ -59,11 +59,15 @@ public enum ForwardSockets {
 
     /// Connects to `endpoint`; errors say what failed in a few words (``describe(_:)``).
     public static func connect(to endpoint: Endpoint, group: EventLoopGroup) async throws -> ForwardedConnection {
-        try await ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: group)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.recvAllocator, value: readSizes)
             .connectTimeout(.seconds(10))
-            .connect(host: endpoint.host, port: endpoint.port) { channel in wrap(channel) }
+        // An address needs no resolver (which would cost a thread hop for every connection).
+        if let address = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port) {
+            return try await bootstrap.connect(to: address) { channel in wrap(channel) }
+        }
+        return try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in wrap(channel) }
     }
 
     /// Listens on `endpoint`.

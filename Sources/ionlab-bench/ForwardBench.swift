@@ -71,11 +71,14 @@ struct ForwardBench: AsyncParsableCommand {
         print("connection setup: connect, 1 byte there and back     median      p90   (ms, n)")
         for (name, _, _) in methods {
             let samples = setup[name]!
-            print(String(format: "  %-50@ %8.3f %8.3f   (%d)", name, samples.median * 1000, samples.p90 * 1000, samples.values.count))
+            print("  " + name.padding(toLength: 50, withPad: " ", startingAt: 0)
+                  + String(format: " %8.3f %8.3f   (%d)", samples.median * 1000, samples.p90 * 1000, samples.values.count))
         }
         print("")
         print(String(format: "throughput, %d MiB half-closed to a sink (median of %d)", megabytes, transfers))
-        for (name, _, _) in methods { print(String(format: "  %-50@ %8.0f MiB/s", name, throughput[name]!)) }
+        for (name, _, _) in methods {
+            print("  " + name.padding(toLength: 50, withPad: " ", startingAt: 0) + String(format: " %8.0f MiB/s", throughput[name]!))
+        }
         print("")
         print("targets (docs/targets.md):")
         let ionlabSetup = setup["ionlab forward"]!.median, sshSetup = setup["ssh -L"]!.median
