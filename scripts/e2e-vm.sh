@@ -135,6 +135,23 @@ ionlab forward --keep "$vm" 18081:8000 >/dev/null || fail "forward --keep"
 ionlab vm info "$vm" | grep -q "^forward  *127.0.0.1:18081 → $vm 127.0.0.1:8000 (kept, listening" || fail "vm info lacks the kept forward: $(ionlab vm info "$vm")"
 ionlab forwards remove "$vm" 18081 >/dev/null || fail "forwards remove"
 
+# Snapshots: one of the running VM (disk and memory), a file changed after it, a revert: the change is gone,
+# and the agent of the same instance is back on its own (the revert waits for it).
+ionlab exec "$vm" -- sh -c 'echo before >/root/state.txt && sync' || fail "write the file to keep"
+s=$(date +%s.%N)
+ionlab vm snapshot create "$vm" clean --description "before the change" >"$state/snapshot.txt" || fail "snapshot create: $(cat "$state/snapshot.txt")"
+grep -q "disk and memory" "$state/snapshot.txt" || fail "the snapshot of a running VM lacks its memory: $(cat "$state/snapshot.txt")"
+lab_phase "snapshot create (disk and memory)" "$s"
+ionlab exec "$vm" -- sh -c 'echo after >/root/state.txt && touch /root/made-after && sync' || fail "change the file"
+s=$(date +%s.%N)
+ionlab vm snapshot revert "$vm" clean --timeout 300 >"$state/revert.txt" || fail "snapshot revert: $(cat "$state/revert.txt")"
+grep -q "vm.ready" "$state/revert.txt" || fail "the agent did not come back after the revert: $(cat "$state/revert.txt")"
+lab_phase "snapshot revert until its agent is back" "$s"
+[[ $(ionlab exec "$vm" -- cat /root/state.txt) == before ]] || fail "the change survived the revert"
+ionlab exec "$vm" -- test -e /root/made-after && fail "a file made after the snapshot survived the revert"
+ionlab vm info "$vm" | grep -q "^snapshot  *clean, taken .*(disk and memory): before the change" || fail "vm info lacks the snapshot: $(ionlab vm info "$vm")"
+ionlab vm snapshot delete "$vm" clean >/dev/null || fail "snapshot delete"
+
 s=$(date +%s.%N)
 ionlab vm destroy "$vm" || fail "vm destroy"
 virsh -q -c qemu:///system list --all --name | grep -qx "$vm" && fail "domain $vm is still defined"

@@ -36,6 +36,9 @@ public enum AdminRequest: Codable, Sendable {
     case vmPower(name: String, action: PowerAction, timeoutSeconds: Double?, wait: Bool)
     /// Replies `vmInfo`: the record, the domain's state as libvirt has it, and the agent.
     case vmInfo(name: String)
+    /// Takes, lists, reverts to or deletes a VM's snapshots: `snapshots` then `ok` for a list; a revert
+    /// streams `events` then `vms` like `vmPower`; the others reply `ok`.
+    case vmSnapshot(name: String, action: SnapshotAction)
     /// Opens a port forward. A kept one replies `ok` and lives on in the controller; otherwise the reply is
     /// `forwards` with it, then a `notice` for each connection that failed, until the CLI closes the stream.
     case forward(ForwardRule, keep: Bool)

@@ -86,6 +86,11 @@ public struct AdminClient: Sendable {
         try await collect(.fleetStatus(name: fleet)) { if case .fleetStatus(let part) = $0 { part } else { nil } }
     }
 
+    /// A VM's snapshots, oldest first.
+    public func snapshots(of vm: String) async throws -> [SnapshotInfo] {
+        try await collect(.vmSnapshot(name: vm, action: .list)) { if case .snapshots(let part) = $0 { part } else { nil } }
+    }
+
     /// Every forward the controller holds.
     public func forwards() async throws -> [ForwardRecord] {
         try await collect(.forwards) { if case .forwards(let part) = $0 { part } else { nil } }
@@ -122,6 +127,16 @@ public struct AdminClient: Sendable {
         let request = AdminRequest.vmInfo(name: name)
         guard case .vmInfo(let info) = try await single(request) else { throw AdminError.unexpectedReply(to: request) }
         return info
+    }
+
+    /// Takes a snapshot; returns the controller's line.
+    public func createSnapshot(of vm: String, named name: String, description: String?) async throws -> String {
+        try await confirmation(.vmSnapshot(name: vm, action: .create(name: name, description: description)))
+    }
+
+    /// Deletes a snapshot; returns the controller's line.
+    public func deleteSnapshot(of vm: String, named name: String) async throws -> String {
+        try await confirmation(.vmSnapshot(name: vm, action: .delete(name: name)))
     }
 
     /// Opens a forward that the controller keeps; returns its line.
@@ -192,6 +207,11 @@ public struct AdminClient: Sendable {
     /// Stops, starts, restarts, suspends or resumes a VM: its events as they happen, then its record.
     public func power(_ action: PowerAction, vm name: String, timeoutSeconds: Double?, wait: Bool) async throws -> Replies<RequestProgress<VMRecord>> {
         try await provisioning(.vmPower(name: name, action: action, timeoutSeconds: timeoutSeconds, wait: wait))
+    }
+
+    /// Reverts a VM to a snapshot: its events as they happen (until its agent is back, with `wait`), then its record.
+    public func revert(vm name: String, to snapshot: String, wait: Bool) async throws -> Replies<RequestProgress<VMRecord>> {
+        try await provisioning(.vmSnapshot(name: name, action: .revert(name: snapshot, wait: wait)))
     }
 
     private func provisioning(_ request: AdminRequest) async throws -> Replies<RequestProgress<VMRecord>> {

@@ -30,6 +30,10 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case vmAdopted = "vm.adopted"
     /// A fleet's port forwards for the VM are open (or were already).
     case vmForwards = "vm.forwards"
+    case vmSnapshotTaken = "vm.snapshot-taken"
+    case vmSnapshotDeleted = "vm.snapshot-deleted"
+    /// Put back as a snapshot has it: a running snapshot resumes, and its agent reconnects.
+    case vmReverted = "vm.reverted"
     case vmStopped = "vm.stopped"
     case vmSuspended = "vm.suspended"
     case vmResumed = "vm.resumed"

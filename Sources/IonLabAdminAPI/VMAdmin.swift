@@ -36,12 +36,42 @@ public struct VMInfo: Codable, Sendable {
     public var agent: AgentStatus?
     /// The port forwards the controller holds for it now.
     public var forwards: [ForwardRecord]
+    /// Its snapshots, oldest first (empty when the backend did not answer).
+    public var snapshots: [SnapshotInfo]
 
-    public init(record: VMRecord, domainState: String?, agent: AgentStatus?, forwards: [ForwardRecord] = []) {
+    public init(record: VMRecord, domainState: String?, agent: AgentStatus?, forwards: [ForwardRecord] = [], snapshots: [SnapshotInfo] = []) {
         self.record = record
         self.domainState = domainState
         self.agent = agent
         self.forwards = forwards
+        self.snapshots = snapshots
+    }
+}
+
+/// What `vm snapshot create | list | revert | delete` asks.
+public enum SnapshotAction: Codable, Sendable {
+    case create(name: String, description: String?)
+    case list
+    /// With `wait`, a revert to a running snapshot replies once the VM's agent is back.
+    case revert(name: String, wait: Bool)
+    case delete(name: String)
+}
+
+/// A snapshot of a VM as libvirt keeps it.
+public struct SnapshotInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var created: Date?
+    /// The domain's state when it was taken (`running`: its memory was saved too, and a revert resumes it).
+    public var domainState: String?
+    public var hasMemory: Bool
+    public var description: String?
+
+    public init(name: String, created: Date?, domainState: String?, hasMemory: Bool, description: String?) {
+        self.name = name
+        self.created = created
+        self.domainState = domainState
+        self.hasMemory = hasMemory
+        self.description = description
     }
 }
 

@@ -120,7 +120,10 @@ struct AdminHandler {
                 guard let record = try controller.store.vm(name) else { throw ControllerError("no VM named '\(name)'") }
                 let agent = try controller.agents.statuses().first { $0.name == name }
                 try await stream.send(.vmInfo(VMInfo(record: record, domainState: await controller.vms.domainState(record), agent: agent,
-                                                    forwards: controller.forwards.records(agent: name))))
+                                                    forwards: controller.forwards.records(agent: name),
+                                                    snapshots: (try? await controller.vms.snapshots(of: record)) ?? [])))
+            case .vmSnapshot(let name, let action):
+                try await snapshot(action, of: name, stream: stream)
             case .vmDestroy(let name):
                 try await controller.vms.destroy(name)
                 try controller.forwards.removeAll(agent: name)
@@ -194,6 +197,27 @@ struct AdminHandler {
                     return
                 }
             }
+        }
+    }
+
+    private func snapshot(_ action: SnapshotAction, of name: String, stream: AdminStream) async throws {
+        switch action {
+        case .create(let snapshot, let description):
+            let info = try await controller.vms.createSnapshot(of: name, named: snapshot, description: description)
+            try await stream.send(.ok("snapshot \(snapshot) of \(name) taken: \(info.hasMemory ? "disk and memory" : "disk")"))
+        case .list:
+            try await ListingParts.send(try await controller.vms.snapshots(of: name), as: AdminStreamMessage.snapshots, noun: "snapshots", on: stream)
+        case .revert(let snapshot, let wait):
+            let ends: Set<EventKind> = wait ? [.vmReady, .vmFailed, .vmStopped] : [.vmReverted]
+            try await followingVM(name, until: ends, stream: stream) {
+                let record = try await controller.vms.revert(name, to: snapshot)
+                // A snapshot of a shut-off VM leaves it shut off: nothing more to wait for.
+                if record.state == .stopped { controller.events.emit(.vmStopped, agent: name, "shut off, as snapshot \(snapshot) has it") }
+                return record
+            }
+        case .delete(let snapshot):
+            try await controller.vms.deleteSnapshot(of: name, named: snapshot)
+            try await stream.send(.ok("snapshot \(snapshot) of \(name) deleted"))
         }
     }
 

@@ -164,7 +164,7 @@ struct VMManager: VMProvisioning {
     }
 
     /// The VM's domain, through its backend's connection.
-    private func domain(of record: VMRecord) async throws -> Domain {
+    func domain(of record: VMRecord) async throws -> Domain {
         try await connections.connection(for: try config.backend(named: record.backend)).domain(named: record.name)
     }
 

@@ -68,14 +68,19 @@ public final class Domain: LibvirtObject, @unchecked Sendable {
         try await connection.check("destroy domain \(name)") { virDomainDestroy(self.pointer) }
     }
 
-    /// Removes the definition (and any NVRAM and managed save image).
+    /// Removes the definition (and any NVRAM, managed save image and snapshot metadata: internal snapshots
+    /// live in the disk, which goes with the VM). Drivers that know fewer flags are asked with fewer.
     public func undefine() async throws {
-        let flags = UInt32(VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_NVRAM.rawValue)
-        do {
-            try await connection.check("undefine domain \(name)") { virDomainUndefineFlags(self.pointer, flags) }
-        } catch let error as LibvirtError where error.kind == .unsupported || error.kind == .invalidConfig {
-            try await connection.check("undefine domain \(name)") { virDomainUndefine(self.pointer) }
+        let snapshots = VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue, save = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue
+        for flags in [snapshots | save | VIR_DOMAIN_UNDEFINE_NVRAM.rawValue, snapshots | save, snapshots] {
+            do {
+                try await connection.check("undefine domain \(name)") { virDomainUndefineFlags(self.pointer, UInt32(flags)) }
+                return
+            } catch let error as LibvirtError where error.kind == .unsupported || error.kind == .invalidConfig {
+                continue
+            }
         }
+        try await connection.check("undefine domain \(name)") { virDomainUndefine(self.pointer) }
     }
 
     static func state(_ raw: UInt8) -> State {

@@ -7,9 +7,9 @@ import IonLabWire
 /// `ionlab vm …`: VMs provisioned through libvirt, each with its agent injected by cloud-init.
 struct VMCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "vm", abstract: "Create, list, clone, stop, start, restart, suspend, resume and destroy VMs.",
+        commandName: "vm", abstract: "Create, list, clone, stop, start, restart, suspend, resume, snapshot and destroy VMs.",
         subcommands: [VMCreate.self, VMList.self, VMInfoCommand.self, VMClone.self, VMStop.self, VMStart.self, VMRestart.self, VMSuspend.self, VMResume.self,
-                      VMDestroy.self])
+                      VMSnapshotCommands.self, VMDestroy.self])
 }
 
 /// How long `vm create` and `vm clone` wait for ready, and how they show progress.
@@ -130,7 +130,7 @@ struct VMList: AsyncParsableCommand {
 
 struct VMInfoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "info", abstract: "Show one VM: backend, state, resources, disks, console, its agent and health, and its facts.")
+        commandName: "info", abstract: "Show one VM: backend, state, resources, disks, console, snapshots, forwards, its agent and health, and its facts.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The VM.") var vm: String
@@ -159,6 +159,10 @@ struct VMInfoCommand: AsyncParsableCommand {
             if let health = agent.health { lines.append(("health", HealthText.summary(health))) }
         } else {
             lines.append(("agent", "none"))
+        }
+        for snapshot in info.snapshots {
+            lines.append(("snapshot", "\(snapshot.name), taken \(snapshot.created.map(Format.time) ?? "?") "
+                          + "(\(snapshot.hasMemory ? "disk and memory" : "disk"))" + (snapshot.description.map { ": \($0)" } ?? "")))
         }
         for forward in info.forwards {
             lines.append((forward.rule.reverse ? "reverse forward" : "forward",

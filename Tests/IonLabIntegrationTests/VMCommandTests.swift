@@ -38,6 +38,51 @@ import Testing
         return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
     }
 
+    /// Snapshots on the test driver (real libvirt snapshot calls and XML): taken while running and while shut
+    /// off, listed oldest first and in vm info, reverted (a shut-off snapshot leaves the VM shut off), deleted,
+    /// and one clear line for a name taken, a snapshot that does not exist, and a VM that does not.
+    @Test func snapshotsAreTakenListedRevertedAndDeleted() async throws {
+        let lab = try makeLab()
+        defer { lab.tearDown() }
+        try await lab.startController()
+        #expect(lab.run(["vm", "create", "vm1", "--image", "test-base", "--memory", "256", "--no-wait"]).status == 0)
+
+        let live = lab.run(["vm", "snapshot", "create", "vm1", "live", "--description", "before the demo"])
+        #expect(live.status == 0, "\(live.stderr)")
+        #expect(live.stdout == "snapshot live of vm1 taken: disk and memory\n", "\(live.stdout)")
+        #expect(lab.run(["vm", "snapshot", "create", "vm1", "live"]).stderr == "ionlab: VM vm1 has a snapshot named 'live' already\n")
+        #expect(lab.run(["vm", "stop", "vm1"]).status == 0)
+        let cold = lab.run(["vm", "snapshot", "create", "vm1", "cold"])
+        #expect(cold.stdout == "snapshot cold of vm1 taken: disk\n", "\(cold.stdout)\(cold.stderr)")
+
+        let list = lab.run(["vm", "snapshot", "list", "vm1", "--json"])
+        let snapshots = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]], "\(list.stderr)")
+        #expect(snapshots.map { $0["name"] as? String } == ["live", "cold"])
+        #expect(snapshots.map { $0["domainState"] as? String } == ["running", "shutoff"])
+        #expect(snapshots.first?["description"] as? String == "before the demo")
+        let info = lab.run(["vm", "info", "vm1"]).stdout
+        #expect(info.contains("snapshot   live, taken ") && info.contains("(disk and memory): before the demo"), "\(info)")
+
+        // Back to the running snapshot: the domain runs again (the test driver has no agent to wait for).
+        let revert = lab.run(["vm", "snapshot", "revert", "vm1", "live", "--no-wait"])
+        #expect(revert.status == 0 && revert.stdout.contains("vm.reverted"), "\(revert.stdout)\(revert.stderr)")
+        #expect(revert.stdout.contains("vm1: provisioning"), "\(revert.stdout)")
+        #expect(lab.run(["vm", "info", "vm1"]).stdout.contains("domain     running"))
+        // Back to the shut-off one: off, as it was then.
+        let off = lab.run(["vm", "snapshot", "revert", "vm1", "cold"])
+        #expect(off.status == 0 && off.stdout.contains("vm1: stopped"), "\(off.stdout)\(off.stderr)")
+
+        #expect(lab.run(["vm", "snapshot", "delete", "vm1", "live"]).stdout == "snapshot live of vm1 deleted\n")
+        let missing = "ionlab: VM vm1 has no snapshot named 'live' (ionlab vm snapshot list vm1)\n"
+        #expect(lab.run(["vm", "snapshot", "revert", "vm1", "live"]).stderr == missing)
+        #expect(lab.run(["vm", "snapshot", "delete", "vm1", "live"]).stderr == missing)
+        #expect(lab.run(["vm", "snapshot", "create", "nosuch", "x"]).stderr == "ionlab: no VM named 'nosuch'\n")
+        #expect(lab.run(["vm", "snapshot", "create", "vm1", "../x"]).status != 0)
+        // A VM with snapshots is destroyed whole.
+        let destroyed = lab.run(["vm", "destroy", "vm1"])
+        #expect(destroyed.status == 0, "\(destroyed.stderr)")
+    }
+
     /// Power on the test driver, whose domains change state at once: each action, its event and the record's
     /// state, and a clear line for what cannot be done. (That a real guest comes back to ready after each is
     /// scripts/e2e-vm.sh's.)
