@@ -28,11 +28,14 @@ let package = Package(
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         /// A small Swift API over libvirt: connection, domain, pool, volume, stream, typed errors.
         .target(name: "Libvirt", dependencies: ["CLibvirt"]),
-        /// Provisioning: backend discovery, domain and volume XML, the cloud-init seed, VM lifecycle.
+        /// Provisioning: backend discovery, domain and volume XML, the cloud-init seed, VM lifecycle, snapshots
+        /// and screenshots.
         .target(name: "IonLabProvision", dependencies: [
-            "Libvirt", "IonLabConfig", "IonLabControllerConfig",
+            "Libvirt", "IonLabConfig", "IonLabControllerConfig", "CIonLabPNG",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        /// PNG encoding with libpng (libpng-dev), in C because libpng reports errors by longjmp.
+        .target(name: "CIonLabPNG", linkerSettings: [.linkedLibrary("png")]),
         /// POSIX helpers Swift cannot express directly (posix_spawn with a process group, wait status).
         .target(name: "CIonLabSys"),
         /// The wire: frames and their codec, multiplexed flow-controlled streams, JSON messages of any

@@ -39,6 +39,10 @@ public enum AdminRequest: Codable, Sendable {
     /// Takes, lists, reverts to or deletes a VM's snapshots: `snapshots` then `ok` for a list; a revert
     /// streams `events` then `vms` like `vmPower`; the others reply `ok`.
     case vmSnapshot(name: String, action: SnapshotAction)
+    /// Replies `screenshot`, the PNG as data, then `ok`.
+    case vmScreenshot(name: String)
+    /// Replies `display`: where the graphical console listens, and its password.
+    case vmDisplay(name: String)
     /// Opens a port forward. A kept one replies `ok` and lives on in the controller; otherwise the reply is
     /// `forwards` with it, then a `notice` for each connection that failed, until the CLI closes the stream.
     case forward(ForwardRule, keep: Bool)

@@ -129,6 +129,38 @@ public struct AdminClient: Sendable {
         return info
     }
 
+    /// Where a VM's graphical console listens, and its password.
+    public func display(of vm: String) async throws -> DisplayInfo {
+        let request = AdminRequest.vmDisplay(name: vm)
+        guard case .display(let info) = try await single(request) else { throw AdminError.unexpectedReply(to: request) }
+        return info
+    }
+
+    /// A VM's screen as a PNG.
+    public func screenshot(of vm: String) async throws -> (header: ScreenshotHeader, png: Data) {
+        let request = AdminRequest.vmScreenshot(name: vm)
+        let stream = try await open(request)
+        defer { stream.close() }
+        let first = try await stream.nextMessage()
+        if case .failure(let failure) = first { throw failure }
+        guard case .screenshot(let header) = first, (1...ScreenshotHeader.maximumBytes).contains(header.bytes) else {
+            throw AdminError.unexpectedReply(to: request)
+        }
+        var png = Data()
+        while png.count < header.bytes {
+            switch try await stream.next() {
+            case .data(_, let bytes):
+                guard png.count + bytes.readableBytes <= header.bytes else { throw AdminError("the screenshot is longer than announced") }
+                png.append(contentsOf: bytes.readableBytesView)
+            case .message(.failure(let failure)):
+                throw failure
+            case .message:
+                throw AdminError.unexpectedReply(to: request)
+            }
+        }
+        return (header, png)
+    }
+
     /// Takes a snapshot; returns the controller's line.
     public func createSnapshot(of vm: String, named name: String, description: String?) async throws -> String {
         try await confirmation(.vmSnapshot(name: vm, action: .create(name: name, description: description)))

@@ -48,6 +48,39 @@ public struct VMInfo: Codable, Sendable {
     }
 }
 
+/// A screenshot about to follow as data: its size in pixels and in bytes of PNG.
+public struct ScreenshotHeader: Codable, Sendable, Equatable {
+    public static let maximumBytes = 64 << 20
+    public var width: Int
+    public var height: Int
+    public var bytes: Int
+
+    public init(width: Int, height: Int, bytes: Int) {
+        self.width = width
+        self.height = height
+        self.bytes = bytes
+    }
+}
+
+/// How to reach a VM's graphical console.
+public struct DisplayInfo: Codable, Sendable, Equatable {
+    public var backend: String
+    public var uri: String
+    /// `vnc`.
+    public var type: String
+    /// The UNIX socket it listens on, on the backend's host.
+    public var socket: String?
+    public var password: String?
+
+    public init(backend: String, uri: String, type: String, socket: String?, password: String?) {
+        self.backend = backend
+        self.uri = uri
+        self.type = type
+        self.socket = socket
+        self.password = password
+    }
+}
+
 /// What `vm snapshot create | list | revert | delete` asks.
 public enum SnapshotAction: Codable, Sendable {
     case create(name: String, description: String?)

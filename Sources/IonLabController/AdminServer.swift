@@ -122,6 +122,16 @@ struct AdminHandler {
                 try await stream.send(.vmInfo(VMInfo(record: record, domainState: await controller.vms.domainState(record), agent: agent,
                                                     forwards: controller.forwards.records(agent: name),
                                                     snapshots: (try? await controller.vms.snapshots(of: record)) ?? [])))
+            case .vmScreenshot(let name):
+                let screenshot = try await controller.vms.screenshot(of: name)
+                guard screenshot.png.count <= ScreenshotHeader.maximumBytes else {
+                    throw ControllerError("the screenshot of \(name) is \(screenshot.png.count) bytes, more than \(ScreenshotHeader.maximumBytes)")
+                }
+                try await stream.send(.screenshot(ScreenshotHeader(width: screenshot.width, height: screenshot.height, bytes: screenshot.png.count)))
+                try await stream.send(data: ByteBuffer(bytes: screenshot.png), on: .content)
+                try await stream.send(.ok("\(screenshot.width) × \(screenshot.height)"))
+            case .vmDisplay(let name):
+                try await stream.send(.display(try await controller.vms.display(of: name)))
             case .vmSnapshot(let name, let action):
                 try await snapshot(action, of: name, stream: stream)
             case .vmDestroy(let name):

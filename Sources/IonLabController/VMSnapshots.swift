@@ -75,7 +75,7 @@ extension VMManager {
         events.emit(.vmSnapshotDeleted, agent: name, "snapshot \(snapshot) deleted")
     }
 
-    private func vm(_ name: String) throws -> VMRecord {
+    func vm(_ name: String) throws -> VMRecord {
         guard let record = try store.vm(name) else { throw ControllerError("no VM named '\(name)'") }
         return record
     }

@@ -19,6 +19,16 @@ public struct DomainSpec: Sendable, Equatable {
     public var network: GuestNetwork
     /// Where the serial console is logged on the backend host.
     public var consoleLog: String
+    /// The graphical console's VNC password (VNC takes at most 8 characters). The console listens on a
+    /// UNIX socket that libvirt places in the domain's private directory, never on a network address.
+    public var displayPassword: String
+
+    /// A fresh VNC password: 8 characters from a 62-letter alphabet.
+    public static func newDisplayPassword() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<8).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+    }
 
     /// The namespace of ionlab's `<metadata>` element in domain XML.
     public static let metadataNamespace = "https://ionlab.dev/xmlns/vm/1"
@@ -78,6 +88,12 @@ public struct DomainSpec: Sendable, Equatable {
             <console type='pty'>
               <target type='serial' port='0'/>
             </console>
+            <graphics type='vnc' passwd='\(e(displayPassword))'>
+              <listen type='socket'/>
+            </graphics>
+            <video>
+              <model type='virtio' heads='1' primary='yes'/>
+            </video>
             <rng model='virtio'>
               <backend model='random'>/dev/urandom</backend>
             </rng>

@@ -97,7 +97,7 @@ public final class Provisioner: Sendable {
                                   domainType: plan.domainType, cpus: plan.cpus, memoryMiB: plan.memoryMiB,
                                   diskPath: try await overlay.path(), seedPath: try await seedVolume.path(),
                                   kernel: plan.image.kernel, initrd: plan.image.initrd, cmdline: plan.image.cmdline,
-                                  network: plan.backend.network, consoleLog: plan.consoleLog)
+                                  network: plan.backend.network, consoleLog: plan.consoleLog, displayPassword: DomainSpec.newDisplayPassword())
             let domain = try await connection.defineDomain(xml: spec.xml)
             undo.add("undefine domain \(plan.name)") { try await domain.undefine() }
             try await finished(.define, "domain \(plan.name) defined (\(plan.domainType))")

@@ -83,6 +83,24 @@ public final class Domain: LibvirtObject, @unchecked Sendable {
         try await connection.check("undefine domain \(name)") { virDomainUndefine(self.pointer) }
     }
 
+    /// The screen as the hypervisor renders it: its MIME type (QEMU sends a PPM, the test driver a PNG) and
+    /// bytes, at most `limit` of them.
+    public func screenshot(screen: UInt32 = 0, limit: Int = 64 << 20) async throws -> (mimeType: String, data: Data) {
+        let stream = try connection.makeStream()
+        let mimeType = try await connection.run("take a screenshot of domain \(name)") {
+            Connection.string(virDomainScreenshot(self.pointer, stream.pointer, screen, 0))
+        }
+        let data = try await stream.receiveAll(limit: limit, operation: "read the screenshot of domain \(name) (at most \(limit) bytes)")
+        return (mimeType, data)
+    }
+
+    /// The domain's XML with its secrets (a graphics password): for the operator only.
+    public func secureXML() async throws -> String {
+        try await connection.run("read XML of domain \(name)") {
+            Connection.string(virDomainGetXMLDesc(self.pointer, UInt32(VIR_DOMAIN_XML_SECURE.rawValue)))
+        }
+    }
+
     static func state(_ raw: UInt8) -> State {
         switch Int32(raw) {
         case Int32(VIR_DOMAIN_RUNNING.rawValue): return .running

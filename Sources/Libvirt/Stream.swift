@@ -36,4 +36,23 @@ public final class Stream: @unchecked Sendable {
         }
         finished = true
     }
+
+    /// Receives the stream to its end, then finishes it. More than `limit` bytes aborts it: what a
+    /// hypervisor sends is bounded too.
+    func receiveAll(limit: Int, operation: String) async throws -> Data {
+        let data: Data = try await connection.run(operation) {
+            var data = Data()
+            var buffer = [CChar](repeating: 0, count: 256 << 10)
+            while true {
+                let received = virStreamRecv(self.pointer, &buffer, buffer.count)
+                if received < 0 { return nil }
+                if received == 0 { break }
+                guard data.count + Int(received) <= limit else { return nil }
+                buffer.withUnsafeBytes { data.append($0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: Int(received)) }
+            }
+            return virStreamFinish(self.pointer) == 0 ? data : nil
+        }
+        finished = true
+        return data
+    }
 }

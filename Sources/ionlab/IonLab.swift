@@ -9,7 +9,7 @@ struct IonLab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ionlab",
         abstract: "Turn a libvirt host into a lab of VMs driven by agents over mutual TLS.",
-        subcommands: [Init.self, Serve.self, Token.self, AgentCommands.self, Agents.self, Exec.self, Shell.self, Copy.self, Forward.self, Forwards.self,
+        subcommands: [Init.self, Serve.self, Token.self, AgentCommands.self, Agents.self, Exec.self, Shell.self, Copy.self, Forward.self, Forwards.self, ScreenshotCommand.self, DisplayCommand.self,
                       Events.self, Jobs.self, Backends.self, VMCommands.self, Logs.self, Up.self, Status.self, Down.self, Facts.self, Demo.self])
 }
 

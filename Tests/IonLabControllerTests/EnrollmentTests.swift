@@ -133,4 +133,38 @@ import X509
             _ = try setup.enrollment.renew(agent: "vm1", presented: renewed.serialHex, csrPEM: try AgentKeys.csr(for: .init(), name: "vm1"), remote: "test")
         } == .revoked)
     }
+
+    /// After `vm snapshot revert`, the agent presents the certificate on the snapshot's disk, which may be
+    /// older than the one the controller last issued (docs/security.md, "Snapshots and certificates").
+    @Test func anAgentRevertedToASnapshotComesBackWithTheOlderCertificateOnItsDisk() throws {
+        let setup = try Setup(config: ControllerConfig(agentRecoverySeconds: 86_400))
+        defer { setup.ground.remove() }
+        let onTheSnapshot = try setup.enrolled("vm1")
+        // After the snapshot, the live agent renewed: a renewal does not revoke what it replaces.
+        let renewed = try setup.enrollment.renew(agent: "vm1", presented: onTheSnapshot.serialHex,
+                                                 csrPEM: try AgentKeys.csr(for: .init(), name: "vm1"), remote: "test")
+        #expect(try setup.enrollment.judge(renewed) == .agent("vm1"))
+        // Reverted while the older certificate is valid: accepted as the same agent.
+        #expect(try setup.enrollment.judge(onTheSnapshot) == .agent("vm1"))
+        // Reverted after it expired (within the window): recovered as after any outage, with a new key.
+        let later = onTheSnapshot.notValidAfter.addingTimeInterval(3600)
+        #expect(try setup.enrollment.judge(onTheSnapshot, now: later) == .recoverable("vm1"))
+        let recoveryKey = P256.Signing.PrivateKey()
+        let recovered = try setup.enrollment.recover(agent: "vm1", presented: onTheSnapshot, csrPEM: try AgentKeys.csr(for: recoveryKey, name: "vm1"),
+                                                     remote: "test")
+        #expect(try setup.enrollment.judge(try Certificate(pemEncoded: recovered)) == .agent("vm1"))
+        // Reverted once more to the same snapshot: its disk holds neither the recovery key nor the certificate
+        // recovered for it, and the expired certificate was traded in already. It is refused as a copy of the
+        // VM would be; the agent stops and says so (the VM must be provisioned again, or reverted to a
+        // snapshot taken after the recovery).
+        #expect(Self.refusal {
+            _ = try setup.enrollment.recover(agent: "vm1", presented: onTheSnapshot, csrPEM: try AgentKeys.csr(for: .init(), name: "vm1"), remote: "test")
+        } == .revoked)
+        // `vm destroy` revokes the agent: no certificate of it is accepted after, from any snapshot.
+        _ = try setup.ground.store.revoke(agent: "vm1")
+        guard case .refused(.revoked, _, _) = try setup.enrollment.judge(onTheSnapshot) else {
+            Issue.record("a snapshot's certificate outlived the agent's revocation")
+            return
+        }
+    }
 }

@@ -11,7 +11,7 @@ import Testing
         DomainSpec(name: name, uuid: UUID().uuidString.lowercased(), instanceID: "\(name)-1a2b3c4d", domainType: "test", cpus: 2,
                    memoryMiB: 512, diskPath: "/default-pool/\(name).qcow2", seedPath: "/default-pool/\(name)-seed.iso",
                    kernel: kernel, initrd: kernel == nil ? nil : "/boot/initrd.img", cmdline: kernel == nil ? nil : "root=/dev/vda rw console=ttyS0",
-                   network: .user, consoleLog: "/var/log/ionlab/\(name).console.log")
+                   network: .user, consoleLog: "/var/log/ionlab/\(name).console.log", displayPassword: "pw\(name.suffix(6))")
     }
 
     @Test func generatedDomainXMLIsAcceptedAndKeptByLibvirt() async throws {
@@ -28,9 +28,22 @@ import Testing
         #expect(xml.contains("<interface type='user'>"))
         #expect(xml.contains("<acpi/>"))
         #expect(xml.contains("lt-vm1-1a2b3c4d"))  // the instance id travels in ionlab's metadata
+        // A screen: a video device, and a graphical console on a UNIX socket only, with a password that
+        // libvirt shows only to whoever asks for the secure XML.
+        #expect(xml.contains("<model type='virtio' heads='1' primary='yes'/>"))
+        #expect(xml.contains("<listen type='socket'"))
+        #expect(!xml.contains("<listen type='address'") && !xml.contains("listen='"))
+        #expect(!xml.contains("passwd="))
+        #expect(try await domain.secureXML().contains("passwd='pwlt-vm1'"))
         let info = try await domain.info()
         #expect(info.vcpus == 2)
         #expect(info.maxMemoryKiB == 512 * 1024)
+    }
+
+    @Test func displayPasswordsAreFreshEightLetterWords() {
+        let passwords = (0..<50).map { _ in DomainSpec.newDisplayPassword() }
+        #expect(Set(passwords).count == 50)
+        #expect(passwords.allSatisfy { $0.count == 8 && $0.allSatisfy { $0.isLetter || $0.isNumber } })
     }
 
     @Test func namesAndPathsAreEscapedInXML() {
