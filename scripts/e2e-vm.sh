@@ -152,6 +152,22 @@ ionlab exec "$vm" -- test -e /root/made-after && fail "a file made after the sna
 ionlab vm info "$vm" | grep -q "^snapshot  *clean, taken .*(disk and memory): before the change" || fail "vm info lacks the snapshot: $(ionlab vm info "$vm")"
 ionlab vm snapshot delete "$vm" clean >/dev/null || fail "snapshot delete"
 
+# Screen: the guest's display through the libvirt API, a PNG of the guest's framebuffer size that is not
+# blank (read back by an independent reader); the graphical console listens on a UNIX socket only, with a
+# password.
+s=$(date +%s.%N)
+ionlab screenshot "$vm" -o "$state/screen.png" >"$state/screenshot.txt" || fail "screenshot: $(cat "$state/screenshot.txt")"
+png=$(python3 scripts/lib/png_check.py "$state/screen.png") || fail "the screenshot is not a valid PNG"
+read -r width height colors < <(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(d["width"], d["height"], d["colors"])' "$png")
+mode=$(ionlab exec "$vm" -- cat /sys/class/graphics/fb0/virtual_size) || fail "cannot read the guest's framebuffer size"
+[[ "$width,$height" == "$mode" ]] || fail "the screenshot is $width x $height; the guest's framebuffer is $mode"
+(( colors > 1 )) || fail "the screenshot is blank"
+lab_phase "screenshot: ${width}x$height PNG, $colors colours" "$s"
+ionlab display "$vm" >"$state/display.txt" || fail "display: $(cat "$state/display.txt")"
+grep -q "^  socket    /" "$state/display.txt" && grep -Eq "^  password  [A-Za-z0-9]{8}$" "$state/display.txt" || fail "display: $(cat "$state/display.txt")"
+virsh -q -c qemu:///system dumpxml "$vm" | grep -q "<listen type='socket'" || fail "the graphical console listens elsewhere than on a socket"
+virsh -q -c qemu:///system dumpxml "$vm" | grep -Eq "<listen type='(address|network)'" && fail "the graphical console listens on a network address"
+
 s=$(date +%s.%N)
 ionlab vm destroy "$vm" || fail "vm destroy"
 virsh -q -c qemu:///system list --all --name | grep -qx "$vm" && fail "domain $vm is still defined"

@@ -83,6 +83,32 @@ import Testing
         #expect(destroyed.status == 0, "\(destroyed.stderr)")
     }
 
+    /// The screen on the test driver (real libvirt screenshot and secure-XML calls): a PNG written where
+    /// asked, the console's password for the operator, and one line for a VM with no screen.
+    @Test func screenshotAndDisplay() async throws {
+        let lab = try makeLab()
+        defer { lab.tearDown() }
+        try await lab.startController()
+        #expect(lab.run(["vm", "create", "vm1", "--image", "test-base", "--memory", "256", "--no-wait"]).status == 0)
+        let path = "\(lab.directory)/screen.png"
+        let shot = lab.run(["screenshot", "vm1", "-o", path])
+        #expect(shot.status == 0, "\(shot.stderr)")
+        #expect(shot.stdout.hasPrefix("wrote \(path): "), "\(shot.stdout)")
+        let png = try #require(FileManager.default.contents(atPath: path))
+        #expect(png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+
+        let display = lab.run(["display", "vm1", "--json"])
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(display.stdout.utf8)) as? [String: Any], "\(display.stderr)")
+        #expect(info["type"] as? String == "vnc")
+        #expect((info["password"] as? String)?.count == 8)
+        #expect(lab.log("controller.log").contains(info["password"] as? String ?? "-") == false)
+
+        #expect(lab.run(["vm", "stop", "vm1"]).status == 0)
+        #expect(lab.run(["screenshot", "vm1", "-o", path]).stderr == "ionlab: VM vm1 is not running (it is shut-off): it has no screen\n")
+        #expect(lab.run(["display", "vm1"]).stderr == "ionlab: VM vm1 is not running: its console listens only while it runs\n")
+        #expect(lab.run(["screenshot", "nosuch"]).stderr == "ionlab: no VM named 'nosuch'\n")
+    }
+
     /// Power on the test driver, whose domains change state at once: each action, its event and the record's
     /// state, and a clear line for what cannot be done. (That a real guest comes back to ready after each is
     /// scripts/e2e-vm.sh's.)
