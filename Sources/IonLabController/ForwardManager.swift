@@ -42,7 +42,7 @@ final class ForwardManager: ForwardKeeping {
     func open(_ rule: ForwardRule, owner: ForwardOwner, notices: (@Sendable (String) -> Void)? = nil) async throws -> OpenForward {
         try AgentName.validate(rule.agent)
         guard try store.agent(rule.agent) != nil else { throw ControllerError("no agent or VM named '\(rule.agent)'") }
-        let forward = OpenForward(rule: rule, owner: owner, notices: notices ?? { [logger] line in logger.warning("\(line)") })
+        let forward = OpenForward(rule: rule, owner: owner, notices: notices ?? { [logger] line in logger.warning("\(SafeText.escaped(line))") })
         try forwards.withLockedValue { open in
             if let existing = open[rule.key] {
                 throw ControllerError("\(rule.key) is already forwarded (\(existing.rule), \(existing.owner))")
@@ -194,7 +194,12 @@ final class ForwardManager: ForwardKeeping {
             try await ConnectionRelay.run(connection, over: stream)
         } catch let failure as Failure {
             forward.notice("\(forward.rule): connection closed: \(failure.message)")
+        } catch WireError.streamReset {
+            forward.notice("\(forward.rule): connection closed: the agent's end of it broke off")
+        } catch let error as WireError {
+            forward.notice("\(forward.rule): connection closed: \(error)")
         } catch {
+            // The local client went away (a reset, say), or the forward was closed: nothing to tell.
             logger.debug("forward \(forward.rule): a connection ended: \(error)")
         }
     }

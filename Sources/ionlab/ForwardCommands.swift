@@ -47,7 +47,8 @@ struct Forward: AsyncParsableCommand {
                 }
                 let (opened, notices) = try await client.forward(rule)
                 Terminal.error("forwarding \(opened.rule); Ctrl-C stops")
-                for try await line in notices { Terminal.error("ionlab: \(line)") }
+                // A line may quote the guest: one line, escaped.
+                for try await line in notices { Terminal.error("ionlab: " + Format.escaped(line)) }
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAgentProtocol
 import Testing
 
 /// Port forwards between real processes on 127.0.0.1: a controller, an agent (whose "machine" is this one),
@@ -180,5 +181,43 @@ import Testing
         try await eventually("the reverse listener to close", timeout: 10) { !Self.connects(guest) }
         let gone = lab.run(["forwards", "remove", "box", "\(local)"])
         #expect(gone.stderr == "ionlab: no forward listens on 127.0.0.1:\(local)\n")
+    }
+
+    /// A hostile agent answers forwarded connections with a failure that carries escape sequences and a
+    /// forged line, with a message that has no place on a forwarded connection, and with a reset: each
+    /// connection closes, the command says why in one escaped line, and the controller serves on.
+    @Test func aHostileAgentsAnswersCloseTheConnectionAndReachTheOperatorAsOneEscapedLine() async throws {
+        let lab = try Lab()
+        try await lab.startController()
+        let peer = try await FakeAgent.session(lab, name: "mallory")
+        let server = peer.serve { stream, request in
+            guard case .connect(let target) = request else { return }
+            switch target.port {
+            case 1: try await stream.send(.failure(Failure("\u{1B}]0;pwned\u{07}\u{1B}[2Jrefused\nmallory  ok  a forged line")))
+            case 2: try await stream.send(.execStarted(jobID: "j", pid: 1))
+            default: stream.close()
+            }
+            _ = try? await stream.next()
+        }
+        defer {
+            server.cancel()
+            peer.close()
+        }
+        let ports = try (1...3).map { _ in try Lab.freePort() }
+        for (index, port) in ports.enumerated() {
+            _ = try await forward(lab, ["mallory", "\(port):\(index + 1)"], log: "forward-\(index + 1).log")
+            let client = Lab.runProgram("/usr/bin/curl", ["-sS", "--max-time", "10", "http://127.0.0.1:\(port)/"], directory: lab.directory)
+            #expect(client.status != 0, "the connection through \(port) did not close")
+        }
+        try await eventually("three lines", timeout: 10) {
+            lab.log("forward-1.log").contains("refused") && lab.log("forward-2.log").contains("execStarted")
+                && lab.log("forward-3.log").contains("broke off")
+        }
+        let painted = lab.log("forward-1.log")
+        #expect(!painted.utf8.contains(0x1B) && !painted.utf8.contains(0x07), "\(painted)")
+        #expect(painted.contains("\\u{1B}]0;pwned\\u{7}\\u{1B}[2Jrefused\\u{A}mallory  ok  a forged line"), "\(painted)")
+        #expect(!painted.contains("\nmallory  ok"), "a guest's line break forged a line: \(painted)")
+        #expect(lab.log("forward-2.log").contains("execStarted on a forwarded connection"), "\(lab.log("forward-2.log"))")
+        #expect(lab.run(["agents"]).status == 0)
     }
 }
