@@ -164,10 +164,10 @@ final class FleetRunner: Sendable {
                 instanceID = created.instanceID
                 try? store.deleteSteps(fleet: spec.name, vm: vm.name)  // a new machine: earlier step records are not its own
             } catch {
-                await slots.release()
+                slots.release()
                 return finish(.failed, step: "provision", detail: AdminHandler.describe(error))
             }
-            await slots.release()
+            slots.release()
         }
         let rules = vm.forwards.map { ForwardRule(agent: vm.name, ports: $0) } + vm.reverseForwards.map { ForwardRule(agent: vm.name, reverse: true, ports: $0) }
         do {
@@ -265,27 +265,48 @@ struct FleetStatus: Sendable {
     }
 }
 
-/// A counting semaphore for tasks: at most `limit` holders at once, the others wait in order.
-actor AsyncSemaphore {
-    private var free: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(_ limit: Int) { free = max(1, limit) }
-
-    func acquire() async {
-        if free > 0 {
-            free -= 1
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
+/// A counting semaphore for tasks: at most `limit` holders at once, the others wait in order. A lock, not an
+/// actor: taking a free place costs no hop to another executor (a forward takes one per connection).
+final class AsyncSemaphore: Sendable {
+    private struct State {
+        var free: Int
+        var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    func release() {
-        if waiters.isEmpty {
-            free += 1
-        } else {
-            waiters.removeFirst().resume()
+    private let state: NIOLockedValueBox<State>
+
+    init(_ limit: Int) { state = NIOLockedValueBox(State(free: max(1, limit))) }
+
+    func acquire() async {
+        let taken: Bool = state.withLockedValue { state in
+            guard state.free > 0 else { return false }
+            state.free -= 1
+            return true
         }
+        if taken { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now: Bool = state.withLockedValue { state in
+                guard state.free > 0 else {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.free -= 1
+                return true
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// Frees a place, or hands it to the first waiter.
+    func release() {
+        let next: CheckedContinuation<Void, Never>? = state.withLockedValue { state in
+            guard !state.waiters.isEmpty else {
+                state.free += 1
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
     }
 }
 

@@ -162,7 +162,7 @@ final class ForwardManager: ForwardKeeping {
                         await admission.acquire()
                         tasks.addTask {
                             await self.relayIn(connection, forward)
-                            await admission.release()
+                            admission.release()
                         }
                     }
                 } catch {
@@ -277,7 +277,7 @@ final class ForwardManager: ForwardKeeping {
                     await admission.acquire()
                     tasks.addTask {
                         await self.relayOut(id, through: session, forward)
-                        await admission.release()
+                        admission.release()
                     }
                 }
             } catch {

@@ -95,7 +95,9 @@ public enum ForwardSockets {
         }
     }
 
-    private static let readSizes = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 << 10, maximum: Frame.maxDataChunk)
+    // At most 64 KiB a read: larger buffers come from mmap (glibc's threshold is 128 KiB), and their page faults
+    // cost more than the extra frames (measured with scripts/bench-forward.sh).
+    private static let readSizes = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 << 10, maximum: 64 << 10)
 
     private static func wrap(_ channel: Channel) -> EventLoopFuture<ForwardedConnection> {
         channel.eventLoop.makeCompletedFuture {

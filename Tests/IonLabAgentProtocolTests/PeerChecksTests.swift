@@ -72,6 +72,15 @@ import Testing
         #expect(rejection(AgentStreamMessage.fileEnd(sha256: "not-a-digest")) == "protocol error: fileEnd.sha256: expected 64 hex digits")
     }
 
+    /// A terminal of no rows or columns, and a reverse forward listening on port 0, are refused by name.
+    @Test func terminalSizesAndListeningPortsArePositive() {
+        #expect(rejection(AgentStreamMessage.resize(rows: 0, columns: 80)) == "protocol error: resize: rows and columns must be positive")
+        #expect(rejection(AgentStreamMessage.resize(rows: 24, columns: 0)) == "protocol error: resize: rows and columns must be positive")
+        #expect(rejection(AgentStreamMessage.resize(rows: 24, columns: 80)) == nil)
+        #expect(rejection(AgentStreamMessage.listening(port: 0)) == "protocol error: listening.port: must be positive")
+        #expect(rejection(AgentStreamMessage.listening(port: 8080)) == nil)
+    }
+
     /// The crash of issue 9 item 10: a timeout of 1e17 seconds once killed the agent converting it to
     /// milliseconds. Requests are checked where they are served, failing only their stream.
     @Test func execTimeoutsAreRangeChecked() {
