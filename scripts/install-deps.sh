@@ -9,6 +9,7 @@ packages=(
   qemu-system-x86 qemu-utils   # TCG guests
   xorriso genisoimage   # the seed ISO (xorriso writes it; tests read it back with genisoimage's isoinfo)
   debootstrap e2fsprogs util-linux iproute2   # the test guest image; network namespaces for real-VM runs
+  mmdebstrap fdisk   # the desktop guest image (a partitioned disk)
   binutils bc   # strip for the agent bundle; phase timings in the scripts
   python3 curl dbus-daemon systemd   # step tests on loopback: an HTTP server and downloads, a private D-Bus, busctl
   shellcheck   # the guest scripts are checked in the test command
