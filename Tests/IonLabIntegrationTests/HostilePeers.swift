@@ -150,9 +150,19 @@ final class FakeController: @unchecked Sendable {
     /// The names of the messages agents sent, in order.
     var messages: [String] { received.withLockedValue { $0 } }
 
-    /// Waits for the next agent, reads its hello, welcomes it, and returns its mux with a reader running.
-    func welcomeNextAgent() async throws -> MuxConnection<ControllerRole> {
-        guard let connection = await acceptedIterator.next() else { throw LabError("the fake controller stopped") }
+    /// Waits (at most `seconds`: an agent that died never comes, and the test must fail, not hang) for the
+    /// next agent, reads its hello, welcomes it, and returns its mux with a reader running.
+    func welcomeNextAgent(within seconds: Double = 60) async throws -> MuxConnection<ControllerRole> {
+        let accepted = try await withThrowingTaskGroup(of: NIOAsyncChannel<Frame, Frame>?.self) { group in
+            group.addTask { await self.nextAccepted() }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        guard let connection = accepted else { throw LabError("no agent connected to the fake controller within \(Int(seconds)) s") }
         connections.withLockedValue { $0.append(connection) }
         let mux = MuxConnection<ControllerRole>(writer: connection.outbound, side: .controller)
         var frames = connection.inbound.makeAsyncIterator()
@@ -173,6 +183,8 @@ final class FakeController: @unchecked Sendable {
         }
         return mux
     }
+
+    private func nextAccepted() async -> NIOAsyncChannel<Frame, Frame>? { await acceptedIterator.next() }
 
     /// Records what the next agent sends until it closes, without answering anything.
     func listenSilently() {
