@@ -90,9 +90,23 @@ stub dpkg-deb "$stubs" <<'EOF'
 cat -- "$4"
 EOF
 stub id "$stubs" <<'EOF'
-[ "$1 $2" = "-u --" ] || { echo "id stub: unexpected: $*" >&2; exit 2; }
-[ -f "$STUB_STATE/users/$3" ] || { echo "id: '$3': no such user" >&2; exit 1; }
-cat "$STUB_STATE/users/$3"
+case "$1 $2" in
+  "-u --")
+    [ -f "$STUB_STATE/users/$3" ] || { echo "id: '$3': no such user" >&2; exit 1; }
+    cat "$STUB_STATE/users/$3" ;;
+  "-nu --")
+    for user in "$STUB_STATE"/users/*; do
+      [ "$(cat "$user" 2>/dev/null)" != "$3" ] || { echo "${user##*/}"; exit 0; }
+    done
+    echo "id: '$3': no such user" >&2; exit 1 ;;
+  *) echo "id stub: unexpected: $*" >&2; exit 2 ;;
+esac
+EOF
+# wayland-info answers unless $STUB_STATE/wayland.dead exists; it records the display it was given.
+stub wayland-info "$stubs" <<'EOF'
+echo "wayland-info saw XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR WAYLAND_DISPLAY=$WAYLAND_DISPLAY" >>"$STUB_STATE/calls"
+[ ! -e "$STUB_STATE/wayland.dead" ] || { echo "failed to create display: Connection refused" >&2; exit 1; }
+echo "interface: 'wl_compositor'"
 EOF
 stub loginctl "$stubs" <<'EOF'
 exit 0
@@ -736,8 +750,61 @@ verify_all_pass() {
   expect_call "systemctl is-active -- rustdesk.service"
   expect_call "runuser -u alice -- env XDG_RUNTIME_DIR=/run/user/1000 systemctl --user is-active -- hello.service"
   expect_call "busctl --address=unix:path=/run/user/1000/bus --auto-start=no introspect -- org.example.Hello /org/example/Hello"
+  # A session bus lets in only its own user: its probes run as alice.
+  expect_call "runuser -u alice -- busctl --address=unix:path=/run/user/1000/bus --auto-start=no introspect -- org.example.Hello /org/example/Hello"
 }
 check_both "verify: every kind of probe passing, exit 0, PASS lines and the exact JSON" verify_all_pass
+
+# A desktop: alice's session bus with the portal and its wlr backend, and a compositor on wayland-1.
+desktop_up() {
+  echo 1000 >"$state/users/alice"
+  sockets /run/user/1000/bus /run/user/1000/wayland-1
+  : >/run/user/1000/wayland-1.lock
+  {
+    echo "unix:path=/run/user/1000/bus org.freedesktop.portal.Desktop /org/freedesktop/portal/desktop org.freedesktop.portal.ScreenCast"
+    echo "unix:path=/run/user/1000/bus org.freedesktop.impl.portal.desktop.wlr /org/freedesktop/portal/desktop org.freedesktop.impl.portal.ScreenCast"
+  } >"$state/bus"
+}
+
+verify_desktop_up() {
+  desktop_up
+  run verify.sh desktop "desktop of alice" 2 alice 0 \
+    dbus-interface "portal ScreenCast" 2 /org/freedesktop/portal/desktop org.freedesktop.portal.ScreenCast \
+    dbus-interface "wlr ScreenCast" 2 /org/freedesktop/portal/desktop org.freedesktop.impl.portal.ScreenCast
+  expect_status 0
+  expect_stdout $'PASS\tdesktop of alice\twayland-1 answers; session bus; portal with its wlr backend'
+  expect_stdout $'PASS\tportal ScreenCast\torg.freedesktop.portal.Desktop on unix:path=/run/user/1000/bus'
+  expect_stdout $'PASS\twlr ScreenCast\torg.freedesktop.impl.portal.desktop.wlr on unix:path=/run/user/1000/bus'
+  expect_call "wayland-info saw XDG_RUNTIME_DIR=/run/user/1000 WAYLAND_DISPLAY=wayland-1"
+  expect_call "runuser -u alice -- busctl --address=unix:path=/run/user/1000/bus list --acquired --no-legend"
+}
+check_both "verify: desktop passes when the compositor answers and the portal and a backend run on the user's bus" verify_desktop_up
+
+# Each missing part of a desktop, named: the image has no such user; no session; no compositor; a compositor
+# that does not answer; no portal; no backend.
+verify_desktop_down() {
+  local expected
+  run verify.sh desktop "desktop" 2 nobody 0
+  expect_status 1
+  expect_stdout $'FAIL\tdesktop\tno user nobody: this image has no desktop user'
+  echo 1000 >"$state/users/alice"
+  for expected in "alice has no session bus (/run/user/1000/bus): no graphical session was started for alice" \
+    "no Wayland compositor runs for alice (no wayland-* socket in /run/user/1000)" \
+    "the compositor does not answer on /run/user/1000/wayland-1" \
+    "the desktop portal (org.freedesktop.portal.Desktop) does not run on alice's session bus" \
+    "no portal backend (org.freedesktop.impl.portal.desktop.*) runs on alice's session bus"; do
+    case $expected in
+      "no Wayland"*) sockets /run/user/1000/bus ;;
+      "the compositor"*) sockets /run/user/1000/wayland-1; touch "$state/wayland.dead" ;;
+      "the desktop portal"*) rm -f "$state/wayland.dead"; : >"$state/bus" ;;
+      "no portal backend"*) echo "unix:path=/run/user/1000/bus org.freedesktop.portal.Desktop /org/freedesktop/portal/desktop org.freedesktop.portal.ScreenCast" >"$state/bus" ;;
+    esac
+    run verify.sh desktop "desktop" 2 alice 0
+    expect_status 1 || { echo "for: $expected"; return 1; }
+    expect_stdout "FAIL"$'\t'"desktop"$'\t'"$expected" || return 1
+  done
+}
+check_both "verify: a desktop that is not up fails, naming the first part that is missing" verify_desktop_down
 
 verify_failing() {
   sockets /run/dbus/system_bus_socket /run/user/1000/bus
@@ -816,6 +883,9 @@ dbus-name "d" 0
 dbus-interface "d" 1 /x
 rustdesk-id "r" 1 x
 rustdesk-id "r"
+desktop "d" 1 alice
+desktop "d" 2 alice soon
+desktop "d" 2 alice 100000
 unit
 command "c" 9999999 x
 CASES

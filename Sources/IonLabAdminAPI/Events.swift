@@ -34,6 +34,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case vmSnapshotDeleted = "vm.snapshot-deleted"
     /// Put back as a snapshot has it: a running snapshot resumes, and its agent reconnects.
     case vmReverted = "vm.reverted"
+    /// A `desktop` gate passed: the user's compositor answers, the session bus runs, the portal is up.
+    case desktopReady = "desktop.ready"
     case vmStopped = "vm.stopped"
     case vmSuspended = "vm.suspended"
     case vmResumed = "vm.resumed"

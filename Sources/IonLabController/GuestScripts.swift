@@ -155,6 +155,7 @@ enum GuestScripts {
         case .dbusName(let name): (kind, values) = ("dbus-name", [name])
         case .dbusInterface(let path, let interface): (kind, values) = ("dbus-interface", [path, interface])
         case .rustdeskID: (kind, values) = ("rustdesk-id", [])
+        case .desktop(let user, let wait): (kind, values) = ("desktop", [user, String(wait)])
         }
         return [kind, probe.label, String(values.count)] + values
     }

@@ -32,7 +32,7 @@ struct VMManager: VMProvisioning {
         let image = try catalog().image(named: request.image)
         let bundle = try AgentBundle.locate(configured: config.agentBundle)
         let connection = try await connections.connection(for: backend)
-        let domainType = try await connections.domainType(for: backend, config: config, kernel: image.kernel)
+        let domainType = try await connections.domainType(for: backend, config: config, kernel: try catalog().probeKernel(preferring: image.name))
         let instanceID = ProvisionPlan.newInstanceID(for: request.name)
         let consoleLog = "\(paths.directory)/console/\(request.name).log"
         try FileManager.default.createDirectory(atPath: "\(paths.directory)/console", withIntermediateDirectories: true)
@@ -251,7 +251,7 @@ struct VMManager: VMProvisioning {
         case .auto: candidates = config.backends
         case .named(let names): candidates = try names.map { try config.backend(named: $0) }
         }
-        let kernel = try? catalog().image(named: spec.image).kernel
+        let kernel = try? catalog().probeKernel(preferring: spec.image)
         return await withTaskGroup(of: (Int, HostCapacity).self) { group in
             for (index, backend) in candidates.enumerated() {
                 group.addTask { (index, await self.capacity(of: backend, kernel: kernel)) }
@@ -328,8 +328,8 @@ actor BackendConnections {
         return connection
     }
 
-    /// `kernel` (the image's, for direct boot) makes the probe boot Linux, the only check that catches
-    /// KVM hosts whose guests start but hang.
+    /// `kernel` (``ImageCatalog/probeKernel(preferring:)``) makes the probe boot Linux, the only check that
+    /// catches KVM hosts whose guests start but hang.
     func domainType(for backend: BackendConfig, config: ControllerConfig, kernel: String?) async throws -> String {
         if let forced = backend.domainType { return forced }
         if let known = types[backend.name] { return known }

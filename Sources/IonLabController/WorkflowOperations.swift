@@ -86,6 +86,9 @@ extension WorkflowRunner {
         guard verdicts.count == probes.count else {
             throw StepFailure(message: "verify gave \(verdicts.count) verdicts for \(probes.count) probes", output: result.outputTail)
         }
+        for (probe, verdict) in zip(probes, verdicts) where verdict.passed {
+            if case .desktop = probe { events.emit(.desktopReady, agent: vm, "\(verdict.label): \(verdict.detail)") }
+        }
         let line = verdicts.map { "\($0.label) \($0.passed ? "ok" : "FAILED") (\($0.detail))" }.joined(separator: "; ")
         let passed = verdicts.filter(\.passed).count
         events.emit(.verificationComplete, agent: vm, "\(passed)/\(probes.count) passed: \(line)",

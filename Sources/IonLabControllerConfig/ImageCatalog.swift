@@ -25,6 +25,14 @@ public struct ImageCatalog: Codable, Sendable, Equatable {
         return image
     }
 
+    /// The Linux kernel to probe domain types with: `image`'s own, else the first in the catalog that exists on
+    /// this host. A domain type counts as working only if it boots Linux (here a KVM guest runs a boot sector
+    /// yet hangs in Linux), whether or not the image boots from its own disk.
+    public func probeKernel(preferring image: String? = nil) -> String? {
+        if let image, let kernel = images.first(where: { $0.name == image })?.kernel { return kernel }
+        return images.compactMap(\.kernel).first { FileManager.default.fileExists(atPath: $0) }
+    }
+
     public static func load(path: String) throws -> ImageCatalog { try StrictYAML.load(ImageCatalog.self, path: path) }
 }
 
@@ -98,6 +106,13 @@ extension ImageCatalog {
         kernel: /var/cache/ionlab/images/bookworm-test/vmlinuz
         initrd: /var/cache/ionlab/images/bookworm-test/initrd.img
         cmdline: "root=/dev/vda rw console=ttyS0"
+        os: debian
+      # The desktop guest: bookworm with cloud-init and a Wayland desktop (sway, PipeWire, xdg-desktop-portal-wlr,
+      # wayvnc on the guest's loopback), a partitioned qcow2 that boots through its own GRUB, as cloud images do.
+      # Built and cached by scripts/build-desktop-image.sh.
+      - name: bookworm-desktop
+        path: /var/cache/ionlab/images/bookworm-desktop/disk.qcow2
+        format: qcow2
         os: debian
       # A real cloud image: download it once, then `ionlab vm create NAME --image debian-12 --memory 1024 --disk 8`.
       #   https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-generic-amd64.qcow2

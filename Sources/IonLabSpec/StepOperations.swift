@@ -103,6 +103,7 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
 ///     - dbus_name: org.freedesktop.portal.Desktop
 ///     - dbus_interface: {path: /org/freedesktop/portal/desktop, interface: org.freedesktop.impl.portal.RemoteDesktop}
 ///     - rustdesk_id: true
+///     - desktop: {user: desktop, within_seconds: 300}
 public enum Probe: Codable, Sendable, Equatable {
     case unitActive(String, user: String?)
     case process(String)
@@ -111,9 +112,20 @@ public enum Probe: Codable, Sendable, Equatable {
     case dbusName(String)
     case dbusInterface(path: String, interface: String)
     case rustdeskID
+    /// The user's desktop is up: a compositor answers on the user's Wayland socket, the user's session bus
+    /// runs, and the desktop portal and a backend own their names. A gate: it waits up to `withinSeconds`.
+    case desktop(user: String, withinSeconds: Int)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case unitActive, process, port, command, dbusName, dbusInterface, rustdeskId
+        case unitActive, process, port, command, dbusName, dbusInterface, rustdeskId, desktop
+    }
+
+    /// How long a desktop gate waits unless it says: about what a desktop takes to come up under TCG, twice.
+    public static let defaultDesktopWait = 300
+
+    struct DesktopFields: Codable {
+        var user: String
+        var withinSeconds: Int?
     }
 
     struct UnitFields: Codable {
@@ -131,7 +143,7 @@ public enum Probe: Codable, Sendable, Equatable {
         let given = CodingKeys.allCases.filter { container.contains($0) }
         guard given.count == 1, let key = given.first else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
-                "a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id"))
+                "a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop"))
         }
         switch key {
         case .unitActive:
@@ -162,6 +174,13 @@ public enum Probe: Codable, Sendable, Equatable {
                 guard value else { throw ValueError("only `rustdesk_id: true` means something") }
             }
             self = .rustdeskID
+        case .desktop:
+            let fields = try container.decode(DesktopFields.self, forKey: key)
+            try container.validate(key) {
+                try Check.accountName(fields.user)
+                if let wait = fields.withinSeconds { try Check.range(0...3600)(wait) }
+            }
+            self = .desktop(user: fields.user, withinSeconds: fields.withinSeconds ?? Self.defaultDesktopWait)
         }
     }
 
@@ -175,6 +194,7 @@ public enum Probe: Codable, Sendable, Equatable {
         case .dbusName(let name): try container.encode(name, forKey: .dbusName)
         case .dbusInterface(let path, let interface): try container.encode(InterfaceFields(path: path, interface: interface), forKey: .dbusInterface)
         case .rustdeskID: try container.encode(true, forKey: .rustdeskId)
+        case .desktop(let user, let wait): try container.encode(DesktopFields(user: user, withinSeconds: wait), forKey: .desktop)
         }
     }
 
@@ -188,6 +208,7 @@ public enum Probe: Codable, Sendable, Equatable {
         case .dbusName(let name): "D-Bus \(name)"
         case .dbusInterface(_, let interface): "D-Bus \(interface)"
         case .rustdeskID: "RustDesk ID"
+        case .desktop(let user, _): "desktop of \(user)"
         }
     }
 }

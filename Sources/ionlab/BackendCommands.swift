@@ -20,7 +20,7 @@ struct Backends: AsyncParsableCommand {
         try await reportingErrors {
             let config = try ControllerConfigFile.load(global.paths)
             let catalog = try ControllerConfigFile.catalog(global.paths, config)
-            let kernel = catalog.images.compactMap(\.kernel).first { FileManager.default.fileExists(atPath: $0) }
+            let kernel = catalog.probeKernel()
             let reports = await Discovery.probe(config.backends, timeoutSeconds: config.probeTimeoutSeconds, kernel: kernel)
             if json {
                 Terminal.line(JSONOutput.line(reports))

@@ -29,7 +29,7 @@ struct Demo: AsyncParsableCommand {
             let paths = global.paths
             say("1/3 discovering backends")
             let config = try ControllerConfigFile.load(paths)
-            let kernel = try ControllerConfigFile.catalog(paths, config).images.compactMap(\.kernel).first { FileManager.default.fileExists(atPath: $0) }
+            let kernel = try ControllerConfigFile.catalog(paths, config).probeKernel()
             let reports = await Discovery.probe(config.backends, timeoutSeconds: config.probeTimeoutSeconds, kernel: kernel)
             say(Backends.render(reports))
             guard reports.contains(where: { $0.health != .down }) else { throw ControllerError("no backend is reachable") }

@@ -48,4 +48,21 @@ import Testing
         let yaml = "images:\n  - name: x\n    path: /a.raw\n    format: vmdk\n    os: debian\n"
         #expect(rejection(ImageCatalog.self, yaml, file: "images.yaml") == "images.yaml:4: images[0].format: expected raw or qcow2, found 'vmdk'")
     }
+
+    /// An image that boots from its own disk (a cloud image) is placed with the domain type that boots Linux:
+    /// the probe borrows a kernel the catalog has on this host (here KVM runs a boot sector, yet Linux hangs).
+    @Test func domainTypesAreProbedWithAKernelEvenForImagesWithoutOne() throws {
+        let kernel = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-vmlinuz-\(UUID().uuidString.prefix(8))").path
+        FileManager.default.createFile(atPath: kernel, contents: Data("kernel".utf8))
+        defer { try? FileManager.default.removeItem(atPath: kernel) }
+        let catalog = ImageCatalog(images: [
+            BaseImage(name: "cloud", path: "/images/cloud.qcow2", format: "qcow2", os: "debian"),
+            BaseImage(name: "gone", path: "/images/gone.raw", format: "raw", kernel: "/nonexistent/vmlinuz", os: "debian"),
+            BaseImage(name: "test", path: "/images/test.raw", format: "raw", kernel: kernel, os: "debian"),
+        ])
+        #expect(catalog.probeKernel(preferring: "cloud") == kernel)
+        #expect(catalog.probeKernel() == kernel)
+        #expect(catalog.probeKernel(preferring: "gone") == "/nonexistent/vmlinuz")  // an image's own, on its backend's host
+        #expect(ImageCatalog(images: [BaseImage(name: "cloud", path: "/c.qcow2", format: "qcow2", os: "debian")]).probeKernel(preferring: "cloud") == nil)
+    }
 }

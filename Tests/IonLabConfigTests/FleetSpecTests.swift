@@ -80,8 +80,13 @@ import Testing
                   - port: 8080
                   - dbus_interface: {path: /org/freedesktop/portal/desktop, interface: org.freedesktop.impl.portal.RemoteDesktop}
                   - rustdesk_id: true
+              - verify:
+                  - desktop: {user: desktop}
+                  - desktop: {user: alice, within_seconds: 60}
             """
         let steps = try StrictYAML.decode(FleetSpec.self, from: yaml, file: "f.yaml").workflow
+        #expect(steps[4].operation == .verify([.desktop(user: "desktop", withinSeconds: Probe.defaultDesktopWait), .desktop(user: "alice", withinSeconds: 60)]))
+        #expect(steps[4].name == "verify desktop of desktop, desktop of alice")
         #expect(steps[0].operation == .package(.url("https://example.org/t.deb", sha256: String(repeating: "ab", count: 32))))
         #expect(steps[1].operation == .service(ServiceSpec(name: "portal", state: "enabled", unit: "portal.service", user: "alice")))
         guard case .rustdesk(let rustdesk) = steps[2].operation else { throw RecipeTestError.unexpected }
@@ -111,8 +116,8 @@ import Testing
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - package: {url: \"ftp://x/a.deb\"}\n", "f.yaml:5: workflow[0].package.url: expected an http or https URL, found 'ftp://x/a.deb'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - package: {url: \"https://x/a.deb\", sha256: abc}\n", "f.yaml:5: workflow[0].package.sha256: expected 64 hex digits, found 'abc'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - port: 70000\n", "f.yaml:6: workflow[0].verify[0].port: must be in 1...65535, found 70000"),
-        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - socket: 80\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id"),
-        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - {port: 80, process: x}\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - socket: 80\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - {port: 80, process: x}\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - rustdesk: {password: short}\n", "f.yaml:5: workflow[0].rustdesk.password: must be 8 to 128 printable characters, not starting with '-'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: \"a b\", state: started}\n", "f.yaml:5: workflow[0].service.name: expected a systemd unit name, found 'a b'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    timeout: 5\n", "f.yaml:6: workflow[0].timeout: unknown field"),
@@ -128,6 +133,8 @@ import Testing
          "f.yaml:6: workflow[0].verify[0].dbus_interface: expected a D-Bus interface name such as org.freedesktop.impl.portal.RemoteDesktop, found 'org.x *'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - dbus_name: \"--address=unix:path=/tmp/x\"\n",
          "f.yaml:6: workflow[0].verify[0].dbus_name: expected a D-Bus name such as org.freedesktop.portal.Desktop, found '--address=unix:path=/tmp/x'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - desktop: {user: \"-r\"}\n", "f.yaml:6: workflow[0].verify[0].desktop: expected a login name, found '-r'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - desktop: {user: d, within_seconds: 99999}\n", "f.yaml:6: workflow[0].verify[0].desktop: must be in 0...3600, found 99999"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - rustdesk: {id_server: \"--help\"}\n", "f.yaml:5: workflow[0].rustdesk.id_server: expected a printable value not starting with '-', found '--help'"),
     ])
     func badFleetSpecsAreLocated(yaml: String, expected: String) {

@@ -8,10 +8,14 @@
 #   dbus-name NAME      the name is owned on the system bus or a session bus
 #   dbus-interface PATH INTERFACE   a session bus name exports INTERFACE at PATH
 #   rustdesk-id         RustDesk reports an ID
+#   desktop USER SECONDS    USER's desktop is up: a compositor answers on USER's Wayland socket, USER's
+#                       session bus runs, and the desktop portal and a backend of it own their names; waits up
+#                       to SECONDS for all of it (a gate for steps that need the desktop)
 # Prints "PASS|FAIL<TAB>label<TAB>detail" per probe on stdout; the result on fd 3 (stdout when fd 3 is not
 # open): {"probes":[{"label":"unit rustdesk","passed":true,"detail":"active"},…]}. Exits 1 if a probe failed,
 # 2 (naming the problem on stderr, probing nothing) on malformed arguments.
-# D-Bus probes look only at names already owned: they start no activatable service. Bash for /dev/tcp.
+# D-Bus probes look only at names already owned: they start no activatable service. A session bus lets in only
+# its own user, not even root: its probes run busctl as that user. Bash for /dev/tcp.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v ionlab_json >/dev/null 2>&1 || . "$(dirname -- "$0")/lib.sh" || exit
 
@@ -77,12 +81,26 @@ probe_command() { # LABEL ARGV…
   if ((code == 0)); then verdict true "$label" "exit 0"; else verdict false "$label" "exit $code${out:+: ${out##*$'\n'}}"; fi
 }
 
+# busctl on ADDRESS, as the bus's owner when it is another user's session bus (/run/user/UID/bus).
+bus() { # ADDRESS BUSCTL_ARGS…
+  local address=$1 owner=''
+  shift
+  if [[ $address =~ ^unix:path=/run/user/([0-9]+)/bus$ && ${BASH_REMATCH[1]} != "$EUID" ]]; then
+    owner=$(id -nu -- "${BASH_REMATCH[1]}" 2>/dev/null) || return 1
+  fi
+  if [[ -n $owner ]]; then
+    runuser -u "$owner" -- busctl --address="$address" "$@"
+  else
+    busctl --address="$address" "$@"
+  fi
+}
+
 probe_dbus_name() { # LABEL NAME
   local address addresses
   mapfile -t addresses < <(session_buses)
   [[ -S /run/dbus/system_bus_socket ]] && addresses=(unix:path=/run/dbus/system_bus_socket "${addresses[@]}")
   for address in "${addresses[@]}"; do
-    if busctl --address="$address" --auto-start=no status -- "$2" >/dev/null 2>&1 </dev/null; then
+    if bus "$address" --auto-start=no status -- "$2" >/dev/null 2>&1 </dev/null; then
       verdict true "$1" "on $address"
       return
     fi
@@ -93,14 +111,53 @@ probe_dbus_name() { # LABEL NAME
 probe_dbus_interface() { # LABEL PATH INTERFACE
   local address name names member kind
   while read -r address; do
-    mapfile -t names < <(busctl --address="$address" list --acquired --no-legend 2>/dev/null </dev/null | awk '$1 !~ /^:/ { print $1 }')
+    mapfile -t names < <(bus "$address" list --acquired --no-legend 2>/dev/null </dev/null | awk '$1 !~ /^:/ { print $1 }')
     for name in "${names[@]}"; do
       while read -r member kind _; do
         if [[ $member == "$3" && $kind == interface ]]; then verdict true "$1" "$name on $address"; return; fi
-      done < <(busctl --address="$address" --auto-start=no introspect -- "$name" "$2" 2>/dev/null </dev/null)
+      done < <(bus "$address" --auto-start=no introspect -- "$name" "$2" 2>/dev/null </dev/null)
     done
   done < <(session_buses)
   verdict false "$1" "no session bus exports it at that path"
+}
+
+probe_desktop() { # LABEL USER SECONDS
+  local deadline=$((SECONDS + $3)) state
+  while :; do
+    if state=$(desktop_state "$2"); then
+      verdict true "$1" "$state"
+      return
+    fi
+    ((SECONDS < deadline)) || break
+    sleep 2
+  done
+  verdict false "$1" "$state"
+}
+
+# Prints what of USER's desktop is up, or (failing) the first part that is not.
+desktop_state() { # USER
+  local user=$1 uid run socket display='' names backend
+  uid=$(id -u -- "$user" 2>/dev/null) || { echo "no user $user: this image has no desktop user"; return 1; }
+  run=/run/user/$uid
+  [[ -S $run/bus ]] || { echo "$user has no session bus ($run/bus): no graphical session was started for $user"; return 1; }
+  for socket in "$run"/wayland-*; do
+    if [[ -S $socket ]]; then
+      display=${socket##*/}
+      break
+    fi
+  done
+  [[ -n $display ]] || { echo "no Wayland compositor runs for $user (no wayland-* socket in $run)"; return 1; }
+  if command -v wayland-info >/dev/null; then
+    runuser -u "$user" -- env XDG_RUNTIME_DIR="$run" WAYLAND_DISPLAY="$display" timeout 10 wayland-info >/dev/null 2>&1 </dev/null ||
+      { echo "the compositor does not answer on $run/$display"; return 1; }
+  fi
+  names=$(bus "unix:path=$run/bus" list --acquired --no-legend 2>/dev/null </dev/null | awk '{ print $1 }') ||
+    { echo "$user's session bus does not answer"; return 1; }
+  grep -qx org.freedesktop.portal.Desktop <<<"$names" ||
+    { echo "the desktop portal (org.freedesktop.portal.Desktop) does not run on $user's session bus"; return 1; }
+  backend=$(grep -m1 '^org\.freedesktop\.impl\.portal\.desktop\.' <<<"$names") ||
+    { echo "no portal backend (org.freedesktop.impl.portal.desktop.*) runs on $user's session bus"; return 1; }
+  echo "$display answers$(command -v wayland-info >/dev/null || echo ' (socket only: no wayland-info)'); session bus; portal with its ${backend##*.} backend"
 }
 
 probe_rustdesk_id() { # LABEL
@@ -133,7 +190,11 @@ main() {
       command) ((count >= 1)) || malformed "probe $index: command takes ARGV… (at least 1 argument), found none" ;;
       dbus-interface) ((count == 2)) || malformed "probe $index: dbus-interface takes PATH INTERFACE, found $count argument(s)" ;;
       rustdesk-id) ((count == 0)) || malformed "probe $index: rustdesk-id takes no argument, found $count" ;;
-      *) malformed "probe $index: unknown kind '$kind' (unit, process, port, command, dbus-name, dbus-interface, rustdesk-id)" ;;
+      desktop)
+        ((count == 2)) || malformed "probe $index: desktop takes USER SECONDS, found $count argument(s)"
+        [[ $2 =~ ^[0-9]{1,5}$ ]] || malformed "probe $index: desktop's SECONDS must be 0 to 99999, found '$2'"
+        ;;
+      *) malformed "probe $index: unknown kind '$kind' (unit, process, port, command, dbus-name, dbus-interface, rustdesk-id, desktop)" ;;
     esac
     kinds+=("$kind") labels+=("$label") firsts+=("${#words[@]}") counts+=("$count")
     words+=("${@:1:count}")
@@ -149,6 +210,7 @@ main() {
       dbus-name) probe_dbus_name "${labels[i]}" "${args[@]}" ;;
       dbus-interface) probe_dbus_interface "${labels[i]}" "${args[@]}" ;;
       rustdesk-id) probe_rustdesk_id "${labels[i]}" ;;
+      desktop) probe_desktop "${labels[i]}" "${args[0]}" "$((10#${args[1]}))" ;;
     esac
   done
 }
