@@ -34,6 +34,8 @@ let package = Package(
             "Libvirt", "IonLabConfig", "IonLabControllerConfig", "CIonLabPNG",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        /// The client side of RFB (VNC) as a pure state machine: handshake, framebuffer updates, key events.
+        .target(name: "IonLabRFB"),
         /// PNG encoding with libpng (libpng-dev), in C because libpng reports errors by longjmp.
         .target(name: "CIonLabPNG", linkerSettings: [.linkedLibrary("png")]),
         /// POSIX helpers Swift cannot express directly (posix_spawn with a process group, wait status).
@@ -139,6 +141,7 @@ let package = Package(
             "IonLabAgentProtocol", "IonLabWire",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        .testTarget(name: "IonLabRFBTests", dependencies: ["IonLabRFB"]),
         .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig", "IonLabControllerConfig", "IonLabSpec"]),
         .testTarget(name: "IonLabTransferTests", dependencies: [
             "IonLabTransfer", "IonLabWire", "IonLabAgentProtocol", "IonLabFuzz",

@@ -1,0 +1,103 @@
+import IonLabRFB
+import Testing
+
+/// The RFB client against scripted servers: bytes in, bytes and events out, no sockets.
+@Suite struct RFBClientTests {
+    static func u16(_ value: Int) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
+    static func u32(_ value: Int) -> [UInt8] { [UInt8(value >> 24 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
+
+    static func serverInit(width: Int, height: Int, name: String) -> [UInt8] {
+        u16(width) + u16(height) + [UInt8](repeating: 0, count: 16) + u32(name.utf8.count) + Array(name.utf8)
+    }
+
+    /// A 3.8 handshake through to ready, fed one byte at a time: what the client answers at each stage.
+    static func ready(width: Int = 4, height: Int = 2) throws -> RFBClient {
+        var client = RFBClient()
+        var sent: [UInt8] = []
+        var events: [RFBClient.Event] = []
+        for byte in Array("RFB 003.008\n".utf8) + [1, 1] + u32(0) + serverInit(width: width, height: height, name: "sway") {
+            let step = try client.receive([byte])
+            sent += step.send
+            events += step.events
+        }
+        #expect(Array(sent.prefix(12)) == Array("RFB 003.008\n".utf8))
+        #expect(sent[12] == 1)  // security None
+        #expect(sent[13] == 1)  // ClientInit: shared
+        #expect(sent[14] == 0 && sent[18] == 32 && sent[19] == 24)  // SetPixelFormat: 32 bits, depth 24
+        #expect(Array(sent.suffix(8)) == [2, 0, 0, 1, 0, 0, 0, 0])  // SetEncodings: Raw only
+        #expect(events == [.ready(width: width, height: height, name: "sway")])
+        #expect(client.isReady)
+        return client
+    }
+
+    @Test func aVersion38HandshakeThenAFrameAndAKey() throws {
+        var client = try Self.ready()
+        #expect(client.updateRequest(incremental: false) == [3, 0, 0, 0, 0, 0, 0, 4, 0, 2])
+        #expect(client.key(0xFF0D, down: true) == [4, 1, 0, 0, 0, 0, 0xFF, 0x0D])
+        // One 2 × 1 rectangle at (1, 1): pixels as B, G, R, X.
+        let update: [UInt8] = [0, 0] + Self.u16(1) + Self.u16(1) + Self.u16(1) + Self.u16(2) + Self.u16(1) + Self.u32(0)
+            + [0x10, 0x20, 0x30, 0, 0x40, 0x50, 0x60, 0]
+        let first = try client.receive(update.prefix(9))
+        #expect(first.events.isEmpty)  // nothing applied from half a message
+        let rest = try client.receive(update.dropFirst(9))
+        #expect(rest.events == [.updated([RFBClient.Rect(x: 1, y: 1, width: 2, height: 1)])])
+        let screen = try #require(client.framebuffer)
+        #expect(Array(screen.rgb[(5 * 3)..<(7 * 3)]) == [0x30, 0x20, 0x10, 0x60, 0x50, 0x40])
+        #expect(screen.colours() == 3)
+        #expect(screen.changedPixels(since: Framebuffer(width: 4, height: 2)) == 2)
+        // A bell, cut text and a colour map are taken in stride.
+        #expect(try client.receive([2] + [3, 0, 0, 0] + Self.u32(3) + Array("abc".utf8) + [1, 0] + Self.u16(0) + Self.u16(1) + [1, 2, 3, 4, 5, 6]).events == [.bell])
+    }
+
+    @Test func versions37And33Handshakes() throws {
+        var v37 = RFBClient()
+        #expect(try v37.receive(Array("RFB 003.007\n".utf8)).send == Array("RFB 003.007\n".utf8))
+        #expect(try v37.receive([2, 2, 1]).send == [1, 1])  // None, then ClientInit at once: 3.7 sends no result for None
+        #expect(try v37.receive(Self.serverInit(width: 8, height: 8, name: "x")).events == [.ready(width: 8, height: 8, name: "x")])
+
+        var v33 = RFBClient()
+        #expect(try v33.receive(Array("RFB 003.003\n".utf8)).send == Array("RFB 003.003\n".utf8))
+        #expect(try v33.receive(Self.u32(1)).send == [1])
+        #expect(try v33.receive(Self.serverInit(width: 8, height: 8, name: "y")).events == [.ready(width: 8, height: 8, name: "y")])
+    }
+
+    static let hello: [UInt8] = Array("RFB 003.008\n".utf8)
+    static let noneAccepted: [UInt8] = hello + [1, 1] + u32(0)
+
+    static let badHandshakes: [([UInt8], String)] = {
+        var cases: [([UInt8], String)] = []
+        cases.append((Array("HTTP/1.1 200\n".utf8), "not an RFB version"))
+        cases.append((hello + [1, 2], "security type(s) 2; ionlab speaks only None (1)"))
+        cases.append((hello + [0] + u32(6) + Array("go away".utf8.prefix(6)), "refused the connection: go awa"))
+        cases.append((hello + [1, 1] + u32(1) + u32(4) + Array("nope".utf8), "refused the connection: nope"))
+        cases.append((noneAccepted + serverInit(width: 9000, height: 2, name: ""), "9000 × 2, beyond 8192 a side"))
+        let hugeName: [UInt8] = u16(4) + u16(2) + [UInt8](repeating: 0, count: 16) + u32(1 << 30)
+        cases.append((noneAccepted + hugeName, "name is 1073741824 bytes"))
+        cases.append((Array("RFB 003.003\n".utf8) + u32(2), "security type 2"))
+        return cases
+    }()
+
+    /// What a hostile or unsuitable server sends is refused by name, before anything is buffered for it.
+    @Test(arguments: badHandshakes)
+    func badHandshakesAreRefused(bytes: [UInt8], expected: String) {
+        var client = RFBClient()
+        #expect { _ = try client.receive(bytes) } throws: { "\($0)".contains(expected) }
+    }
+
+    static let badMessages: [([UInt8], String)] = {
+        var cases: [([UInt8], String)] = []
+        let outside: [UInt8] = [0, 0] + u16(1) + u16(3) + u16(0) + u16(2) + u16(1) + u32(0)
+        cases.append((outside, "2 × 1 at 3,0, outside its 4 × 2 framebuffer"))
+        let hextile: [UInt8] = [0, 0] + u16(1) + u16(0) + u16(0) + u16(1) + u16(1) + u32(7)
+        cases.append((hextile, "encoding 7; ionlab asked for Raw (0) only"))
+        cases.append(([3, 0, 0, 0] + u32(1 << 24), "16777216 bytes of cut text"))
+        cases.append(([9], "message type 9"))
+        return cases
+    }()
+
+    @Test(arguments: badMessages)
+    func badServerMessagesAreRefused(bytes: [UInt8], expected: String) throws {
+        var client = try Self.ready()
+        #expect { _ = try client.receive(bytes) } throws: { "\($0)".contains(expected) }
+    }
+}
