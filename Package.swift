@@ -97,7 +97,7 @@ let package = Package(
         /// its built-in operations (Resources/guest, bundled).
         .target(name: "IonLabController", dependencies: [
             "IonLabWire", "IonLabAgentProtocol", "IonLabAdminAPI", "IonLabSpec", "IonLabPKI", "IonLabConfig", "IonLabControllerConfig",
-            "IonLabTransfer", "IonLabProvision", "Libvirt",
+            "IonLabTransfer", "IonLabProvision", "Libvirt", "IonLabRFB",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "GRDB", package: "GRDB.swift"),

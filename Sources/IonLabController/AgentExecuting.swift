@@ -1,5 +1,6 @@
 import Foundation
 import IonLabAgentProtocol
+import IonLabConfig
 import IonLabTransfer
 import NIOCore
 
@@ -13,6 +14,8 @@ protocol AgentExecuting: Sendable {
     func upload(_ source: String, to destination: String, exclude: [String], on agent: String, patience: Double) async throws -> TransferSummary
     /// The health the agent last reported, if it is connected.
     func health(of agent: String) -> Health?
+    /// A TCP connection from the agent's machine to `endpoint` there, as a stream (a forward without a port).
+    func connect(to endpoint: Endpoint, on agent: String, patience: Double) async throws -> AgentStream
 }
 
 /// Jobs and uploads through the agents' sessions.
@@ -44,6 +47,10 @@ struct SessionExecutor: AgentExecuting {
 
     func health(of agent: String) -> Health? {
         sessions.session(named: agent)?.health
+    }
+
+    func connect(to endpoint: Endpoint, on agent: String, patience: Double) async throws -> AgentStream {
+        try await session(agent, patience: patience).mux.open(.connect(endpoint))
     }
 
     /// After a controller restart agents take a moment to return: wait a while for this one.

@@ -44,10 +44,13 @@ final class FleetRunner: Sendable {
     let readyPatienceSeconds: Double
     /// The pause before a step's next attempt, by attempt (tests make it nothing).
     let retryPause: @Sendable (Int) -> Duration
+    /// Where pictures of VMs' screens go.
+    let pictures: String?
     private let busy = NIOLockedValueBox<Set<String>>([])
 
     init(store: Store, events: EventLog, secrets: SecretDigest, provisioner: VMProvisioning, agents: AgentExecuting, forwards: ForwardKeeping,
-         readyPatienceSeconds: Double = 1200, retryPause: @escaping @Sendable (Int) -> Duration = { .seconds(min(30, 2 * $0)) }) {
+         readyPatienceSeconds: Double = 1200, retryPause: @escaping @Sendable (Int) -> Duration = { .seconds(min(30, 2 * $0)) },
+         pictures: String? = nil) {
         self.store = store
         self.events = events
         self.secrets = secrets
@@ -56,6 +59,7 @@ final class FleetRunner: Sendable {
         self.forwards = forwards
         self.readyPatienceSeconds = readyPatienceSeconds
         self.retryPause = retryPause
+        self.pictures = pictures
     }
 
     func up(_ request: FleetUpRequest) async throws -> FleetReport {
@@ -187,7 +191,7 @@ final class FleetRunner: Sendable {
             events.emit(.healthCheck, agent: vm.name, HealthText.summary(health), detail: .health(health))
         }
         let runner = WorkflowRunner(fleet: spec.name, vm: vm.name, agent: agents, store: store, events: events, secrets: secrets,
-                                    retryPause: retryPause)
+                                    retryPause: retryPause, pictures: pictures)
         let result = await runner.run(spec.workflow)
         outcome.stepsRun = result.run
         outcome.stepsSkipped = result.skipped

@@ -141,7 +141,7 @@ enum GuestScripts {
 
     /// Runs every probe; a verdict for each. D-Bus probes look only at names already owned.
     static func verify(_ probes: [Probe]) -> GuestScript<Verdicts> {
-        GuestScript(name: "verify", arguments: probes.flatMap(verifyArguments), shell: "bash")
+        GuestScript(name: "verify", arguments: probes.filter(\.runsInGuest).flatMap(verifyArguments), shell: "bash")
     }
 
     /// A probe as verify.sh takes it: kind, label, the count of its arguments, and them.
@@ -156,6 +156,7 @@ enum GuestScripts {
         case .dbusInterface(let path, let interface): (kind, values) = ("dbus-interface", [path, interface])
         case .rustdeskID: (kind, values) = ("rustdesk-id", [])
         case .desktop(let user, let wait): (kind, values) = ("desktop", [user, String(wait)])
+        case .remoteDesktop: return []  // runs on the controller (``RemoteDesktopCheck``), never in the guest
         }
         return [kind, probe.label, String(values.count)] + values
     }

@@ -1,6 +1,8 @@
 import Foundation
 import IonLabAdminAPI
 import IonLabConfig
+import IonLabProvision
+import IonLabRFB
 import IonLabSpec
 import IonLabWire
 
@@ -74,17 +76,17 @@ extension WorkflowRunner {
         return summary
     }
 
-    /// Runs every probe in the VM; one verdict line for the VM, failing the step if a probe failed.
+    /// Runs every probe: those of the guest in the VM (one script), a remote-desktop session from here. One
+    /// verdict line for the VM, failing the step if a probe failed.
     func verify(_ probes: [Probe], jobID: String, timeout: Double) async throws -> String {
-        // Exit 1 means a probe failed, and the verdicts say which; anything else but 0 is the script's failure.
-        let script = GuestScripts.verify(probes)
-        let result = try await run(try script.argv(), jobID: jobID, timeout: timeout, reports: true)
-        guard result.outcome == .completed, [0, 1].contains(result.exitCode) else {
-            throw StepFailure(message: "verify \(result.summary)", output: result.outputTail, timedOut: result.outcome == .timedOut)
-        }
-        let verdicts = try decode(script, result).probes
-        guard verdicts.count == probes.count else {
-            throw StepFailure(message: "verify gave \(verdicts.count) verdicts for \(probes.count) probes", output: result.outputTail)
+        var guest = try await guestVerdicts(probes.filter(\.runsInGuest), jobID: jobID, timeout: timeout).makeIterator()
+        var verdicts: [GuestScripts.Verdicts.Verdict] = []
+        for probe in probes {
+            if probe.runsInGuest, let verdict = guest.next() {
+                verdicts.append(verdict)
+            } else if case .remoteDesktop(let port, let keys) = probe {
+                verdicts.append(await remoteDesktop(port: port, terminalKeys: keys, label: probe.label))
+            }
         }
         for (probe, verdict) in zip(probes, verdicts) where verdict.passed {
             if case .desktop = probe { events.emit(.desktopReady, agent: vm, "\(verdict.label): \(verdict.detail)") }
@@ -95,6 +97,75 @@ extension WorkflowRunner {
                     detail: .verification(VerificationDetail(passed: passed, probes: probes.count)))
         guard passed == probes.count else { throw StepFailure(message: "verify: \(line)") }
         return "\(passed)/\(probes.count) passed: \(line)"
+    }
+
+    /// The guest's probes, in one run of the verify script.
+    private func guestVerdicts(_ probes: [Probe], jobID: String, timeout: Double) async throws -> [GuestScripts.Verdicts.Verdict] {
+        guard !probes.isEmpty else { return [] }
+        // Exit 1 means a probe failed, and the verdicts say which; anything else but 0 is the script's failure.
+        let script = GuestScripts.verify(probes)
+        let result = try await run(try script.argv(), jobID: jobID, timeout: timeout, reports: true)
+        guard result.outcome == .completed, [0, 1].contains(result.exitCode) else {
+            throw StepFailure(message: "verify \(result.summary)", output: result.outputTail, timedOut: result.outcome == .timedOut)
+        }
+        let verdicts = try decode(script, result).probes
+        guard verdicts.count == probes.count else {
+            throw StepFailure(message: "verify gave \(verdicts.count) verdicts for \(probes.count) probes", output: result.outputTail)
+        }
+        return verdicts
+    }
+
+    /// A viewer's session with the guest's VNC server, through the agent's channel (``RemoteDesktopCheck``);
+    /// its two frames are kept as pictures and recorded as facts of the VM.
+    func remoteDesktop(port: Int, terminalKeys: String, label: String) async -> GuestScripts.Verdicts.Verdict {
+        do {
+            let keys = try KeyChord(parsing: terminalKeys)
+            let marker = "echo ionlab-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+            let stream = try await agent.connect(to: Endpoint(host: "127.0.0.1", port: port), on: vm, patience: 60)
+            let result = try await withStepDeadline(RemoteDesktopCheck.deadline.seconds) {
+                try await RemoteDesktopCheck(stream: stream, terminalKeys: keys, marker: marker).run()
+            }
+            let saved = try savePictures([("remote-desktop-first", result.first), ("remote-desktop-after-input", result.after)])
+            var facts = ["remote_desktop.screen": "\(result.width)x\(result.height)",
+                         "remote_desktop.connect_ms": String(Int(result.connectSeconds * 1000)),
+                         "remote_desktop.first_frame_ms": String(Int(result.firstFrameSeconds * 1000))]
+            if let input = result.inputToScreenSeconds { facts["remote_desktop.input_to_screen_ms"] = String(Int(input * 1000)) }
+            for (index, path) in saved.enumerated() { facts["picture.\(index == 0 ? "first" : "after_input")"] = path }
+            try? store.recordFacts(facts, vm: vm)
+            let input = result.inputToScreenSeconds.map { String(format: "input on screen in %.2f s", $0) } ?? "no change seen after the input"
+            let detail = String(format: "%d×%d '%@': connected in %.2f s, first frame in %.2f s (%d colours), %@, %.1f%% of the screen changed",
+                                result.width, result.height, String(result.name.prefix(64)), result.connectSeconds, result.firstFrameSeconds,
+                                result.colours, input, result.changedShare * 100) + (saved.isEmpty ? "" : "; pictures: " + saved.joined(separator: ", "))
+            if result.colours <= 1 { return .init(label: label, passed: false, detail: "the first frame is blank: " + detail) }
+            if result.changedShare < RemoteDesktopCheck.minimumChange {
+                return .init(label: label, passed: false, detail: "the input did not change the screen: " + detail)
+            }
+            return .init(label: label, passed: true, detail: detail)
+        } catch {
+            return .init(label: label, passed: false, detail: AdminHandler.describe(error))
+        }
+    }
+
+    /// Writes frames as PNG under `pictures/VM/`; returns their paths.
+    private func savePictures(_ frames: [(String, Framebuffer)]) throws -> [String] {
+        guard let pictures else { return [] }
+        let directory = "\(pictures)/\(vm)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let stamp = Self.pictureStamp()
+        return try frames.map { name, frame in
+            let path = "\(directory)/\(stamp)-\(name).png"
+            let png = try PNGEncoder.encode(PPMImage(width: frame.width, height: frame.height, rgb: Data(frame.rgb)))
+            try png.write(to: URL(fileURLWithPath: path))
+            return path
+        }
+    }
+
+    static func pictureStamp() -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date())
     }
 
     /// Installs, configures and starts RustDesk, then reads its ID and records it with the VM.

@@ -21,6 +21,8 @@ struct WorkflowRunner {
     let secrets: SecretDigest
     /// The pause before the next attempt of a step that failed (`on_failure: retry`), by attempt.
     var retryPause: @Sendable (Int) -> Duration = { attempt in .seconds(min(30, 2 * attempt)) }
+    /// Where pictures of the VM's screen go (`STATE/pictures`); nil keeps none.
+    var pictures: String? = nil
 
     struct Outcome {
         var result: VMOutcome.Result = .ok

@@ -64,15 +64,14 @@ public struct RFBClient: Sendable {
 
     // MARK: Client messages
 
-    /// Asks for the whole framebuffer, or (incremental) only what changes from now on.
-    public func updateRequest(incremental: Bool) -> [UInt8] {
-        guard let framebuffer else { return [] }
-        return [3, incremental ? 1 : 0] + Self.u16(0) + Self.u16(0) + Self.u16(framebuffer.width) + Self.u16(framebuffer.height)
+    /// Asks for the whole framebuffer of this size, or (incremental) only what changes from now on.
+    public static func updateRequest(width: Int, height: Int, incremental: Bool) -> [UInt8] {
+        [3, incremental ? 1 : 0] + u16(0) + u16(0) + u16(width) + u16(height)
     }
 
     /// A key pressed or released, by X keysym.
-    public func key(_ keysym: UInt32, down: Bool) -> [UInt8] {
-        [4, down ? 1 : 0, 0, 0] + Self.u32(keysym)
+    public static func key(_ keysym: UInt32, down: Bool) -> [UInt8] {
+        [4, down ? 1 : 0, 0, 0] + u32(keysym)
     }
 
     // MARK: Parsing

@@ -104,6 +104,7 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
 ///     - dbus_interface: {path: /org/freedesktop/portal/desktop, interface: org.freedesktop.impl.portal.RemoteDesktop}
 ///     - rustdesk_id: true
 ///     - desktop: {user: desktop, within_seconds: 300}
+///     - remote_desktop: {port: 5900, terminal_keys: "super+Return"}
 public enum Probe: Codable, Sendable, Equatable {
     case unitActive(String, user: String?)
     case process(String)
@@ -115,9 +116,27 @@ public enum Probe: Codable, Sendable, Equatable {
     /// The user's desktop is up: a compositor answers on the user's Wayland socket, the user's session bus
     /// runs, and the desktop portal and a backend own their names. A gate: it waits up to `withinSeconds`.
     case desktop(user: String, withinSeconds: Int)
+    /// A remote-desktop session from outside, as a viewer: the controller connects to the VNC server on the
+    /// guest's `port` through the agent's channel, takes a frame, opens a terminal with `terminalKeys`, types a
+    /// marker, and takes a second frame that must show the change. Runs on the controller, not in the guest.
+    case remoteDesktop(port: Int, terminalKeys: String)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case unitActive, process, port, command, dbusName, dbusInterface, rustdeskId, desktop
+        case unitActive, process, port, command, dbusName, dbusInterface, rustdeskId, desktop, remoteDesktop
+    }
+
+    /// sway's and most wlroots desktops' key for a terminal.
+    public static let defaultTerminalKeys = "super+Return"
+
+    struct RemoteDesktopFields: Codable {
+        var port: Int
+        var terminalKeys: String?
+    }
+
+    /// Whether the probe runs in the guest (the verify script) or on the controller.
+    public var runsInGuest: Bool {
+        if case .remoteDesktop = self { return false }
+        return true
     }
 
     /// How long a desktop gate waits unless it says: about what a desktop takes to come up under TCG, twice.
@@ -143,7 +162,7 @@ public enum Probe: Codable, Sendable, Equatable {
         let given = CodingKeys.allCases.filter { container.contains($0) }
         guard given.count == 1, let key = given.first else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
-                "a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop"))
+                "a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop, remote_desktop"))
         }
         switch key {
         case .unitActive:
@@ -181,6 +200,13 @@ public enum Probe: Codable, Sendable, Equatable {
                 if let wait = fields.withinSeconds { try Check.range(0...3600)(wait) }
             }
             self = .desktop(user: fields.user, withinSeconds: fields.withinSeconds ?? Self.defaultDesktopWait)
+        case .remoteDesktop:
+            let fields = try container.decode(RemoteDesktopFields.self, forKey: key)
+            try container.validate(key) {
+                try Check.range(1...65_535)(fields.port)
+                if let keys = fields.terminalKeys { _ = try KeyChord(parsing: keys) }
+            }
+            self = .remoteDesktop(port: fields.port, terminalKeys: fields.terminalKeys ?? Self.defaultTerminalKeys)
         }
     }
 
@@ -195,6 +221,7 @@ public enum Probe: Codable, Sendable, Equatable {
         case .dbusInterface(let path, let interface): try container.encode(InterfaceFields(path: path, interface: interface), forKey: .dbusInterface)
         case .rustdeskID: try container.encode(true, forKey: .rustdeskId)
         case .desktop(let user, let wait): try container.encode(DesktopFields(user: user, withinSeconds: wait), forKey: .desktop)
+        case .remoteDesktop(let port, let keys): try container.encode(RemoteDesktopFields(port: port, terminalKeys: keys), forKey: .remoteDesktop)
         }
     }
 
@@ -209,6 +236,7 @@ public enum Probe: Codable, Sendable, Equatable {
         case .dbusInterface(_, let interface): "D-Bus \(interface)"
         case .rustdeskID: "RustDesk ID"
         case .desktop(let user, _): "desktop of \(user)"
+        case .remoteDesktop(let port, _): "remote desktop on port \(port)"
         }
     }
 }
@@ -383,5 +411,30 @@ public struct RustDeskSpec: Codable, Sendable, Equatable {
     public var package: PackageSource {
         if let deb { return .deb(path: deb) }
         return .url(url ?? releaseURL, sha256: sha256)
+    }
+}
+
+/// Keys pressed together, as people write them: `super+Return`, `ctrl+alt+t`. Modifiers first, then one key;
+/// each becomes an X keysym, as RFB key events take them.
+public struct KeyChord: TextValue, Sendable, Equatable {
+    public let keysyms: [UInt32]
+    public let description: String
+
+    static let named: [String: UInt32] = [
+        "super": 0xFFEB, "ctrl": 0xFFE3, "control": 0xFFE3, "alt": 0xFFE9, "shift": 0xFFE1,
+        "return": 0xFF0D, "enter": 0xFF0D, "tab": 0xFF09, "escape": 0xFF1B, "space": 0x20,
+    ]
+
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: "+", omittingEmptySubsequences: false).map { $0.lowercased() }
+        guard !parts.isEmpty, parts.count <= 4 else { throw ValueError("expected keys such as super+Return, found '\(text)'") }
+        keysyms = try parts.map { part in
+            if let keysym = Self.named[part] { return keysym }
+            guard part.count == 1, let ascii = part.unicodeScalars.first?.value, (0x21...0x7E).contains(ascii) else {
+                throw ValueError("'\(part)' is not a key ionlab knows (super, ctrl, alt, shift, Return, Tab, Escape, space, or one character) in '\(text)'")
+            }
+            return ascii
+        }
+        description = text
     }
 }

@@ -60,6 +60,11 @@ final class FakeAgents: AgentExecuting, @unchecked Sendable {
 
     func health(of agent: String) -> Health? { nil }
 
+    /// The fake machine has no TCP services: a forwarded connection is refused, as the agent refuses one.
+    func connect(to endpoint: Endpoint, on agent: String, patience: Double) async throws -> AgentStream {
+        throw Failure("cannot connect to \(endpoint): connection refused")
+    }
+
     /// The argv of every job run on `agent`, in order.
     func commands(on agent: String) -> [[String]] { lock.withLock { specs.filter { $0.agent == agent }.map(\.spec.argv) } }
     var uploadCount: Int { lock.withLock { uploads.count } }

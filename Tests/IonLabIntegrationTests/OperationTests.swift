@@ -48,6 +48,39 @@ import Testing
         #expect(installed == "installed \(package) 1.2.3", "\(fleet.lab.run(["jobs", "--json"]).stdout.suffix(1500))")
     }
 
+    /// The remote-desktop probe as a viewer would run it, from the controller through the agent's channel, against a
+    /// scripted VNC server that knows nothing of ionlab: the handshake, a first frame saved as a picture, keys that
+    /// paint the screen, a second picture; and a blank screen and a closed port each fail with their reason.
+    @Test func theRemoteDesktopProbeConnectsTakesFramesTypesAndKeepsPictures() async throws {
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let helper = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Helpers/rfb_server.py").path
+        let (port, blankPort, closedPort) = (try Lab.freePort(), try Lab.freePort(), try Lab.freePort())
+        _ = try fleet.lab.spawnHelper("/usr/bin/env", ["python3", helper, String(port)], log: "rfb.log")
+        _ = try fleet.lab.spawnHelper("/usr/bin/env", ["python3", helper, String(blankPort), "--blank"], log: "rfb-blank.log")
+        try await eventually("the VNC servers", timeout: 30) { ForwardTests.connects(port) && ForwardTests.connects(blankPort) }
+
+        let result = try up(fleet, "rd", steps: "  - verify:\n      - remote_desktop: {port: \(port)}\n")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let verdict = try #require(fleet.events(fleet: "rd").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
+        #expect(verdict.contains("remote desktop on port \(port) ok (64×48 'scripted': connected in"), "\(verdict)")
+        #expect(verdict.contains("input on screen in"), "\(verdict)")
+        let facts = try #require(fleet.vms().first { $0["name"] as? String == "rd-1" }?["facts"] as? [String: String])
+        #expect(facts["remote_desktop.screen"] == "64x48")
+        for key in ["picture.first", "picture.after_input"] {
+            let path = try #require(facts[key], "no \(key) in \(facts)")
+            let png = try #require(FileManager.default.contents(atPath: path))
+            #expect(png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]), "\(path) is not a PNG")
+        }
+
+        let blank = try up(fleet, "rdblank", steps: "  - verify:\n      - remote_desktop: {port: \(blankPort)}\n")
+        #expect(blank.status == 1)
+        #expect(blank.stdout.contains("the first frame is blank"), "\(blank.stdout)")
+        let closed = try up(fleet, "rdclosed", steps: "  - verify:\n      - remote_desktop: {port: \(closedPort)}\n")
+        #expect(closed.status == 1)
+        #expect(closed.stdout.contains("cannot connect to 127.0.0.1:\(closedPort): connection refused"), "\(closed.stdout)")
+    }
+
     /// A `.deb` the VM downloads (here from an HTTP server on 127.0.0.1), checked against its sha256.
     @Test func aDebFromAURLIsDownloadedCheckedAndInstalled() async throws {
         let package = "ionlab-test-fetched"

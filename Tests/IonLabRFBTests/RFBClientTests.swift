@@ -32,8 +32,8 @@ import Testing
 
     @Test func aVersion38HandshakeThenAFrameAndAKey() throws {
         var client = try Self.ready()
-        #expect(client.updateRequest(incremental: false) == [3, 0, 0, 0, 0, 0, 0, 4, 0, 2])
-        #expect(client.key(0xFF0D, down: true) == [4, 1, 0, 0, 0, 0, 0xFF, 0x0D])
+        #expect(RFBClient.updateRequest(width: 4, height: 2, incremental: false) == [3, 0, 0, 0, 0, 0, 0, 4, 0, 2])
+        #expect(RFBClient.key(0xFF0D, down: true) == [4, 1, 0, 0, 0, 0, 0xFF, 0x0D])
         // One 2 × 1 rectangle at (1, 1): pixels as B, G, R, X.
         let update: [UInt8] = [0, 0] + Self.u16(1) + Self.u16(1) + Self.u16(1) + Self.u16(2) + Self.u16(1) + Self.u32(0)
             + [0x10, 0x20, 0x30, 0, 0x40, 0x50, 0x60, 0]
