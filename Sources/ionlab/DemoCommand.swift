@@ -20,12 +20,14 @@ struct Demo: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "The demo fleet spec (default: controller-config/fleets/demo.yaml).") var spec: String?
+    @Flag(help: "The desktop demonstration: controller-config/fleets/desktop.yaml (scripts/build-desktop-image.sh builds its image).")
+    var desktop = false
     @Option(help: "At most this many VMs provisioning at once.") var parallel = 4
     @Flag(help: "Print events and the report as JSON lines.") var json = false
 
     func run() async throws {
         let report = try await reportingErrors { () -> FleetReport in
-            let path = try spec ?? Self.defaultSpec()
+            let path = try spec ?? Self.defaultSpec(desktop ? "desktop.yaml" : "demo.yaml")
             let paths = global.paths
             say("1/3 discovering backends")
             let config = try ControllerConfigFile.load(paths)
@@ -64,16 +66,16 @@ struct Demo: AsyncParsableCommand {
         }
     }
 
-    /// controller-config/fleets/demo.yaml beside this installation: up from the binary (a checkout), then
+    /// controller-config/fleets/NAME beside this installation: up from the binary (a checkout), then
     /// /usr/local/share/ionlab.
-    static func defaultSpec(executable: String = CommandLine.arguments[0]) throws -> String {
+    static func defaultSpec(_ name: String = "demo.yaml", executable: String = CommandLine.arguments[0]) throws -> String {
         var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
         while directory.path != "/" {
-            let candidate = directory.appendingPathComponent("controller-config/fleets/demo.yaml").path
+            let candidate = directory.appendingPathComponent("controller-config/fleets/\(name)").path
             if FileManager.default.fileExists(atPath: candidate) { return candidate }
             directory.deleteLastPathComponent()
         }
-        let installed = "/usr/local/share/ionlab/controller-config/fleets/demo.yaml"
+        let installed = "/usr/local/share/ionlab/controller-config/fleets/\(name)"
         guard FileManager.default.fileExists(atPath: installed) else { throw ControllerError("no demo spec found: give --spec FILE") }
         return installed
     }
