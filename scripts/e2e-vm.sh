@@ -11,7 +11,7 @@ LAB_NAME=e2e
 
 if [[ "${IONLAB_E2E_INSIDE:-}" != 1 ]]; then
   t0=$(date +%s.%N)
-  lab_build
+  lab_build desktop
   IONLAB_E2E_INSIDE=1 scripts/in-netns.sh "$0"
   lab_phase "total" "$t0"
   exit 0
@@ -19,6 +19,7 @@ fi
 
 # Inside the namespace, with libvirtd running.
 state=$(mktemp -d /tmp/ionlab-e2e.XXXXXX)
+VNCDO=/opt/ionlab-tools/vncdotool/bin/vncdo  # scripts/install-deps.sh installs it
 vm=vm1
 pool=ionlab-e2e
 # Fleets brought up with `ionlab up`, by size (IONLAB_E2E_FLEETS="1 2" also times a single VM the same way).
@@ -35,7 +36,7 @@ fail() {
 }
 cleanup() {
   IONLAB_STATE_DIR=$state "$LAB_IONLAB" vm destroy "$vm" >/dev/null 2>&1 || true
-  for fleet in demo $(printf 'e2e-%s ' $fleet_sizes); do IONLAB_STATE_DIR=$state "$LAB_IONLAB" down "$fleet" >/dev/null 2>&1 || true; done
+  for fleet in demo desktop $(printf 'e2e-%s ' $fleet_sizes); do IONLAB_STATE_DIR=$state "$LAB_IONLAB" down "$fleet" >/dev/null 2>&1 || true; done
   lab_stop
   rm -rf "$state"
 }
@@ -214,6 +215,16 @@ for size in $fleet_sizes; do
   ionlab up "$spec" >"$state/up-again.txt" || fail "second up $name: $(cat "$state/up-again.txt")"
   grep -q "(0 created, $size adopted)" "$state/up-again.txt" || fail "second up did not adopt: $(tail -5 "$state/up-again.txt")"
   lab_phase "second up (converge, all skipped)" "$s"
+  # A desktop gate on VMs that have no desktop (the headless test image): the same fleet with the gate as a last
+  # step. Its VMs are adopted and their done steps skipped; the gate fails at once on each, saying why.
+  { cat "$spec"; printf '  - name: desktop session\n    verify:\n      - desktop: {user: desktop}\n'; } >"$state/cc/fleets/$name-gate.yaml"
+  s=$(date +%s.%N)
+  ionlab up "$state/cc/fleets/$name-gate.yaml" >"$state/gate.txt" && fail "the desktop gate passed on the headless test image: $(cat "$state/gate.txt")"
+  for i in $(seq "$size"); do
+    grep -q "^$name-$i .*failed.*desktop session" "$state/gate.txt" || fail "$name-$i's summary lacks the failed gate: $(cat "$state/gate.txt")"
+  done
+  [[ $(grep -c "no user desktop: this image has no desktop user" "$state/gate.txt") -ge "$size" ]] || fail "the gate's reason is missing: $(cat "$state/gate.txt")"
+  lab_phase "desktop gate on the headless image: fails at once, per VM" "$s"
   s=$(date +%s.%N)
   ionlab down "$name" || fail "down $name"
   for i in $(seq "$size"); do
@@ -242,5 +253,39 @@ for i in 1 2; do
   [[ $(ionlab exec "$vm" -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/7878; cat <&3') == "ionlab portal fixture" ]] || fail "portal port does not answer on $vm"
 done
 ionlab down demo || fail "down demo"
+
+# The desktop demonstration (`ionlab demo --desktop`) on 2 desktop VMs (scripts/build-desktop-image.sh, booting
+# through their own GRUB): each session up at boot (the desktop gate), RustDesk, the portal on the desktop
+# user's session bus, and a remote-desktop session from outside with its two pictures; then an independent
+# viewer, vncdotool, captures the same server through an `ionlab forward`.
+s=$(date +%s.%N)
+ionlab demo --desktop --parallel 2 | tee "$state/desktop.txt" || fail "ionlab demo --desktop"
+lab_phase "desktop demo: 2 VMs, gate, RustDesk, portal, remote desktop" "$s"
+ionlab events --fleet desktop >"$state/desktop-events.txt"
+ionlab vm list --json >"$state/desktop-vms.json"
+for i in 1 2; do
+  vm=desktop-$i
+  grep -q "  desktop.ready  .*$vm  desktop of desktop: wayland-1 answers; session bus; portal with its wlr backend" "$state/desktop-events.txt" ||
+    fail "no desktop.ready for $vm"
+  grep -q "  verify.complete  .*$vm  2/2 passed: D-Bus org.freedesktop.portal.ScreenCast ok" "$state/desktop-events.txt" || fail "the portal check did not pass on $vm"
+  verdict=$(grep "  verify.complete  .*$vm  1/1 passed: remote desktop on port 5900 ok" "$state/desktop-events.txt") ||
+    fail "the remote-desktop check did not pass on $vm: $(grep "$vm" "$state/desktop-events.txt" | tail -3)"
+  echo "e2e: $vm remote desktop: ${verdict#*ok (}" | cut -c1-200
+  for picture in first after_input; do
+    path=$(python3 -c 'import json, sys; vm = [v for v in json.load(open(sys.argv[1])) if v["name"] == sys.argv[2]][0]; print(vm["facts"]["picture." + sys.argv[3]])' \
+      "$state/desktop-vms.json" "$vm" "$picture") || fail "no $picture picture recorded for $vm"
+    read -r width height colours < <(python3 scripts/lib/png_check.py "$path" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["width"], d["height"], d["colors"])') ||
+      fail "$vm's $picture picture is not a valid PNG"
+    [[ $width == 1280 && $height == 800 ]] && ((colours > 1)) || fail "$vm's $picture picture is ${width}x$height with $colours colour(s)"
+  done
+done
+"$LAB_IONLAB" forward desktop-1 15900:5900 2>"$state/vnc-forward.log" &
+forward_pid=$!
+for _ in $(seq 50); do "$VNCDO" -s 127.0.0.1::15900 --timeout 20 capture "$state/vncdo.png" 2>"$state/vncdo.log" && break; sleep 0.5; done
+kill "$forward_pid" && wait "$forward_pid" 2>/dev/null || true
+png=$(python3 scripts/lib/png_check.py "$state/vncdo.png") || fail "vncdotool captured no valid PNG through the forward: $(cat "$state/vncdo.log")"
+grep -q '"width": 1280, "height": 800' <<<"$png" || fail "vncdotool's capture is not 1280x800: $png"
+echo "e2e: vncdotool through ionlab forward: $png"
+ionlab down desktop || fail "down desktop"
 vm=vm1
 echo "e2e: PASS"

@@ -10,6 +10,7 @@ packages=(
   xorriso genisoimage   # the seed ISO (xorriso writes it; tests read it back with genisoimage's isoinfo)
   debootstrap e2fsprogs util-linux iproute2   # the test guest image; network namespaces for real-VM runs
   mmdebstrap fdisk   # the desktop guest image (a partitioned disk)
+  python3-venv python3-pip   # vncdotool, the independent VNC client the real-VM test checks the desktop with
   binutils bc   # strip for the agent bundle; phase timings in the scripts
   python3 curl dbus-daemon systemd   # step tests on loopback: an HTTP server and downloads, a private D-Bus, busctl
   shellcheck   # the guest scripts are checked in the test command
@@ -32,3 +33,10 @@ if ((${#missing[@]})); then
 fi
 # Never autostart libvirt's NAT network (it would create a bridge).
 rm -f /etc/libvirt/qemu/networks/autostart/default.xml
+# vncdotool from PyPI, in a venv of its own, for the real-VM test's independent VNC viewer.
+readonly VNCDOTOOL=/opt/ionlab-tools/vncdotool
+if [[ ! -x $VNCDOTOOL/bin/vncdo ]]; then
+  echo "installing vncdotool 1.4.2 (PyPI) into $VNCDOTOOL"
+  /usr/bin/python3 -m venv "$VNCDOTOOL"
+  "$VNCDOTOOL/bin/pip" install -q vncdotool==1.4.2
+fi

@@ -123,6 +123,11 @@ probe_dbus_interface() { # LABEL PATH INTERFACE
 
 probe_desktop() { # LABEL USER SECONDS
   local deadline=$((SECONDS + $3)) state
+  # No such user: no waiting will make one.
+  if ! id -u -- "$2" >/dev/null 2>&1; then
+    verdict false "$1" "no user $2: this image has no desktop user"
+    return
+  fi
   while :; do
     if state=$(desktop_state "$2"); then
       verdict true "$1" "$state"
