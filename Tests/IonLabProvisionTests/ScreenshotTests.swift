@@ -71,9 +71,18 @@ import Testing
         } throws: { "\($0)".contains(expected) }
     }
 
+    /// On a test driver of its own (a node file): `test:///default` is shared by the process, and other suites
+    /// probe it meanwhile.
     @Test func theTestDriversScreenIsAPNGOfItsSize() async throws {
-        let connection = try await Connection.open("test:///default")
-        let screenshot = try await Screenshot.take(of: try await connection.domain(named: "test"))
+        let node = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-screen-\(UUID().uuidString.prefix(8)).xml").path
+        try """
+            <node>
+              <domain type='test'><name>screen</name><memory>65536</memory><os><type>hvm</type></os></domain>
+            </node>
+            """.write(toFile: node, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: node) }
+        let connection = try await Connection.open("test://\(node)")
+        let screenshot = try await Screenshot.take(of: try await connection.domain(named: "screen"))
         #expect(screenshot.width > 0 && screenshot.height > 0)
         let read = try Self.check(screenshot.png)
         #expect(read["width"] == screenshot.width && read["height"] == screenshot.height)
