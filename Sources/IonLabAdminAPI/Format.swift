@@ -10,6 +10,15 @@ public enum Format {
         return formatter.string(from: date)
     }
 
+    /// A time for a file name, in UTC and sortable: `20261201-122121`.
+    public static func fileStamp(_ date: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
+    }
+
     /// A one-line description of any error, for logs and refusals, with control characters escaped.
     public static func error(_ error: Error) -> String {
         let text = "\(error)"

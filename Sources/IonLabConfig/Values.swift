@@ -142,4 +142,7 @@ extension Duration {
         guard seconds.isFinite, seconds > 0 else { return .zero }
         return .milliseconds(Int64(min(seconds, 10 * 365 * 86_400) * 1000))
     }
+
+    /// The duration in seconds, as a Double (for rates and reports).
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

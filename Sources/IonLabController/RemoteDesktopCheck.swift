@@ -1,5 +1,6 @@
 import Foundation
 import IonLabAgentProtocol
+import IonLabConfig
 import IonLabProvision
 import IonLabRFB
 import IonLabSpec
@@ -174,8 +175,4 @@ final class RemoteScreen: @unchecked Sendable {
         }, timeout: within)
         return try outcome.map { try $0.get() }
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

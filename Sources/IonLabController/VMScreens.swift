@@ -27,26 +27,3 @@ extension VMManager {
         return DisplayInfo(backend: backend.name, uri: backend.uri, type: graphics.type, socket: graphics.socket, password: graphics.password)
     }
 }
-
-/// The first `<graphics>` element of a domain's XML, read for its type, socket and password.
-struct GraphicsXML: Equatable {
-    var type: String
-    var socket: String?
-    var password: String?
-
-    init?(domainXML xml: String) {
-        guard let start = xml.range(of: "<graphics "), let end = xml.range(of: ">", range: start.upperBound..<xml.endIndex) else { return nil }
-        let element = String(xml[start.upperBound..<end.lowerBound])
-        func attribute(_ name: String) -> String? {
-            guard let match = element.range(of: "\(name)=['\"][^'\"]*['\"]", options: .regularExpression) else { return nil }
-            let quoted = element[match].dropFirst(name.count + 1)
-            return String(quoted.dropFirst().dropLast())
-                .replacingOccurrences(of: "&apos;", with: "'").replacingOccurrences(of: "&quot;", with: "\"")
-                .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
-        }
-        guard let type = attribute("type") else { return nil }
-        self.type = type
-        socket = attribute("socket")
-        password = attribute("passwd")
-    }
-}

@@ -151,21 +151,13 @@ extension WorkflowRunner {
         guard let pictures else { return [] }
         let directory = "\(pictures)/\(vm)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let stamp = Self.pictureStamp()
+        let stamp = Format.fileStamp()
         return try frames.map { name, frame in
             let path = "\(directory)/\(stamp)-\(name).png"
             let png = try PNGEncoder.encode(PPMImage(width: frame.width, height: frame.height, rgb: Data(frame.rgb)))
             try png.write(to: URL(fileURLWithPath: path))
             return path
         }
-    }
-
-    static func pictureStamp() -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyyMMdd-HHmmss"
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: Date())
     }
 
     /// Installs, configures and starts RustDesk, then reads its ID and records it with the VM.

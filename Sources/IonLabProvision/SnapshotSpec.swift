@@ -31,8 +31,8 @@ public enum SnapshotSpec {
     public static func summary(of xml: String) -> Summary {
         let created = element("creationTime", in: xml).flatMap(Double.init).map { Date(timeIntervalSince1970: $0) }
         let memory = xml.range(of: "<memory snapshot='(internal|external)'", options: .regularExpression) != nil
-        let parent = element("parent", in: xml).flatMap { element("name", in: $0) }.map(unescape)
-        return Summary(created: created, domainState: element("state", in: xml), description: element("description", in: xml).map(unescape),
+        let parent = element("parent", in: xml).flatMap { element("name", in: $0) }.map(XMLText.unescape)
+        return Summary(created: created, domainState: element("state", in: xml), description: element("description", in: xml).map(XMLText.unescape),
                        hasMemory: memory, parent: parent)
     }
 
@@ -45,9 +45,4 @@ public enum SnapshotSpec {
         return String(top[open.upperBound..<close.lowerBound])
     }
 
-    private static func unescape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
-            .replacingOccurrences(of: "&apos;", with: "'").replacingOccurrences(of: "&quot;", with: "\"")
-            .replacingOccurrences(of: "&amp;", with: "&")
-    }
 }

@@ -1,4 +1,4 @@
-/// Escaping for text and attribute values in generated libvirt XML.
+/// Escaping for text and attribute values in generated libvirt XML, and its undoing in the XML libvirt gives back.
 enum XMLText {
     static func escape(_ text: String) -> String {
         var out = ""
@@ -14,5 +14,12 @@ enum XMLText {
             }
         }
         return out
+    }
+
+    /// The five predefined entities back to their characters (`&amp;` last, so `&amp;lt;` stays `&lt;`).
+    static func unescape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+            .replacingOccurrences(of: "&apos;", with: "'").replacingOccurrences(of: "&quot;", with: "\"")
+            .replacingOccurrences(of: "&amp;", with: "&")
     }
 }

@@ -11,6 +11,24 @@ struct Bench: AsyncParsableCommand {
         subcommands: [ChannelBench.self, ForwardBench.self, ScaleBench.self, SlowlorisBench.self])
 }
 
+/// A benchmark's scratch directory and the processes it starts there, all gone when it ends.
+enum Workspace {
+    static func create() throws -> String {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-bench-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        return work
+    }
+
+    /// Kills the processes, by PID, and removes the directory.
+    static func tearDown(_ work: String, _ processes: [Shell.Child]) {
+        for child in processes {
+            kill(child.pid, SIGKILL)
+            _ = Shell.wait(child)
+        }
+        try? FileManager.default.removeItem(atPath: work)
+    }
+}
+
 /// Locating and running the release binaries next to this one.
 enum Binaries {
     static let directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IonLabAdminAPI
 import IonLabAgentProtocol
+import IonLabConfig
 import IonLabController
 import IonLabWire
 
@@ -20,16 +21,9 @@ struct ChannelBench: AsyncParsableCommand {
 
     func run() async throws {
         try Binaries.ensure()
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-bench-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let work = try Workspace.create()
         var processes: [Shell.Child] = []
-        defer {
-            for child in processes {
-                kill(child.pid, SIGKILL)
-                _ = Shell.wait(child)
-            }
-            try? FileManager.default.removeItem(atPath: work)
-        }
+        defer { Workspace.tearDown(work, processes) }
 
         print("starting an ionlab controller and agent, and an sshd, on 127.0.0.1…")
         let lab = try await LocalLab.start(in: work, processes: &processes)
@@ -151,8 +145,7 @@ struct LocalLab {
                     }
                 }
                 job.close()
-                let elapsed = ContinuousClock.now - start
-                if index > 0 { samples.add(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) }
+                if index > 0 { samples.add((ContinuousClock.now - start).seconds) }
             }
             return samples
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IonLabConfig
 
 /// A port forward against `ssh -L` on loopback, side by side in one run (docs/targets.md): bulk throughput
 /// to a sink, and the time to set up a connection (connect, one byte there and back) over a channel that
@@ -20,16 +21,9 @@ struct ForwardBench: AsyncParsableCommand {
 
     func run() async throws {
         try Binaries.ensure()
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-bench-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let work = try Workspace.create()
         var processes: [Shell.Child] = []
-        defer {
-            for child in processes {
-                kill(child.pid, SIGKILL)
-                _ = Shell.wait(child)
-            }
-            try? FileManager.default.removeItem(atPath: work)
-        }
+        defer { Workspace.tearDown(work, processes) }
 
         print("starting an ionlab controller and agent, an sshd, a sink and an echo server, on 127.0.0.1…")
         let sink = try LoopbackServer.start(.sink)
@@ -209,8 +203,4 @@ enum LoopbackClient {
         }
         return Double(megabytes) / (ContinuousClock.now - start).seconds
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

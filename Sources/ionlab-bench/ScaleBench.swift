@@ -76,7 +76,7 @@ struct ScaleBench: AsyncParsableCommand {
         print("targets (docs/targets.md):")
         for row in rows { verdicts(row) }
         let cpu = end.cpuSeconds - baseline.cpuSeconds
-        let wall = inSeconds(end.time - baseline.time)
+        let wall = (end.time - baseline.time).seconds
         print(String(format: "controller CPU: %.1f s over %.1f s of wall time (%.0f%% of one core; %d cores)",
                      cpu, wall, 100 * cpu / wall, ProcessInfo.processInfo.activeProcessorCount))
     }
@@ -91,7 +91,7 @@ struct ScaleBench: AsyncParsableCommand {
         }
         let note = try await controller.waitForConnected(count, fleet: fleet)
         let connected = try controller.sample()
-        print(String(format: "  %d connected after %.1f s; holding them for two heartbeat intervals…", count, inSeconds(connected.time - start.time)))
+        print(String(format: "  %d connected after %.1f s; holding them for two heartbeat intervals…", count, (connected.time - start.time).seconds))
 
         try await Task.sleep(for: .seconds(2 * heartbeatSeconds))
         let idle = try controller.sample()
@@ -100,10 +100,10 @@ struct ScaleBench: AsyncParsableCommand {
         let fanouts = try await Fanout.time(to: targets, runs: runs, paths: controller.paths)
         let done = try controller.sample()
 
-        return ScaleRow(agents: count, connectSeconds: inSeconds(connected.time - start.time),
+        return ScaleRow(agents: count, connectSeconds: (connected.time - start.time).seconds,
                         connectCPU: connected.cpuSeconds - start.cpuSeconds, rssKB: idle.rssKB,
                         deltaKB: idle.rssKB - baseline.rssKB, idleCPU: idle.cpuSeconds - connected.cpuSeconds,
-                        idleSeconds: inSeconds(idle.time - connected.time), fanoutTargets: targets.count, fanout: fanouts,
+                        idleSeconds: (idle.time - connected.time).seconds, fanoutTargets: targets.count, fanout: fanouts,
                         fanoutCPU: done.cpuSeconds - idle.cpuSeconds, note: note)
     }
 
@@ -191,7 +191,7 @@ struct Fanout: Sendable {
                 results += 1
                 if line.result?.succeeded != true { fail("\(line.agent): \(line.error ?? line.result?.summary ?? "no result")") }
                 // The time is the last result's; the reply's end follows.
-                if results == names.count { samples.add(inSeconds(ContinuousClock.now - start)) }
+                if results == names.count { samples.add((ContinuousClock.now - start).seconds) }
             }
         } catch let failure as Failure {
             throw BenchError("fan-out failed: \(failure.message)")
@@ -337,7 +337,3 @@ enum ProcStats {
     }
 }
 
-/// Seconds of a duration, as a Double.
-func inSeconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}

@@ -68,7 +68,7 @@ struct SlowlorisBench: AsyncParsableCommand {
         for (name, load, start, end) in [("baseline", quiet, before, calm), ("attacked", attacked, calm, pressed)] {
             print(String(format: "%-9@  %8d  %6d  %9.2f  %6.2f  %7.1f  %18.1f  %13.0f%%", name as NSString, load.latencies.values.count,
                          load.failed, 1000 * load.latencies.median, 1000 * load.latencies.p90, 1000 * (load.latencies.values.max() ?? .nan),
-                         Double(end.rssKB) / 1024, 100 * (end.cpuSeconds - start.cpuSeconds) / inSeconds(end.time - start.time)))
+                         Double(end.rssKB) / 1024, 100 * (end.cpuSeconds - start.cpuSeconds) / (end.time - start.time).seconds))
         }
         print("")
         print("attackers: \(stats.opened) connections opened, \(stats.dropped) dropped by the controller, \(stats.refusedAtConnect) refused at connect")
@@ -101,7 +101,7 @@ struct Workload {
                     guard ContinuousClock.now - start < .seconds(60) else { return nil }
                     try? await Task.sleep(for: .milliseconds(50))
                 }
-                return inSeconds(ContinuousClock.now - start)
+                return (ContinuousClock.now - start).seconds
             }
             let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
             var index = 0
@@ -116,7 +116,7 @@ struct Workload {
                             break
                         }
                     }
-                    load.latencies.add(inSeconds(ContinuousClock.now - start))
+                    load.latencies.add((ContinuousClock.now - start).seconds)
                 } catch {
                     load.failed += 1
                     if load.firstError == nil { load.firstError = Format.error(error) }

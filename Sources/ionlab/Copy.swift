@@ -53,8 +53,7 @@ struct Copy: AsyncParsableCommand {
                 summary = try await download(from: Self.remote(source)!)
                 target = summary.path
             }
-            let elapsed = started.duration(to: .now)
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = started.duration(to: .now).seconds
             let rate = seconds > 0 ? Double(summary.bytes) / seconds / 1_048_576 : 0
             Terminal.error("copied \(summary.files) file(s), \(Table.bytes(summary.bytes)) to \(target) in "
                        + String(format: "%.2fs (%.0f MiB/s), sha256 verified", seconds, rate))

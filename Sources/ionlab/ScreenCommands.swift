@@ -15,17 +15,10 @@ struct ScreenshotCommand: AsyncParsableCommand {
         let vm = vm
         try await reportingErrors {
             let (header, png) = try await AdminClient.with(paths: global.paths) { try await $0.screenshot(of: vm) }
-            let path = output ?? "\(vm)-\(Self.stamp()).png"
+            let path = output ?? "\(vm)-\(Format.fileStamp()).png"
             guard FileManager.default.createFile(atPath: path, contents: png) else { throw ValidationError("cannot write \(path)") }
             Terminal.line("wrote \(path): \(header.width) × \(header.height), \(Table.bytes(UInt64(png.count)))")
         }
-    }
-
-    private static func stamp() -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyyMMdd-HHmmss"
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        return formatter.string(from: Date())
     }
 }
 
