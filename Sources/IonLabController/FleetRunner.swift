@@ -77,13 +77,13 @@ final class FleetRunner: Sendable {
             }
         }
         let missing = spec.vms.filter { existing[$0.name] == nil }
-        try provisioner.checkImage(spec.image)
+        for image in spec.images { try provisioner.checkImage(image) }
         let placement = try await place(missing, of: spec)
 
         try store.saveFleet(spec.redactingSecrets(secrets.callAsFunction))
         for vm in spec.vms { events.assign(agent: vm.name, fleet: spec.name) }
         events.emit(.fleetStarted, fleet: spec.name,
-                    "up: \(spec.vms.count) VM(s) of \(spec.image), \(missing.count) to create, \(spec.vms.count - missing.count) to adopt, "
+                    "up: \(spec.vmsAndImages), \(missing.count) to create, \(spec.vms.count - missing.count) to adopt, "
                     + "\(spec.workflow.count) workflow step(s), at most \(request.parallel) provisioning at once",
                     detail: .fleetStarted(FleetStart(vms: spec.vms.count, creating: missing.count, parallel: request.parallel)))
         if !placement.isEmpty {
@@ -162,7 +162,7 @@ final class FleetRunner: Sendable {
             await slots.acquire()
             do {
                 let created = try await provisioner.create(
-                    VMCreateRequest(name: vm.name, image: spec.image, cpus: vm.cpus ?? spec.resources.cpus,
+                    VMCreateRequest(name: vm.name, image: spec.image(of: vm), cpus: vm.cpus ?? spec.resources.cpus,
                                     memoryMiB: vm.memoryMib ?? spec.resources.memoryMib, diskGiB: vm.diskGib ?? spec.resources.diskGib,
                                     backend: backend, wait: false, fleet: spec.name))
                 instanceID = created.instanceID

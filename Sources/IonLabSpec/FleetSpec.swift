@@ -1,7 +1,8 @@
 import Foundation
 import IonLabConfig
 
-/// A fleet: N VMs from one image, placed on backends, each running the same workflow (`controller-config/fleets/`).
+/// A fleet: N VMs, of one image unless a VM names its own, placed on backends, each running the same workflow
+/// (`controller-config/fleets/`).
 public struct FleetSpec: Codable, Sendable, Equatable {
     public var name: String
     public var backend: FleetBackend
@@ -82,6 +83,21 @@ public struct FleetSpec: Codable, Sendable, Equatable {
     }
 
     public static func load(path: String) throws -> FleetSpec { try StrictYAML.load(FleetSpec.self, path: path) }
+
+    /// The image `vm` is made from: its own, else the fleet's.
+    public func image(of vm: FleetVM) -> String { vm.image ?? image }
+
+    /// Every image the fleet's VMs are made from, the fleet's first.
+    public var images: [String] {
+        var seen = Set<String>()
+        return ([image] + vms.map(image(of:))).filter { seen.insert($0).inserted }
+    }
+
+    /// "2 VM(s) of bookworm-desktop", or with a VM's own image "3 VM(s) of bookworm-desktop (1 of bookworm-test)".
+    public var vmsAndImages: String {
+        let others = images.dropFirst().map { other in "\(vms.filter { image(of: $0) == other }.count) of \(other)" }
+        return "\(vms.count) VM(s) of \(image)" + (others.isEmpty ? "" : " (\(others.joined(separator: ", ")))")
+    }
 }
 
 /// Where a fleet's VMs go: `auto` (placement picks), one backend, or a list to spread them over.
@@ -113,10 +129,12 @@ public enum FleetBackend: Codable, Sendable, Equatable {
     }
 }
 
-/// One VM of a fleet, optionally with resources of its own, and the port forwards the controller keeps for
-/// it while the fleet has it.
+/// One VM of a fleet, optionally with an image and resources of its own, and the port forwards the controller
+/// keeps for it while the fleet has it.
 public struct FleetVM: Codable, Sendable, Equatable {
     public var name: String
+    /// An image from the catalog other than the fleet's.
+    public var image: String?
     public var cpus: Int?
     public var memoryMib: Int?
     public var diskGib: Int?
@@ -125,9 +143,10 @@ public struct FleetVM: Codable, Sendable, Equatable {
     /// Ports in the VM forwarded to the host, as `ionlab forward --reverse` takes them.
     public var reverseForwards: [PortForward]
 
-    public init(name: String, cpus: Int? = nil, memoryMib: Int? = nil, diskGib: Int? = nil,
+    public init(name: String, image: String? = nil, cpus: Int? = nil, memoryMib: Int? = nil, diskGib: Int? = nil,
                 forwards: [PortForward] = [], reverseForwards: [PortForward] = []) {
         self.name = name
+        self.image = image
         self.cpus = cpus
         self.memoryMib = memoryMib
         self.diskGib = diskGib
@@ -135,11 +154,12 @@ public struct FleetVM: Codable, Sendable, Equatable {
         self.reverseForwards = reverseForwards
     }
 
-    enum CodingKeys: String, CodingKey { case name, cpus, memoryMib, diskGib, forwards, reverseForwards }
+    enum CodingKeys: String, CodingKey { case name, image, cpus, memoryMib, diskGib, forwards, reverseForwards }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         name = try container.decode(String.self, forKey: .name, check: AgentName.validate)
+        image = try container.decodeIfPresent(String.self, forKey: .image, check: Check.nonEmpty)
         cpus = try container.decodeIfPresent(Int.self, forKey: .cpus, check: Check.range(VMLimits.cpus))
         memoryMib = try container.decodeIfPresent(Int.self, forKey: .memoryMib, check: Check.range(VMLimits.memoryMiB))
         diskGib = try container.decodeIfPresent(Int.self, forKey: .diskGib, check: Check.range(VMLimits.diskGiB))

@@ -37,7 +37,7 @@ struct Demo: AsyncParsableCommand {
             guard reports.contains(where: { $0.health != .down }) else { throw ControllerError("no backend is reachable") }
 
             let fleet = try FleetSpec.load(path: path, context: try FleetContextLoader.load(paths))
-            say("\n2/3 bringing up fleet \(fleet.name): \(fleet.vms.count) VM(s) of \(fleet.image) in parallel; on each, as soon as it is ready: "
+            say("\n2/3 bringing up fleet \(fleet.name): \(fleet.vmsAndImages) in parallel; on each, as soon as it is ready: "
                 + fleet.workflow.map(\.name).joined(separator: " → "))
             let report = try await FleetUpClient.run(fleet, parallel: parallel, json: json, paths: paths)
 

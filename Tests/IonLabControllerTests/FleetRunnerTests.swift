@@ -95,6 +95,22 @@ import Testing
         #expect(vms.created.isEmpty)
     }
 
+    @Test func aVMMayNameAnImageOfItsOwnAndAnUnknownOneFailsTheUpBeforeAnything() async throws {
+        let ground = try Ground()
+        defer { ground.remove() }
+        let vms = FakeVMs(store: ground.store, hosts: Self.hosts)
+        let mixed = "name: m\nimage: desktop-base\nvms:\n  - {name: m-1}\n  - {name: m-2}\n  - {name: m-plain, image: test-base}\n"
+        let report = try await Self.runner(ground, vms: vms).up(FleetUpRequest(spec: try fleetSpec(mixed), parallel: 3))
+        #expect(report.succeeded)
+        let images = Dictionary(uniqueKeysWithValues: vms.created.map { ($0.name, $0.image) })
+        #expect(images == ["m-1": "desktop-base", "m-2": "desktop-base", "m-plain": "test-base"])
+        #expect(try ground.allEvents().contains { $0.kind == .fleetStarted && $0.message.hasPrefix("up: 3 VM(s) of desktop-base (1 of test-base), 3 to create") })
+
+        let unknown = try fleetSpec("name: u\nimage: test-base\nvms:\n  - {name: u-1}\n  - {name: u-2, image: nothing}\n")
+        await #expect(throws: ControllerError.self) { _ = try await Self.runner(ground, vms: vms).up(FleetUpRequest(spec: unknown, parallel: 2)) }
+        #expect(!vms.created.contains { $0.name.hasPrefix("u-") })
+    }
+
     @Test func downDestroysEveryVMAndForgetsTheFleet() async throws {
         let ground = try Ground()
         defer { ground.remove() }
