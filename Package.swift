@@ -34,8 +34,11 @@ let package = Package(
             "Libvirt", "IonLabConfig", "IonLabControllerConfig", "CIonLabPNG",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        /// The client side of RFB (VNC) as a pure state machine: handshake, framebuffer updates, key events.
-        .target(name: "IonLabRFB"),
+        /// The client side of RFB (VNC) as a pure state machine: handshake, VNC Authentication, framebuffer
+        /// updates, key events.
+        .target(name: "IonLabRFB", dependencies: ["CNettle"]),
+        /// Nettle (nettle-dev), for the DES that RFB's VNC Authentication needs.
+        .systemLibrary(name: "CNettle", pkgConfig: "nettle", providers: [.apt(["nettle-dev"])]),
         /// PNG encoding with libpng (libpng-dev), in C because libpng reports errors by longjmp.
         .target(name: "CIonLabPNG", linkerSettings: [.linkedLibrary("png")]),
         /// POSIX helpers Swift cannot express directly (posix_spawn with a process group, wait status).

@@ -6,6 +6,8 @@ packages=(
   openssh-server openssh-client procps   # the channel benchmark compares against OpenSSH
   libvirt-dev libvirt-daemon-system libvirt-clients   # the libvirt C API and the daemon VMs run under
   libpng-dev                                         # screenshots written as PNG
+  nettle-dev   # the DES of RFB's VNC Authentication
+  tigervnc-standalone-server tigervnc-tools   # a real VNC server with a password, for the RFB client's tests
   qemu-system-x86 qemu-utils   # TCG guests
   xorriso genisoimage   # the seed ISO (xorriso writes it; tests read it back with genisoimage's isoinfo)
   debootstrap e2fsprogs util-linux iproute2   # the test guest image; network namespaces for real-VM runs

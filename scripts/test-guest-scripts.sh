@@ -967,5 +967,39 @@ rustdesk_id_never() {
 }
 check_both "rustdesk-id: no ID after 120 asks fails (sleep is a stub here)" rustdesk_id_never
 
+# --- recipe scripts: krfb-setup.py (controller-config/recipes/krfb) -------------------------------------------
+# Run as it is in a VM (as root, by the agent), on a scratch directory for the desktop user's config.
+
+krfb_setup=$PWD/controller-config/recipes/krfb/krfb-setup.py
+krfb_setup_writes_the_password_and_krfbrc() {
+  local dir=$tmp/krfb password config
+  rm -rf "$dir"
+  python3 "$krfb_setup" "$dir/config" root "$dir/secret/vnc-password" >"$out/stdout" 2>"$out/stderr"
+  password=$(cat "$dir/secret/vnc-password")
+  [[ $password =~ ^[a-km-zA-HJ-NP-Z2-9]{8}$ ]] || { echo "password '$password' is not 8 unambiguous characters"; return 1; }
+  [[ $(stat -c %a "$dir/secret/vnc-password") == 600 && $(stat -c %a "$dir/secret") == 700 ]] || { echo "password file or directory readable by others"; return 1; }
+  [[ $(stat -c %a "$dir/config/krfbrc") == 600 ]] || { echo "krfbrc is readable by others"; return 1; }
+  ! grep -qF "$password" "$out/stdout" "$out/stderr" "$dir/config/krfbrc" || { echo "the password appears in clear"; return 1; }
+  config=$(python3 -c 'import configparser, sys
+c = configparser.ConfigParser(); c.optionxform = str; c.read(sys.argv[1], encoding="utf-8")
+s = c["Security"]
+print("".join(ch if ord(ch) <= 0x21 else chr(0x1001F - ord(ch)) for ch in s["unattendedPassword"]),
+      s["allowUnattendedAccess"], s["noWallet"], c["TCP"]["publishService"], c["FrameBuffer"]["preferredFrameBufferPlugin"])' "$dir/config/krfbrc")
+  [[ $config == "$password true true false pw" ]] || { echo "krfbrc reads back as '$config'"; return 1; }
+  # A second run makes a new password and replaces both files.
+  python3 "$krfb_setup" "$dir/config" root "$dir/secret/vnc-password" >/dev/null
+  [[ $(cat "$dir/secret/vnc-password") != "$password" ]] || { echo "the password did not change"; return 1; }
+}
+check "krfb-setup: a new password, 0600 for root, obscured in krfbrc as krfb reads it" krfb_setup_writes_the_password_and_krfbrc
+
+krfb_setup_refuses() {
+  python3 "$krfb_setup" "$tmp/krfb2" nobody-here "$tmp/krfb2/pw" 2>"$out/stderr" && { echo "an unknown user was accepted"; return 1; }
+  grep -qx "krfb-setup: no user nobody-here" "$out/stderr" || { echo "stderr: $(cat "$out/stderr")"; return 1; }
+  [[ ! -e $tmp/krfb2/pw ]] || { echo "a password was written for nobody"; return 1; }
+  python3 "$krfb_setup" one two 2>"$out/stderr" && { echo "two arguments were accepted"; return 1; }
+  grep -q "^usage: krfb-setup.py CONFIG_DIR OWNER PASSWORD_FILE" "$out/stderr" || { echo "stderr: $(cat "$out/stderr")"; return 1; }
+}
+check "krfb-setup: an unknown user or missing arguments, one line and nothing written" krfb_setup_refuses
+
 echo "test-guest-scripts: $cases cases, $failures failed"
 ((failures == 0))

@@ -102,6 +102,10 @@ public enum Check {
         guard value > 0, value <= 86_400 * 365 else { throw ValueError("must be a positive number of seconds, found \(value)") }
     }
 
+    public static func absolutePath(_ path: String) throws {
+        guard path.hasPrefix("/") else { throw ValueError("expected an absolute path, found '\(path)'") }
+    }
+
     public static func nonEmpty<C: Collection>(_ value: C) throws {
         guard !value.isEmpty else { throw ValueError("must not be empty") }
     }

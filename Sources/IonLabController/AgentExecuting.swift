@@ -16,6 +16,9 @@ protocol AgentExecuting: Sendable {
     func health(of agent: String) -> Health?
     /// A TCP connection from the agent's machine to `endpoint` there, as a stream (a forward without a port).
     func connect(to endpoint: Endpoint, on agent: String, patience: Double) async throws -> AgentStream
+    /// A small file of the agent's machine, in memory only (a secret such as a VNC password): never written
+    /// to disk, and never in a job's output, which events and the store keep.
+    func read(_ path: String, limit: Int, on agent: String, patience: Double) async throws -> [UInt8]
 }
 
 /// Jobs and uploads through the agents' sessions.
@@ -51,6 +54,18 @@ struct SessionExecutor: AgentExecuting {
 
     func connect(to endpoint: Endpoint, on agent: String, patience: Double) async throws -> AgentStream {
         try await session(agent, patience: patience).mux.open(.connect(endpoint))
+    }
+
+    func read(_ path: String, limit: Int, on agent: String, patience: Double) async throws -> [UInt8] {
+        let stream = try await session(agent, patience: patience).mux.open(.get(GetRequest(source: path, recursive: false)))
+        defer { stream.close() }
+        var reader = SmallFileReader(path: path, limit: limit)
+        while true {
+            if let content = try reader.handle(try await stream.nextCarriedItem()) {
+                try await stream.send(carrying: .transferDone(TransferSummary(files: 1, bytes: UInt64(content.count), path: path)))
+                return content
+            }
+        }
     }
 
     /// After a controller restart agents take a moment to return: wait a while for this one.

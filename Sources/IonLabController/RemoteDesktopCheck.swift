@@ -38,11 +38,13 @@ struct RemoteDesktopCheck {
     let stream: AgentStream
     let terminalKeys: KeyChord
     let marker: String
+    /// For a server that asks for VNC Authentication.
+    var password: [UInt8]?
 
     func run() async throws -> Result {
         let started = ContinuousClock.now
         func since(_ instant: ContinuousClock.Instant) -> Double { (ContinuousClock.now - instant).seconds }
-        let screen = RemoteScreen()
+        let screen = RemoteScreen(password: password)
         defer { stream.close() }
         let reader = Task { await screen.read(stream) }
         defer { reader.cancel() }
@@ -112,7 +114,11 @@ struct RemoteDesktopCheck {
 final class RemoteScreen: @unchecked Sendable {
     let changes = ChangeSignal()
     private let lock = NIOLock()
-    private var client = RFBClient()
+    private var client: RFBClient
+
+    init(password: [UInt8]?) {
+        client = RFBClient(password: password)
+    }
     private var desktop: (width: Int, height: Int, name: String)?
     private var failure: Error?
     private var updates = 0

@@ -84,8 +84,8 @@ extension WorkflowRunner {
         for probe in probes {
             if probe.runsInGuest, let verdict = guest.next() {
                 verdicts.append(verdict)
-            } else if case .remoteDesktop(let port, let keys) = probe {
-                verdicts.append(await remoteDesktop(port: port, terminalKeys: keys, label: probe.label))
+            } else if case .remoteDesktop(let port, let keys, let passwordFile) = probe {
+                verdicts.append(await remoteDesktop(port: port, terminalKeys: keys, passwordFile: passwordFile, label: probe.label))
             }
         }
         for (probe, verdict) in zip(probes, verdicts) where verdict.passed {
@@ -117,13 +117,14 @@ extension WorkflowRunner {
 
     /// A viewer's session with the guest's VNC server, through the agent's channel (``RemoteDesktopCheck``);
     /// its two frames are kept as pictures and recorded as facts of the VM.
-    func remoteDesktop(port: Int, terminalKeys: String, label: String) async -> GuestScripts.Verdicts.Verdict {
+    func remoteDesktop(port: Int, terminalKeys: String, passwordFile: String?, label: String) async -> GuestScripts.Verdicts.Verdict {
         do {
             let keys = try KeyChord(parsing: terminalKeys)
             let marker = "echo ionlab-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+            let password: [UInt8]? = if let passwordFile { try await readPassword(passwordFile) } else { nil }
             let stream = try await agent.connect(to: Endpoint(host: "127.0.0.1", port: port), on: vm, patience: 60)
             let result = try await withStepDeadline(RemoteDesktopCheck.deadline.seconds) {
-                try await RemoteDesktopCheck(stream: stream, terminalKeys: keys, marker: marker).run()
+                try await RemoteDesktopCheck(stream: stream, terminalKeys: keys, marker: marker, password: password).run()
             }
             let saved = try savePictures([("remote-desktop-first", result.first), ("remote-desktop-after-input", result.after)])
             var facts = ["remote_desktop.screen": "\(result.width)x\(result.height)",
@@ -144,6 +145,15 @@ extension WorkflowRunner {
         } catch {
             return .init(label: label, passed: false, detail: AdminHandler.describe(error))
         }
+    }
+
+    /// The VNC password in the guest's `path`: its first line (a file that servers' tools write may end in a
+    /// newline). It stays in memory: a job's output would be kept in events and the store.
+    private func readPassword(_ path: String) async throws -> [UInt8] {
+        let content = try await agent.read(path, limit: 1024, on: vm, patience: 60)
+        let line = content.prefix { $0 != UInt8(ascii: "\n") }
+        guard !line.isEmpty else { throw StepFailure(message: "the password file \(path) is empty") }
+        return Array(line)
     }
 
     /// Writes frames as PNG under `pictures/VM/`; returns their paths.

@@ -81,9 +81,3 @@ public enum GuestNetwork: TextValue, Sendable, Equatable {
         }
     }
 }
-
-extension Check {
-    public static func absolutePath(_ path: String) throws {
-        guard path.hasPrefix("/") else { throw ValueError("expected an absolute path, found '\(path)'") }
-    }
-}

@@ -2,8 +2,8 @@
 /// what to send and what happened come out. No I/O: the caller moves the bytes (ionlab over a forwarded
 /// connection through an agent), and tests feed it a server's bytes directly.
 ///
-/// It speaks what a check needs and no more: versions 3.3, 3.7 and 3.8, the None security type, 32-bit true
-/// colour, the Raw encoding, key events and framebuffer update requests. Everything the server sends is
+/// It speaks what a check needs and no more: versions 3.3, 3.7 and 3.8, the None and VNC Authentication
+/// security types, 32-bit true colour, the Raw encoding, key events and framebuffer update requests. Everything the server sends is
 /// treated as hostile: sizes are bounded before anything is buffered for them, rectangles must lie inside the
 /// framebuffer, and anything unexpected is an error that names it.
 public struct RFBClient: Sendable {
@@ -30,16 +30,27 @@ public struct RFBClient: Sendable {
     }
 
     enum Phase: Sendable, Equatable {
-        case version, securityTypes, securityType33, securityResult, serverInit, ready
+        case version, securityTypes, securityType33, challenge, securityResult, serverInit, ready
+    }
+
+    /// RFB's security types that ionlab speaks.
+    enum Security {
+        static let none: UInt8 = 1
+        static let vncAuthentication: UInt8 = 2
     }
 
     private var phase = Phase.version
     private var minor = 8
     private var inbox: [UInt8] = []
     private var start = 0
+    private let password: [UInt8]?
     public private(set) var framebuffer: Framebuffer?
 
-    public init() {}
+    /// `password` answers a server that asks for VNC Authentication; without one only None is spoken. A
+    /// server that offers both gets None.
+    public init(password: [UInt8]? = nil) {
+        self.password = password
+    }
 
     /// Feeds bytes from the server; returns what to send back, and what happened. Throws ``RFBError`` for
     /// anything the server should not have sent.
@@ -108,22 +119,37 @@ public struct RFBClient: Sendable {
             guard available >= 1 + count else { return nil }
             let types = (0..<count).map { peek(1 + $0) }
             start += 1 + count
-            guard types.contains(1) else {
-                throw RFBError("the server asks for security type(s) \(types.map(String.init).joined(separator: ", ")); ionlab speaks only None (1)")
+            let chosen = try choose(from: types)
+            if chosen == Security.vncAuthentication {
+                phase = .challenge
+                return ([chosen], [])
             }
             phase = minor == 8 ? .securityResult : .serverInit
-            return ([1] + (minor == 8 ? [] : [1]), [])  // None; 3.7 has no security result, so ClientInit follows
+            return ([chosen] + (minor == 8 ? [] : [1]), [])  // 3.7 has no security result after None, so ClientInit follows
         case .securityType33:
             guard available >= 4 else { return nil }
             let type = u32(at: 0)
             if type == 0 { return try refusal(after: 4) }
-            guard type == 1 else { throw RFBError("the server asks for security type \(type); ionlab speaks only None (1)") }
+            guard type <= 255 else { throw RFBError("the server asks for security type \(type); \(Self.spoken)") }
+            let chosen = try choose(from: [UInt8(type)])
             start += 4
+            if chosen == Security.vncAuthentication {
+                phase = .challenge
+                return ([], [])
+            }
             phase = .serverInit
             return ([1], [])  // ClientInit: shared
+        case .challenge:
+            guard available >= VNCAuthentication.challengeSize else { return nil }
+            let challenge = Array(inbox[start..<(start + VNCAuthentication.challengeSize)])
+            start += VNCAuthentication.challengeSize
+            phase = .securityResult  // every version answers VNC Authentication with a result
+            return (VNCAuthentication.response(to: challenge, password: password ?? []), [])
         case .securityResult:
             guard available >= 4 else { return nil }
             guard u32(at: 0) == 0 else {
+                // Only 3.8 gives a reason; before it a failed password just ends the handshake.
+                guard minor == 8 else { throw RFBError("the server refused the password (VNC Authentication failed)") }
                 guard available >= 8 else { return nil }
                 return try refusal(after: 4)
             }
@@ -146,6 +172,20 @@ public struct RFBClient: Sendable {
         case .ready:
             return try serverMessage()
         }
+    }
+
+    static let spoken = "ionlab speaks None (1), and VNC Authentication (2) when given a password"
+
+    /// None if the server offers it, else VNC Authentication if it is offered and a password was given.
+    private func choose(from types: [UInt8]) throws -> UInt8 {
+        if types.contains(Security.none) { return Security.none }
+        if types.contains(Security.vncAuthentication) {
+            guard password != nil else {
+                throw RFBError("the server asks for a password (VNC Authentication) and none was given (remote_desktop's password_file)")
+            }
+            return Security.vncAuthentication
+        }
+        throw RFBError("the server asks for security type(s) \(types.map(String.init).joined(separator: ", ")); \(Self.spoken)")
     }
 
     /// A refusal's reason (a length and text) after `offset` bytes, thrown.

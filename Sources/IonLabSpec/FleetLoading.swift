@@ -42,8 +42,13 @@ extension FleetSpec {
 
     func checked(against context: FleetContext?) throws {
         guard let context else { return }
-        if !context.images.contains(image) {
-            throw FieldProblem(["image"], "no image named '\(image)' in the catalog (it has: \(context.images.joined(separator: ", ")))")
+        func known(_ name: String, at field: [FieldKey]) throws {
+            guard !context.images.contains(name) else { return }
+            throw FieldProblem(field, "no image named '\(name)' in the catalog (it has: \(context.images.joined(separator: ", ")))")
+        }
+        try known(image, at: ["image"])
+        for (index, vm) in vms.enumerated() {
+            if let own = vm.image { try known(own, at: ["vms", FieldKey(intValue: index), "image"]) }
         }
         if case .named(let names) = backend {
             for (index, name) in names.enumerated() where !context.backends.contains(name) {

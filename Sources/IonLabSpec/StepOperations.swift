@@ -104,7 +104,7 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
 ///     - dbus_interface: {path: /org/freedesktop/portal/desktop, interface: org.freedesktop.impl.portal.RemoteDesktop}
 ///     - rustdesk_id: true
 ///     - desktop: {user: desktop, within_seconds: 300}
-///     - remote_desktop: {port: 5900, terminal_keys: "super+Return"}
+///     - remote_desktop: {port: 5900, terminal_keys: "super+Return", password_file: /etc/vnc-password}
 public enum Probe: Codable, Sendable, Equatable {
     case unitActive(String, user: String?)
     case process(String)
@@ -119,7 +119,8 @@ public enum Probe: Codable, Sendable, Equatable {
     /// A remote-desktop session from outside, as a viewer: the controller connects to the VNC server on the
     /// guest's `port` through the agent's channel, takes a frame, opens a terminal with `terminalKeys`, types a
     /// marker, and takes a second frame that must show the change. Runs on the controller, not in the guest.
-    case remoteDesktop(port: Int, terminalKeys: String)
+    /// A server that asks for VNC Authentication gets the password in the guest's `passwordFile`.
+    case remoteDesktop(port: Int, terminalKeys: String, passwordFile: String?)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case unitActive, process, port, command, dbusName, dbusInterface, rustdeskId, desktop, remoteDesktop
@@ -131,6 +132,7 @@ public enum Probe: Codable, Sendable, Equatable {
     struct RemoteDesktopFields: Codable {
         var port: Int
         var terminalKeys: String?
+        var passwordFile: String?
     }
 
     /// Whether the probe runs in the guest (the verify script) or on the controller.
@@ -205,8 +207,9 @@ public enum Probe: Codable, Sendable, Equatable {
             try container.validate(key) {
                 try Check.range(1...65_535)(fields.port)
                 if let keys = fields.terminalKeys { _ = try KeyChord(parsing: keys) }
+                if let file = fields.passwordFile { try Check.absolutePath(file) }
             }
-            self = .remoteDesktop(port: fields.port, terminalKeys: fields.terminalKeys ?? Self.defaultTerminalKeys)
+            self = .remoteDesktop(port: fields.port, terminalKeys: fields.terminalKeys ?? Self.defaultTerminalKeys, passwordFile: fields.passwordFile)
         }
     }
 
@@ -221,7 +224,8 @@ public enum Probe: Codable, Sendable, Equatable {
         case .dbusInterface(let path, let interface): try container.encode(InterfaceFields(path: path, interface: interface), forKey: .dbusInterface)
         case .rustdeskID: try container.encode(true, forKey: .rustdeskId)
         case .desktop(let user, let wait): try container.encode(DesktopFields(user: user, withinSeconds: wait), forKey: .desktop)
-        case .remoteDesktop(let port, let keys): try container.encode(RemoteDesktopFields(port: port, terminalKeys: keys), forKey: .remoteDesktop)
+        case .remoteDesktop(let port, let keys, let file):
+            try container.encode(RemoteDesktopFields(port: port, terminalKeys: keys, passwordFile: file), forKey: .remoteDesktop)
         }
     }
 
@@ -236,7 +240,7 @@ public enum Probe: Codable, Sendable, Equatable {
         case .dbusInterface(_, let interface): "D-Bus \(interface)"
         case .rustdeskID: "RustDesk ID"
         case .desktop(let user, _): "desktop of \(user)"
-        case .remoteDesktop(let port, _): "remote desktop on port \(port)"
+        case .remoteDesktop(let port, _, _): "remote desktop on port \(port)"
         }
     }
 }

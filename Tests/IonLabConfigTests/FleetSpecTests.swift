@@ -23,6 +23,54 @@ import Testing
         #expect(spec.workflow[5].onFailure == .retry(3))
     }
 
+    /// The ionChannel spec is the desktop demonstration's, changed only where the README says and for its reasons:
+    /// the image, the RustDesk release, RemoteDesktop where the wlr backend has ScreenCast, and a VNC server
+    /// (krfb) that goes through the portal and asks for a password.
+    @Test func theIonChannelSpecRunsTheDesktopDemosProbesWithRemoteDesktopForScreenCast() throws {
+        let fleets = repo.appendingPathComponent("controller-config/fleets").path
+        let desktop = try FleetSpec.load(path: "\(fleets)/desktop.yaml")
+        let ionChannel = try FleetSpec.load(path: "\(fleets)/ionchannel.yaml")
+        #expect(desktop.image == "bookworm-desktop" && ionChannel.image == "pop-cosmic")
+        func step(_ spec: FleetSpec, _ name: String) throws -> WorkflowStep.Operation {
+            try #require(spec.workflow.first { $0.name == name }?.operation, "\(spec.name) has no step '\(name)'")
+        }
+        #expect(try step(ionChannel, "desktop session") == step(desktop, "desktop session"))
+        guard case .verify(let screenCast) = try step(desktop, "portal"), case .verify(let remoteDesktop) = try step(ionChannel, "portal") else {
+            Issue.record("the portal steps are not checks")
+            return
+        }
+        #expect(remoteDesktop == screenCast.map { probe in
+            guard case .dbusInterface(let path, let interface) = probe else { return probe }
+            return .dbusInterface(path: path, interface: interface.replacingOccurrences(of: "ScreenCast", with: "RemoteDesktop"))
+        })
+        #expect(try step(desktop, "remote desktop") == .verify([.remoteDesktop(port: 5900, terminalKeys: "super+Return", passwordFile: nil)]))
+        #expect(try step(ionChannel, "remote desktop")
+                == .verify([.remoteDesktop(port: 5900, terminalKeys: "super+t", passwordFile: "/root/.config/ionlab/vnc-password")]))
+        guard case .rustdesk(let release) = try step(ionChannel, "rustdesk") else {
+            Issue.record("no rustdesk step")
+            return
+        }
+        #expect(release.version == "1.3.7" && release.deb == nil)
+        #expect(ionChannel.workflow.compactMap { step -> String? in
+            if case .recipe(let file) = step.operation { return file }
+            return nil
+        } == ["../recipes/ionchannel-portal.yaml", "../recipes/krfb.yaml"])
+
+        // The krfb recipe loads with its files, and writes the password where the probe reads it.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-krfb-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let recipes = repo.appendingPathComponent("controller-config/recipes").path
+        try "name: k\nimage: pop-cosmic\ncount: 1\nworkflow:\n  - recipe: \(recipes)/krfb.yaml\n".write(toFile: "\(scratch)/k.yaml", atomically: true, encoding: .utf8)
+        let krfb = try FleetSpec.load(path: "\(scratch)/k.yaml", context: FleetContext(images: ["pop-cosmic"], backends: []))
+        #expect(krfb.workflow.map(\.name) == ["krfb: krfb package", "krfb: krfb setup script", "krfb: krfb configuration", "krfb: krfb service"])
+        guard case .exec(let argv) = krfb.workflow[2].operation else {
+            Issue.record("the krfb configuration is not a command")
+            return
+        }
+        #expect(argv.last == "/root/.config/ionlab/vnc-password")
+    }
+
     @Test func recipeProblemsNameTheRecipeFile() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-recipe-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

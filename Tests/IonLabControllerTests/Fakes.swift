@@ -65,6 +65,11 @@ final class FakeAgents: AgentExecuting, @unchecked Sendable {
         throw Failure("cannot connect to \(endpoint): connection refused")
     }
 
+    /// Nor any file to read.
+    func read(_ path: String, limit: Int, on agent: String, patience: Double) async throws -> [UInt8] {
+        throw Failure("\(path): no such file")
+    }
+
     /// The argv of every job run on `agent`, in order.
     func commands(on agent: String) -> [[String]] { lock.withLock { specs.filter { $0.agent == agent }.map(\.spec.argv) } }
     var uploadCount: Int { lock.withLock { uploads.count } }
@@ -88,7 +93,7 @@ final class FakeVMs: VMProvisioning, @unchecked Sendable {
     }
 
     func checkImage(_ name: String) throws {
-        guard name == "test-base" else { throw ControllerError("no image named '\(name)'") }
+        guard ["test-base", "desktop-base"].contains(name) else { throw ControllerError("no image named '\(name)'") }
     }
 
     func capacities(for spec: FleetSpec) async throws -> [HostCapacity] { hosts }

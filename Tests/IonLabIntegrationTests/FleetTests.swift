@@ -56,6 +56,8 @@ import Testing
             ("unknown", "name: u\nimage: test-base\ncount: 1\ncolour: blue\n", "unknown.yaml:4: colour: unknown field"),
             ("noimage", "name: n\ncount: 1\n", "noimage.yaml:1: image: missing required field"),
             ("badimage", "name: b\nimage: nope\ncount: 1\n", "badimage.yaml:2: image: no image named 'nope' in the catalog (it has: test-base)"),
+            ("badvmimage", "name: b\nimage: test-base\nvms:\n  - {name: b-1}\n  - {name: b-2, image: nope}\n",
+             "badvmimage.yaml:5: vms[1].image: no image named 'nope' in the catalog (it has: test-base)"),
             ("badbackend", "name: b\nbackend: [big, huge]\nimage: test-base\ncount: 1\n",
              "badbackend.yaml:2: backend[1]: no backend named 'huge' in the controller config (it has: big, small)"),
             ("nocopy", "name: c\nimage: test-base\ncount: 1\nworkflow:\n  - copy: {from: missing.txt, to: /tmp/x}\n",

@@ -81,6 +81,48 @@ import Testing
         #expect(closed.stdout.contains("cannot connect to 127.0.0.1:\(closedPort): connection refused"), "\(closed.stdout)")
     }
 
+    /// VNC Authentication against a real server that knows nothing of ionlab: TigerVNC's Xvnc with a password,
+    /// on loopback. The password is read from the machine of the agent (here the host) through the channel, and
+    /// never reaches a job's output. The right one gets a frame (Xvnc's bare root window: keys change nothing
+    /// there, so the verdict says the input did not show); a wrong one, none, and a missing file each fail with
+    /// their reason.
+    @Test func theRemoteDesktopProbeAnswersAServerThatAsksForAPassword() async throws {
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let port = try Lab.freePort()
+        let obfuscated = "\(fleet.scratch)/xvnc-passwd", plain = "\(fleet.scratch)/vnc-password", wrong = "\(fleet.scratch)/wrong-password"
+        let password = "pw-\(UInt32.random(in: 0...UInt32.max))"
+        let made = Lab.runProgram("/usr/bin/sh", ["-c", "printf '%s\\n' \"$1\" | vncpasswd -f >\"$2\"", "sh", password, obfuscated], directory: fleet.scratch)
+        #expect(made.status == 0, "vncpasswd (tigervnc-tools, scripts/install-deps.sh): \(made.stderr)")
+        try "\(password)\n".write(toFile: plain, atomically: true, encoding: .utf8)
+        try "not-\(password)\n".write(toFile: wrong, atomically: true, encoding: .utf8)
+        let display = port % 10_000 + 100
+        let xvnc = try fleet.lab.spawnHelper("/usr/bin/Xvnc", [":\(display)", "-rfbport", String(port), "-localhost", "-nolisten", "tcp", "-retro",
+                                                      "-SecurityTypes", "VncAuth", "-PasswordFile", obfuscated, "-geometry", "64x48", "-depth", "24"],
+                                      log: "xvnc.log")
+        defer {  // killed (it inherits the test's blocked signals, SIGTERM among them), it leaves these behind
+            kill(xvnc.processIdentifier, SIGKILL)
+            xvnc.waitUntilExit()
+            for leftover in ["/tmp/.X\(display)-lock", "/tmp/.X11-unix/X\(display)"] { try? FileManager.default.removeItem(atPath: leftover) }
+        }
+        try await eventually("Xvnc (tigervnc-standalone-server)", timeout: 30) { ForwardTests.connects(port) }
+
+        func verdict(_ fleetName: String, _ fields: String) throws -> String {
+            _ = try up(fleet, fleetName, steps: "  - verify:\n      - remote_desktop: {port: \(port)\(fields)}\n")
+            return try #require(fleet.events(fleet: fleetName).first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
+        }
+        let right = try verdict("vncpw", ", password_file: \(plain)")
+        #expect(right.contains("the input did not change the screen: 64×48 "), "\(right)")
+        #expect(right.contains("connected in") && right.contains("first frame in"), "\(right)")
+        let all = fleet.lab.run(["events", "--json"]).stdout + fleet.lab.run(["jobs", "--json"]).stdout
+        #expect(!all.contains(password), "the password reached the events or the jobs")
+
+        #expect(try verdict("vncwrong", ", password_file: \(wrong)").contains("the server refused the connection: Authentication failure"))
+        #expect(try verdict("vncnone", "").contains("the server asks for a password (VNC Authentication) and none was given"))
+        let missing = try verdict("vncmissing", ", password_file: \(fleet.scratch)/nothing")
+        #expect(missing.contains("\(fleet.scratch)/nothing"), "\(missing)")
+    }
+
     /// A `.deb` the VM downloads (here from an HTTP server on 127.0.0.1), checked against its sha256.
     @Test func aDebFromAURLIsDownloadedCheckedAndInstalled() async throws {
         let package = "ionlab-test-fetched"

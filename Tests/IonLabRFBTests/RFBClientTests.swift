@@ -61,19 +61,75 @@ import Testing
         #expect(try v33.receive(Self.serverInit(width: 8, height: 8, name: "y")).events == [.ready(width: 8, height: 8, name: "y")])
     }
 
+    /// FIPS 81's DES example (key 133457799BBCDFF1, plaintext 0123456789ABCDEF, ciphertext 85E813540F0AB405),
+    /// reached through VNC Authentication: the password is that key with each byte's bits reversed, the
+    /// challenge that plaintext twice.
+    static let fipsPassword: [UInt8] = [0xC8, 0x2C, 0xEA, 0x9E, 0xD9, 0x3D, 0xFB, 0x8F]
+    static let fipsChallenge: [UInt8] = [0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF] + [0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF]
+    static let fipsResponse: [UInt8] = [0x85, 0xE8, 0x13, 0x54, 0x0F, 0x0A, 0xB4, 0x05] + [0x85, 0xE8, 0x13, 0x54, 0x0F, 0x0A, 0xB4, 0x05]
+
+    @Test func vncAuthenticationAnswersTheChallengeWithDESOfItUnderTheBitReversedPassword() {
+        #expect(VNCAuthentication.response(to: Self.fipsChallenge, password: Self.fipsPassword) == Self.fipsResponse)
+        // Only the first 8 bytes count, and a shorter password is padded with zeros.
+        #expect(VNCAuthentication.response(to: Self.fipsChallenge, password: Self.fipsPassword + [1, 2, 3]) == Self.fipsResponse)
+        let short = VNCAuthentication.response(to: Self.fipsChallenge, password: Array("pw".utf8))
+        #expect(short == VNCAuthentication.response(to: Self.fipsChallenge, password: Array("pw".utf8) + [0, 0, 0, 0, 0, 0]))
+        #expect(short != Self.fipsResponse)
+    }
+
+    @Test func aServerThatAsksForAPasswordGetsTheResponseInEveryVersion() throws {
+        // 3.8: the client picks type 2, answers the challenge, and sends ClientInit after the result.
+        var v38 = RFBClient(password: Self.fipsPassword)
+        _ = try v38.receive(Self.hello)
+        #expect(try v38.receive([1, 2]).send == [2])
+        #expect(try v38.receive(Self.fipsChallenge.prefix(10)).send.isEmpty)  // nothing from half a challenge
+        #expect(try v38.receive(Self.fipsChallenge.dropFirst(10)).send == Self.fipsResponse)
+        #expect(try v38.receive(Self.u32(0)).send == [1])
+        #expect(try v38.receive(Self.serverInit(width: 8, height: 8, name: "locked")).events == [.ready(width: 8, height: 8, name: "locked")])
+        // Offered both, it takes None.
+        var both = RFBClient(password: Self.fipsPassword)
+        _ = try both.receive(Self.hello)
+        #expect(try both.receive([2, 2, 1]).send == [1])
+        // 3.7 sends a result after VNC Authentication (it sends none after None).
+        var v37 = RFBClient(password: Self.fipsPassword)
+        _ = try v37.receive(Array("RFB 003.007\n".utf8))
+        #expect(try v37.receive([1, 2]).send == [2])
+        #expect(try v37.receive(Self.fipsChallenge).send == Self.fipsResponse)
+        #expect(try v37.receive(Self.u32(0)).send == [1])
+        // 3.3: the server names the type; the client sends nothing until the challenge.
+        var v33 = RFBClient(password: Self.fipsPassword)
+        _ = try v33.receive(Array("RFB 003.003\n".utf8))
+        #expect(try v33.receive(Self.u32(2)).send.isEmpty)
+        #expect(try v33.receive(Self.fipsChallenge).send == Self.fipsResponse)
+        #expect(try v33.receive(Self.u32(0)).send == [1])
+    }
+
+    @Test func aRefusedPasswordIsAnErrorThatSaysSo() throws {
+        var v38 = RFBClient(password: Array("wrong".utf8))
+        _ = try v38.receive(Self.hello + [1, 2] + Self.fipsChallenge)
+        #expect { _ = try v38.receive(Self.u32(1) + Self.u32(22) + Array("Authentication failure".utf8)) } throws: {
+            "\($0)" == "the server refused the connection: Authentication failure"
+        }
+        var v37 = RFBClient(password: Array("wrong".utf8))
+        _ = try v37.receive(Array("RFB 003.007\n".utf8) + [1, 2] + Self.fipsChallenge)
+        #expect { _ = try v37.receive(Self.u32(1)) } throws: { "\($0)" == "the server refused the password (VNC Authentication failed)" }
+    }
+
     static let hello: [UInt8] = Array("RFB 003.008\n".utf8)
     static let noneAccepted: [UInt8] = hello + [1, 1] + u32(0)
 
     static let badHandshakes: [([UInt8], String)] = {
         var cases: [([UInt8], String)] = []
         cases.append((Array("HTTP/1.1 200\n".utf8), "not an RFB version"))
-        cases.append((hello + [1, 2], "security type(s) 2; ionlab speaks only None (1)"))
+        cases.append((hello + [1, 2], "asks for a password (VNC Authentication) and none was given"))
+        cases.append((hello + [2, 5, 16], "security type(s) 5, 16; ionlab speaks None (1), and VNC Authentication (2) when given a password"))
         cases.append((hello + [0] + u32(6) + Array("go away".utf8.prefix(6)), "refused the connection: go awa"))
         cases.append((hello + [1, 1] + u32(1) + u32(4) + Array("nope".utf8), "refused the connection: nope"))
         cases.append((noneAccepted + serverInit(width: 9000, height: 2, name: ""), "9000 × 2, beyond 8192 a side"))
         let hugeName: [UInt8] = u16(4) + u16(2) + [UInt8](repeating: 0, count: 16) + u32(1 << 30)
         cases.append((noneAccepted + hugeName, "name is 1073741824 bytes"))
-        cases.append((Array("RFB 003.003\n".utf8) + u32(2), "security type 2"))
+        cases.append((Array("RFB 003.003\n".utf8) + u32(2), "asks for a password"))
+        cases.append((Array("RFB 003.003\n".utf8) + u32(300), "security type 300"))
         return cases
     }()
 

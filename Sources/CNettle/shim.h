@@ -1,0 +1,2 @@
+/* Nettle's DES, for RFB's VNC Authentication (IonLabRFB). */
+#include <nettle/des.h>
