@@ -114,6 +114,13 @@ extension ImageCatalog {
         path: /var/cache/ionlab/images/bookworm-desktop/disk.qcow2
         format: qcow2
         os: debian
+      # A COSMIC desktop for the ionChannel spec (fleets/ionchannel.yaml). No such image is published: make one
+      # that boots by itself with cloud-init (NoCloud), has the user `desktop` whose COSMIC session starts at boot
+      # (for example greetd's initial_session running start-cosmic), and xdg-desktop-portal. See the README.
+      - name: pop-cosmic
+        path: /var/lib/ionlab/images/pop-cosmic.qcow2
+        format: qcow2
+        os: pop
       # A real cloud image: download it once, then `ionlab vm create NAME --image debian-12 --memory 1024 --disk 8`.
       #   https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-generic-amd64.qcow2
       - name: debian-12
