@@ -60,9 +60,25 @@ lab_phase "vm create until ready" "$s"
 ionlab vm info "$vm" >"$state/info.txt" || fail "vm info"
 grep -q "^domain  *running" "$state/info.txt" && grep -q "^agent  *connected" "$state/info.txt" || fail "vm info: $(cat "$state/info.txt")"
 ionlab events >"$state/events.txt"
-for kind in vm.defined vm.started vm.kernel-up vm.cloud-init vm.agent-installed agent.enrolled vm.ready; do
+for kind in vm.defined vm.started vm.kernel-up vm.cloud-init vm.cloud-init-network vm.cloud-init-config vm.cloud-init-final \
+  vm.agent-installed agent.enrolled vm.ready; do
   grep -q "  $kind  $vm  " "$state/events.txt" || fail "no $kind event for $vm: $(cat "$state/events.txt")"
 done
+# Boot to ready by phase, from the console and the agent (`ionlab vm info` shows the same line).
+ionlab vm info "$vm" --json | python3 -c '
+import json, sys
+milestones = (json.load(sys.stdin).get("boot") or {}).get("milestones", [])
+names = [m["name"] for m in milestones]
+wanted = ["domain started", "kernel", "cloud-init local", "cloud-init network", "cloud-init config", "cloud-init final",
+          "agent installed", "agent started", "enrolled", "TLS connected", "ready"]
+missing = [name for name in wanted if name not in names]
+if missing:
+    sys.exit("missing from the boot timeline: " + ", ".join(missing))
+previous = 0.0
+for m in milestones:
+    print("e2e: boot of %s: %-20s %6.1f s  (+%.1f)" % (sys.argv[1], m["name"], m["seconds"], m["seconds"] - previous))
+    previous = m["seconds"]
+' "$vm" || fail "the boot timeline of $vm"
 
 s=$(date +%s.%N)
 release=$(ionlab exec "$vm" -- cat /etc/os-release) || fail "exec cat /etc/os-release"

@@ -22,7 +22,12 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case vmDefined = "vm.defined"
     case vmStarted = "vm.started"
     case vmKernelUp = "vm.kernel-up"
+    /// cloud-init's stages as the console shows them: local (before the network), network, config, final, done.
     case vmCloudInit = "vm.cloud-init"
+    case vmCloudInitNetwork = "vm.cloud-init-network"
+    case vmCloudInitConfig = "vm.cloud-init-config"
+    case vmCloudInitFinal = "vm.cloud-init-final"
+    case vmCloudInitDone = "vm.cloud-init-done"
     case vmAgentInstalled = "vm.agent-installed"
     case vmReady = "vm.ready"
     case vmFailed = "vm.failed"
@@ -321,11 +326,14 @@ public struct ConnectionDetail: Codable, Sendable, Equatable {
     public var remote: String
     public var bootID: String?
     public var software: String
+    /// How long the agent's process had run when it said hello: when it started, on the controller's clock.
+    public var agentAgeSeconds: Double?
 
-    public init(remote: String, bootID: String?, software: String) {
+    public init(remote: String, bootID: String?, software: String, agentAgeSeconds: Double? = nil) {
         self.remote = remote
         self.bootID = bootID
         self.software = software
+        self.agentAgeSeconds = agentAgeSeconds
     }
 }
 

@@ -38,13 +38,17 @@ public struct VMInfo: Codable, Sendable {
     public var forwards: [ForwardRecord]
     /// Its snapshots, oldest first (empty when the backend did not answer).
     public var snapshots: [SnapshotInfo]
+    /// Its last boot, milestone by milestone.
+    public var boot: BootTimeline?
 
-    public init(record: VMRecord, domainState: String?, agent: AgentStatus?, forwards: [ForwardRecord] = [], snapshots: [SnapshotInfo] = []) {
+    public init(record: VMRecord, domainState: String?, agent: AgentStatus?, forwards: [ForwardRecord] = [], snapshots: [SnapshotInfo] = [],
+                boot: BootTimeline? = nil) {
         self.record = record
         self.domainState = domainState
         self.agent = agent
         self.forwards = forwards
         self.snapshots = snapshots
+        self.boot = boot
     }
 }
 

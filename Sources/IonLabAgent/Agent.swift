@@ -101,7 +101,8 @@ public final class Agent: @unchecked Sendable {
             var frames = inbound.makeAsyncIterator()
             // More jobs than a hello may list: list none, and the controller marks none lost.
             let greeting = try await mux.greet(Hello(role: .agent, software: "ionlab-agent \(Self.version)", bootID: HealthProbe.bootID(),
-                                                     runningJobs: known.count <= PeerLimits.jobsPerMessage ? known : nil), frames: &frames)
+                                                     runningJobs: known.count <= PeerLimits.jobsPerMessage ? known : nil,
+                                                     ageSeconds: HealthProbe.processAgeSeconds()), frames: &frames)
             if case .renewalRequired(let reason) = greeting {
                 try await recover(mux: mux, frames: &frames, reason: reason)
                 return

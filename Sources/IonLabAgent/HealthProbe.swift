@@ -32,6 +32,17 @@ public enum HealthProbe {
         return String(cString: buffer)
     }
 
+    /// How long this process has run: the uptime now less its start in /proc/self/stat (field 22, in clock
+    /// ticks since boot, after the command name, which may hold spaces and parentheses).
+    static func processAgeSeconds() -> Double? {
+        guard let stat = text(of: "/proc/self/stat"), let close = stat.lastIndex(of: ")"),
+              let uptime = firstField(of: "/proc/uptime").flatMap(Double.init) else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let ticks = Double(fields[19]) else { return nil }
+        let perSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return perSecond > 0 ? max(0, uptime - ticks / perSecond) : nil
+    }
+
     static func bootID() -> String {
         text(of: "/proc/sys/kernel/random/boot_id")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
     }

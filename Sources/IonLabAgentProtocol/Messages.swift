@@ -113,14 +113,18 @@ public struct Hello: Codable, Sendable, Equatable {
     /// Set by an agent: the boot it runs in, and jobs still running or finished but unreported.
     public var bootID: String?
     public var runningJobs: [String]?
+    /// Set by an agent: how long its process has run, so the controller can place its start in a boot's
+    /// timeline.
+    public var ageSeconds: Double?
 
     public init(protocolVersion: Int = ProtocolVersion.current, role: Role, software: String,
-                bootID: String? = nil, runningJobs: [String]? = nil) {
+                bootID: String? = nil, runningJobs: [String]? = nil, ageSeconds: Double? = nil) {
         self.protocolVersion = protocolVersion
         self.role = role
         self.software = software
         self.bootID = bootID
         self.runningJobs = runningJobs
+        self.ageSeconds = ageSeconds
     }
 }
 

@@ -120,6 +120,7 @@ extension Hello {
             try PeerText.count(runningJobs.count, "hello.runningJobs", max: PeerLimits.jobsPerMessage)
             for job in runningJobs { try PeerText.identifier(job, "hello.runningJobs", max: PeerLimits.jobID) }
         }
+        try ageSeconds.map { try PeerText.number($0, "hello.ageSeconds", in: PeerLimits.seconds) }
     }
 }
 

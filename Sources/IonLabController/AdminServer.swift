@@ -121,7 +121,8 @@ struct AdminHandler {
                 let agent = try controller.agents.statuses().first { $0.name == name }
                 try await stream.send(.vmInfo(VMInfo(record: record, domainState: await controller.vms.domainState(record), agent: agent,
                                                     forwards: controller.forwards.records(agent: name),
-                                                    snapshots: (try? await controller.vms.snapshots(of: record)) ?? [])))
+                                                    snapshots: (try? await controller.vms.snapshots(of: record)) ?? [],
+                                                    boot: BootTimeline.of(try controller.store.events(of: name, kinds: BootTimeline.kinds)))))
             case .vmScreenshot(let name):
                 let screenshot = try await controller.vms.screenshot(of: name)
                 guard screenshot.png.count <= ScreenshotHeader.maximumBytes else {

@@ -235,7 +235,8 @@ struct AgentListener {
         try await session.mux.sendControl(.welcome(Welcome(name: session.name, software: "ionlab controller")))
         authenticated.now()
         events.emit(.agentConnected, agent: session.name, "connected from \(session.remote) (\(hello.software))",
-                               detail: .connection(ConnectionDetail(remote: session.remote, bootID: hello.bootID, software: hello.software)))
+                               detail: .connection(ConnectionDetail(remote: session.remote, bootID: hello.bootID, software: hello.software,
+                                                                     agentAgeSeconds: hello.ageSeconds)))
         // An agent with more jobs than a hello may list sends none: then nothing can be judged lost.
         if let known = hello.runningJobs { services.jobs.markLost(of: session.name, known: Set(known)) }
         var reason = "connection closed"

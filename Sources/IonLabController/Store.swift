@@ -95,6 +95,10 @@ public final class Store: Sendable {
                 CREATE INDEX forwards_agent ON forwards(agent);
                 """)
         }
+        migrator.registerMigration("v7-events-agent") { db in
+            // One VM's events (its boot timeline) without reading everyone's.
+            try db.execute(sql: "CREATE INDEX events_agent ON events(agent, seq)")
+        }
         return migrator
     }
 
@@ -395,6 +399,15 @@ extension Store {
     }
 
     /// Events after `seq`, optionally only those at or after `since` and of one fleet, in order.
+    /// One agent's (or VM's) events of these kinds, oldest first: the last `limit` of them.
+    func events(of agent: String, kinds: Set<EventKind>, limit: Int = 1_000) throws -> [Event] {
+        let marks = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
+        let sql = "SELECT * FROM (SELECT * FROM events WHERE agent = ? AND kind IN (\(marks)) ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: StatementArguments([agent] + kinds.map(\.rawValue)) + [limit]).map(Self.event)
+        }
+    }
+
     func events(after seq: Int64, since: Date? = nil, fleet: String? = nil, limit: Int = 10_000) throws -> [Event] {
         var sql = "SELECT * FROM events WHERE seq > ?"
         var arguments: StatementArguments = [seq]
@@ -408,11 +421,12 @@ extension Store {
         }
         arguments += [limit]
         return try pool.read { db in
-            try Row.fetchAll(db, sql: sql + " ORDER BY seq LIMIT ?", arguments: arguments).map { row in
-                Event(seq: row["seq"], time: Date(timeIntervalSince1970: row["time"]), kind: EventKind(stored: row["kind"]), agent: row["agent"],
-                      job: row["job"], fleet: row["fleet"], message: row["message"],
-                      detail: Self.decode(EventDetail.self, row["fields"]))
-            }
+            try Row.fetchAll(db, sql: sql + " ORDER BY seq LIMIT ?", arguments: arguments).map(Self.event)
         }
+    }
+
+    private static func event(_ row: Row) -> Event {
+        Event(seq: row["seq"], time: Date(timeIntervalSince1970: row["time"]), kind: EventKind(stored: row["kind"]), agent: row["agent"],
+              job: row["job"], fleet: row["fleet"], message: row["message"], detail: decode(EventDetail.self, row["fields"]))
     }
 }

@@ -281,7 +281,11 @@ struct ConsoleMilestones {
     static let markers: [(marker: String, kind: EventKind, message: String)] = [
         ("Linux version", .vmKernelUp, "kernel up"),
         ("Cloud-init v.", .vmCloudInit, "cloud-init running"),
+        ("running 'init' at", .vmCloudInitNetwork, "cloud-init: network stage"),
+        ("running 'modules:config'", .vmCloudInitConfig, "cloud-init: config stage"),
+        ("running 'modules:final'", .vmCloudInitFinal, "cloud-init: final stage"),
         (agentInstalledMarker, .vmAgentInstalled, "agent installed by cloud-init"),
+        ("Datasource DataSource", .vmCloudInitDone, "cloud-init done"),  // "Cloud-init v. N finished at … Datasource DataSourceNoCloud …"
     ]
     static let agentInstalledMarker = "ionlab: agent installed"
 

@@ -160,6 +160,7 @@ struct VMInfoCommand: AsyncParsableCommand {
         } else {
             lines.append(("agent", "none"))
         }
+        if let boot = info.boot, !boot.milestones.isEmpty { lines.append(("boot", boot.text)) }
         for snapshot in info.snapshots {
             lines.append(("snapshot", "\(snapshot.name), taken \(snapshot.created.map(Format.time) ?? "?") "
                           + "(\(snapshot.hasMemory ? "disk and memory" : "disk"))" + (snapshot.description.map { ": \($0)" } ?? "")))

@@ -36,6 +36,13 @@ import Testing
         #expect(problem?.hasPrefix("protocol error: \(name): out of range") == true, "\(problem ?? "accepted")")
     }
 
+    @Test(arguments: [-1, 1e300])
+    func anAgentsImpossibleAgeIsRefused(value: Double) {
+        let problem = rejection(AgentControl.hello(Hello(role: .agent, software: "ionlab-agent 0.1.0", ageSeconds: value)))
+        #expect(problem?.hasPrefix("protocol error: hello.ageSeconds: out of range") == true, "\(problem ?? "accepted")")
+        #expect(rejection(AgentControl.hello(Hello(role: .agent, software: "ionlab-agent 0.1.0", ageSeconds: 2.5))) == nil)
+    }
+
     @Test func escapeSequencesAndHugeStringsAreRefusedWithoutEchoingThem() {
         var health = Self.health
         health.hostname = "vm1\u{1b}]0;pwned\u{07}"

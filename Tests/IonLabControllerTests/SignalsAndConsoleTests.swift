@@ -67,7 +67,26 @@ final class ManagedFlag: @unchecked Sendable {
         handle.write(Data("[    0.0] Linux version 6.1 (again)\n".utf8))
         #expect(again.newMilestones().map(\.0) == [.vmKernelUp])
         var first = ConsoleMilestones(path: path)
-        #expect(first.newMilestones().count == 3)
+        #expect(first.newMilestones().map(\.0) == [.vmKernelUp, .vmCloudInit, .vmAgentInstalled])
+    }
+
+    /// cloud-init's stages as Debian 12's cloud-init 22.4 writes them to the console, each once.
+    @Test func cloudInitsStagesAreMilestones() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("console-\(UUID().uuidString.prefix(8)).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try """
+            [    4.1] cloud-init[201]: Cloud-init v. 22.4.2 running 'init-local' at Tue, 01 Dec 2026 14:00:04 +0000. Up 4.05 seconds.
+            [   14.9] cloud-init[230]: Cloud-init v. 22.4.2 running 'init' at Tue, 01 Dec 2026 14:00:15 +0000. Up 14.80 seconds.
+            [   21.0] cloud-init[300]: Cloud-init v. 22.4.2 running 'modules:config' at Tue, 01 Dec 2026 14:00:21 +0000. Up 20.95 seconds.
+            [   24.0] cloud-init[320]: Cloud-init v. 22.4.2 running 'modules:final' at Tue, 01 Dec 2026 14:00:24 +0000. Up 23.90 seconds.
+            ionlab: agent installed
+            [   31.0] cloud-init[320]: Cloud-init v. 22.4.2 finished at Tue, 01 Dec 2026 14:00:31 +0000. Datasource DataSourceNoCloud [seed=/dev/sr0][dsmode=net].  Up 30.99 seconds
+            [   32.0] cloud-init[321]: Cloud-init v. 22.4.2 running 'modules:final' at Tue, 01 Dec 2026 14:00:32 +0000.
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        var console = ConsoleMilestones(path: path)
+        #expect(console.newMilestones().map(\.0) == [.vmCloudInit, .vmCloudInitNetwork, .vmCloudInitConfig, .vmCloudInitFinal,
+                                                    .vmAgentInstalled, .vmCloudInitDone])
     }
 
     /// The user-data prints the marker the controller looks for: the two are one contract.
