@@ -89,6 +89,7 @@ public final class Controller: Sendable {
             group.addTask { try await admin.run() }
             group.addTask { try await self.watchHeartbeats() }
             group.addTask { try await self.pruneHistory() }
+            group.addTask { await self.vms.probeBackends() }
             // VMs still booting when the controller last stopped are watched again until ready.
             for vm in try store.vms() where vm.state == .provisioning {
                 group.addTask { await self.vms.followBoot(vm) }

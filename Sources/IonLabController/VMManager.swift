@@ -123,9 +123,18 @@ struct VMManager: VMProvisioning {
         var console = ConsoleMilestones(path: record.consoleLog, skippingWhatIsThere: since != .distantPast)
         let started = Date()
         let deadline = started.addingTimeInterval(3600)
-        while Date() < deadline {
+        var readyAt: Date?
+        while Date() < deadline, !(readyAt != nil && console.isComplete) {
             for (kind, message) in console.newMilestones() {
                 events.emit(kind, agent: record.name, message, detail: .elapsed(Elapsed(seconds: Date().timeIntervalSince(started))))
+            }
+            if let readyAt {
+                // The agent may be ready before cloud-init has finished: its last stages still belong to the
+                // timeline, for five minutes at most, and only while this boot lasts.
+                guard Date() < readyAt.addingTimeInterval(300), let current = try? store.vm(record.name),
+                      current.instanceID == record.instanceID, current.state == .ready else { return }
+                try? await Task.sleep(for: .seconds(1))
+                continue
             }
             if isConnected(record, since: since) {
                 guard var current = try? store.vm(record.name), current.instanceID == record.instanceID else { return }
@@ -135,7 +144,8 @@ struct VMManager: VMProvisioning {
                 sessions.changes.notify()
                 events.emit(.vmReady, agent: record.name, "agent of instance \(record.instanceID) connected",
                             detail: .elapsed(Elapsed(seconds: Date().timeIntervalSince(started))))
-                return
+                readyAt = Date()
+                continue
             }
             guard (try? store.vm(record.name))?.instanceID == record.instanceID else { return }  // destroyed meanwhile
             // The console has no signal of its own: look at it again in half a second, or sooner if the agent came.
@@ -240,6 +250,17 @@ struct VMManager: VMProvisioning {
         try ImageCatalog.load(path: paths.resolve(config.imageCatalog))
     }
 
+    /// Probes every backend's domain type once, in the background of a starting controller, so that the
+    /// first `vm create` does not wait for a probe VM to boot (about 10 s under TCG).
+    func probeBackends() async {
+        let kernel = try? catalog().probeKernel()
+        await withTaskGroup(of: Void.self) { group in
+            for backend in config.backends {
+                group.addTask { _ = try? await self.connections.domainType(for: backend, config: self.config, kernel: kernel) }
+            }
+        }
+    }
+
     func checkImage(_ name: String) throws {
         _ = try catalog().image(named: name)
     }
@@ -302,6 +323,9 @@ struct ConsoleMilestones {
         }
     }
 
+    /// Every milestone has been seen.
+    var isComplete: Bool { seen.count == Self.markers.count }
+
     /// The milestones that appeared since the last call, in order.
     mutating func newMilestones() -> [(EventKind, String)] {
         guard seen.count < Self.markers.count, let handle = FileHandle(forReadingAtPath: path) else { return [] }
@@ -323,7 +347,9 @@ struct ConsoleMilestones {
 /// each backend uses, verified once by discovery unless the config forces one.
 actor BackendConnections {
     private var open: [String: Connection] = [:]
-    private var types: [String: String] = [:]
+    /// Each backend's probe, shared by whoever asks while it runs; a failed one is forgotten, so the next
+    /// caller probes again.
+    private var types: [String: Task<String, Error>] = [:]
 
     func connection(for backend: BackendConfig) async throws -> Connection {
         if let connection = open[backend.name], connection.isAlive() { return connection }
@@ -336,12 +362,19 @@ actor BackendConnections {
     /// catches KVM hosts whose guests start but hang.
     func domainType(for backend: BackendConfig, config: ControllerConfig, kernel: String?) async throws -> String {
         if let forced = backend.domainType { return forced }
-        if let known = types[backend.name] { return known }
-        let report = await Discovery.probe(backend, timeoutSeconds: config.probeTimeoutSeconds, kernel: kernel)
-        guard let type = report.preferredDomainType(forced: nil) else {
-            throw ControllerError("backend \(backend.name) has no working domain type: \(report.reason)")
+        let probe = types[backend.name] ?? Task {
+            let report = await Discovery.probe(backend, timeoutSeconds: config.probeTimeoutSeconds, kernel: kernel)
+            guard let type = report.preferredDomainType(forced: nil) else {
+                throw ControllerError("backend \(backend.name) has no working domain type: \(report.reason)")
+            }
+            return type
         }
-        types[backend.name] = type
-        return type
+        types[backend.name] = probe
+        do {
+            return try await probe.value
+        } catch {
+            if types[backend.name] == probe { types[backend.name] = nil }
+            throw error
+        }
     }
 }

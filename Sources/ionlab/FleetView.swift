@@ -65,8 +65,6 @@ final class FleetView: Sendable {
         case .vmKernelUp: return "kernel up"
         case .vmCloudInit: return "cloud-init"
         case .vmCloudInitNetwork: return "cloud-init network"
-        case .vmCloudInitConfig: return "cloud-init config"
-        case .vmCloudInitFinal: return "cloud-init final"
         case .vmAgentInstalled: return "agent installed"
         case .vmReady: return "ready"
         case .vmAdopted: return "adopted"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the ionlab agent from the mounted cloud-init seed ISO and starts it.
-#   install-agent.sh SEED_DIR    (run as root by the runcmd in user-data)
+#   install-agent.sh SEED_DIR    (run as root by the bootcmd in user-data, once per instance)
 # The seed holds ionlab-agent (the binary), agent.yaml (config with a secret token) and ionlab-agent.service.
 # Safe to run again: files are replaced atomically and a running agent is restarted.
 set -eu
@@ -26,7 +26,7 @@ unit=/etc/systemd/system/ionlab-agent.service
 reinstall=false
 [ -e "$unit" ] && reinstall=true
 install -m 0644 "$seed/ionlab-agent.service" "$unit"
-# --no-block: this runs inside cloud-init's final stage, part of the boot transaction. Each systemctl call
+# --no-block: this runs inside cloud-init's network stage, part of the boot transaction. Each systemctl call
 # that reloads systemd costs seconds under TCG, so a first install is a single call (enable reloads).
 if $reinstall; then
   systemctl daemon-reload
