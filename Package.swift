@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ionlab", targets: ["ionlab"]),
+        .executable(name: "ionlab-controller", targets: ["ionlab-controller"]),
         .executable(name: "ionlab-agent", targets: ["ionlab-agent"]),
         .executable(name: "ionlab-bench", targets: ["ionlab-bench"]),
         .executable(name: "ionlab-fuzz", targets: ["ionlab-fuzz"]),
@@ -106,11 +107,23 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ], resources: [.copy("Resources/guest")]),
+        /// What both executables' commands share: the global options, one-line errors, the terminal (escaped), tables.
+        .target(name: "IonLabCommandLine", dependencies: [
+            "IonLabAdminAPI", "IonLabControllerConfig", "IonLabWire",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        /// The command line: a client of the controller, with neither libvirt nor SQLite in it.
         .executableTarget(name: "ionlab", dependencies: [
-            "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabProvision", "IonLabTransfer", "IonLabConfig",
+            "IonLabCommandLine", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabTransfer", "IonLabConfig",
             "IonLabControllerConfig", "IonLabSpec", "IonLabWire", "CIonLabSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
+        /// The controller's executable: `init`, `serve` and `backends`, which `ionlab` hands over to.
+        .executableTarget(name: "ionlab-controller", dependencies: [
+            "IonLabController", "IonLabCommandLine", "IonLabAdminAPI", "IonLabProvision", "IonLabControllerConfig", "IonLabConfig", "IonLabWire",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ionlab-agent", dependencies: [
             "IonLabAgent",
@@ -169,7 +182,7 @@ let package = Package(
         ]),
         .testTarget(name: "IonLabIntegrationTests", dependencies: [
             "IonLabController", "IonLabAgent", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabPKI", "IonLabWire", "IonLabConfig",
-            "IonLabSpec", "CIonLabSys", "ionlab", "ionlab-agent",
+            "IonLabSpec", "CIonLabSys", "ionlab", "ionlab-controller", "ionlab-agent",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -140,11 +140,6 @@ public final class Controller: Sendable {
 }
 
 /// A controller-side error with a one-line message.
-public struct ControllerError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
 
 extension Format {
     /// `127.0.0.1:5000` or `[::1]:5000`.

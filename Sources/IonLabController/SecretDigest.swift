@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import IonLabAdminAPI
 import IonLabConfig
 import IonLabPKI
 

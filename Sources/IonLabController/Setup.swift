@@ -1,4 +1,5 @@
 import Foundation
+import IonLabAdminAPI
 import IonLabConfig
 import IonLabControllerConfig
 import IonLabPKI

@@ -33,9 +33,9 @@ enum Workspace {
 enum Binaries {
     static let directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
 
-    /// Builds `ionlab` and `ionlab-agent` in this configuration if they are not next to the bench.
+    /// Builds `ionlab`, `ionlab-controller` and `ionlab-agent` in this configuration if they are not next to the bench.
     static func ensure() throws {
-        let missing = ["ionlab", "ionlab-agent"].filter { !FileManager.default.isExecutableFile(atPath: "\(directory)/\($0)") }
+        let missing = ["ionlab", "ionlab-controller", "ionlab-agent"].filter { !FileManager.default.isExecutableFile(atPath: "\(directory)/\($0)") }
         guard !missing.isEmpty else { return }
         let packageRoot = URL(fileURLWithPath: directory).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let configuration = directory.contains("/release") ? "release" : "debug"

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import IonLabAdminAPI
+import IonLabCommandLine
 import IonLabAgentProtocol
 import IonLabConfig
-import IonLabController
 import IonLabTransfer
 import IonLabWire
 

@@ -1,9 +1,8 @@
 import ArgumentParser
 import Foundation
 import IonLabAdminAPI
+import IonLabCommandLine
 import IonLabConfig
-import IonLabController
-import IonLabProvision
 import IonLabSpec
 import IonLabWire
 
@@ -30,11 +29,9 @@ struct Demo: AsyncParsableCommand {
             let path = try spec ?? Self.defaultSpec(desktop ? "desktop.yaml" : "demo.yaml")
             let paths = global.paths
             say("1/3 discovering backends")
-            let config = try ControllerConfigFile.load(paths)
-            let kernel = try ControllerConfigFile.catalog(paths, config).probeKernel()
-            let reports = await Discovery.probe(config.backends, timeoutSeconds: config.probeTimeoutSeconds, kernel: kernel)
-            say(Backends.render(reports))
-            guard reports.contains(where: { $0.health != .down }) else { throw ControllerError("no backend is reachable") }
+            let discovery = try ControllerHandoff.run(["backends", "--state-dir", paths.directory],
+                                                      output: json ? .standardError : .standardOutput)
+            guard discovery == 0 else { throw ControllerError("no backend is reachable") }
 
             let fleet = try FleetSpec.load(path: path, context: try FleetContextLoader.load(paths))
             say("\n2/3 bringing up fleet \(fleet.name): \(fleet.vmsAndImages) in parallel; on each, as soon as it is ready: "

@@ -2,8 +2,8 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import IonLabAdminAPI
+import IonLabCommandLine
 import IonLabAgentProtocol
-import IonLabController
 import IonLabWire
 import NIOCore
 

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import IonLabAdminAPI
+import IonLabCommandLine
 import IonLabConfig
-import IonLabController
 import IonLabSpec
 import IonLabWire
 

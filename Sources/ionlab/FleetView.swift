@@ -1,7 +1,7 @@
 import Foundation
 import IonLabAdminAPI
+import IonLabCommandLine
 import IonLabConfig
-import IonLabController
 import IonLabSpec
 import IonLabWire
 import NIOConcurrencyHelpers
@@ -124,31 +124,5 @@ final class FleetView: Sendable {
         Terminal.line("\nfleet \(report.fleet): \(ok) of \(report.vms.count) VM(s) ok in \(String(format: "%.1f", report.seconds))s "
               + "(\(report.created) created, \(report.adopted) adopted); controller CPU \(String(format: "%.2f", report.controllerCPUSeconds))s, "
               + "\(String(format: "%.1f", share))% of the wall time")
-    }
-}
-
-/// Where the CLI's text goes. Names, messages and outputs in it may come from a guest, so control
-/// characters are escaped on the way out: nothing a peer sends can drive the operator's terminal. (The
-/// output of `ionlab exec` is the exception: the command's own bytes, passed through as ssh does.)
-enum Terminal {
-    /// A line (or lines) on stdout; newlines and tabs stay, every other control character is escaped.
-    static func line(_ text: String = "", terminator: String = "\n") {
-        Swift.print(Format.escaped(text, keepingNewlines: true), terminator: terminator)
-    }
-
-    /// Pushes what was printed to the terminal now (a live listing, line by line).
-    static func flush() {
-        fflush(nil)
-    }
-
-    /// A line on stderr, likewise escaped.
-    static func error(_ text: String) {
-        FileHandle.standardError.write(Data((Format.escaped(text, keepingNewlines: true) + "\n").utf8))
-    }
-
-    /// The terminal's width, for cutting live lines so they never wrap.
-    static func columns() -> UInt16 {
-        var size = winsize()
-        return ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? size.ws_col : 100
     }
 }

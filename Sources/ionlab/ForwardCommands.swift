@@ -1,5 +1,6 @@
 import ArgumentParser
 import IonLabAdminAPI
+import IonLabCommandLine
 import IonLabConfig
 
 /// `ionlab forward VM [ADDR:]PORT:[HOST:]PORT`: a TCP port forward through the agent's channel, ssh -L's

@@ -1,44 +1,30 @@
 import ArgumentParser
 import Foundation
 import IonLabAdminAPI
-import IonLabController
+import IonLabCommandLine
 
-/// `ionlab`: the command line and the controller daemon.
+/// `ionlab`: the command line. The daemon and what needs libvirt are `ionlab-controller`'s
+/// (``ControllerHandoff``).
 @main
 struct IonLab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ionlab",
         abstract: "Turn a libvirt host into a lab of VMs driven by agents over mutual TLS.",
-        subcommands: [Init.self, Serve.self, Token.self, AgentCommands.self, Agents.self, Exec.self, Shell.self, Copy.self, Forward.self, Forwards.self, ScreenshotCommand.self, DisplayCommand.self,
-                      Events.self, Jobs.self, Backends.self, VMCommands.self, Logs.self, Up.self, Status.self, Down.self, Facts.self, Demo.self])
-}
+        subcommands: [InitHandoff.self, ServeHandoff.self, Token.self, AgentCommands.self, Agents.self, Exec.self, Shell.self, Copy.self, Forward.self,
+                      Forwards.self, ScreenshotCommand.self, DisplayCommand.self, Events.self, Jobs.self, BackendsHandoff.self, VMCommands.self,
+                      Logs.self, Up.self, Status.self, Down.self, Facts.self, Demo.self])
 
-/// Options every command shares.
-struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The controller's state directory.",
-                                            discussion: "Defaults to $IONLAB_STATE_DIR, else /var/lib/ionlab for root, else ~/.local/state/ionlab."))
-    var stateDir: String?
-
-    var paths: StatePaths { StatePaths.resolve(stateDir) }
-}
-
-
-/// Runs a CLI body, turning expected errors into one line on stderr and exit code 1.
-func reportingErrors<R>(_ body: () async throws -> R) async throws -> R {
-    do {
-        return try await body()
-    } catch let exit as ExitCode {
-        throw exit
-    } catch let error as CleanExit {
-        throw error
-    } catch {
-        Terminal.error("ionlab: \(AdminDescribe.error(error))")
-        throw ExitCode(1)
-    }
-}
-
-enum AdminDescribe {
-    static func error(_ error: Error) -> String {
-        Format.error(error)
+    static func main() async {
+        ControllerHandoff.execIfControllerCommand(CommandLine.arguments)
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
     }
 }

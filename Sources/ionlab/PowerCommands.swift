@@ -1,5 +1,6 @@
 import ArgumentParser
 import IonLabAdminAPI
+import IonLabCommandLine
 
 /// `vm stop | start | restart | suspend | resume`: one command type per action, sharing what they say.
 protocol PowerCommand: AsyncParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import IonLabAdminAPI
-import IonLabController
+import IonLabCommandLine
 import IonLabWire
 
 struct Agents: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IonLabAdminAPI
+import IonLabCommandLine
 
 /// `ionlab screenshot VM [-o FILE.png]`: the VM's screen, taken through the libvirt API, as a PNG.
 struct ScreenshotCommand: AsyncParsableCommand {

@@ -1,60 +1,10 @@
 import ArgumentParser
 import Foundation
 import IonLabAdminAPI
+import IonLabCommandLine
 import IonLabConfig
-import IonLabController
 import IonLabWire
 import Logging
-
-struct Init: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the CA, the controller's certificate, its config and its store.")
-
-    @OptionGroup var global: GlobalOptions
-
-    @Option(help: "Where the agent listener binds (HOST:PORT).")
-    var listen: String?
-
-    @Option(help: "An address agents dial (HOST:PORT); repeat for several. Defaults to the listen address.")
-    var advertise: [String] = []
-
-    @Flag(help: "Replace an existing CA. Every enrolled agent must enroll again.")
-    var force = false
-
-    func run() async throws {
-        try await reportingErrors {
-            let listenEndpoint = try listen.map { try Endpoint(parsing: $0) }
-            let advertised = try advertise.map { try Endpoint(parsing: $0) }
-            let paths = global.paths
-            let outcome = try ControllerSetup.initialize(paths: paths, listen: listenEndpoint, advertise: advertised, force: force)
-            Terminal.line(outcome.created ? "initialized \(paths.directory)" : "\(paths.directory) is already initialized (use --force to replace its CA)")
-            Terminal.line("  CA pin:  \(outcome.pin)")
-            Terminal.line("  listen:  \(outcome.config.listen)")
-        }
-    }
-}
-
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the controller daemon: the agent listener and the admin socket.")
-
-    @OptionGroup var global: GlobalOptions
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel: String = "info"
-
-    func run() async throws {
-        signal(SIGPIPE, SIG_IGN)
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        try await reportingErrors {
-            let controller = try Controller(paths: global.paths, logger: Logger(label: "ionlab"))
-            try await controller.run()
-        }
-    }
-}
 
 struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "token", abstract: "Enrollment tokens.", subcommands: [Create.self])

@@ -3,8 +3,8 @@ import CIonLabSys
 import Dispatch
 import Foundation
 import IonLabAdminAPI
+import IonLabCommandLine
 import IonLabAgentProtocol
-import IonLabController
 import NIOCore
 
 struct Shell: AsyncParsableCommand {

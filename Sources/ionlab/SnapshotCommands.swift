@@ -1,5 +1,6 @@
 import ArgumentParser
 import IonLabAdminAPI
+import IonLabCommandLine
 import IonLabConfig
 
 /// `vm snapshot create | list | revert | delete`: libvirt snapshots of a VM's disk, and of its memory when

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import IonLabAdminAPI
-import IonLabController
+import IonLabCommandLine
 import IonLabWire
 
 /// `ionlab vm …`: VMs provisioned through libvirt, each with its agent injected by cloud-init.

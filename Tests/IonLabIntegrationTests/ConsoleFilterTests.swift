@@ -1,4 +1,4 @@
-import IonLabController
+import IonLabAdminAPI
 import Testing
 
 /// A guest writes its serial console, and `ionlab logs --console` prints it on the operator's terminal: the

@@ -5,7 +5,7 @@ bench_exec() {
   scripts/install-deps.sh
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
   local product
-  for product in ionlab ionlab-agent ionlab-bench; do
+  for product in ionlab ionlab-controller ionlab-agent ionlab-bench; do
     swift build -c release --static-swift-stdlib --product "$product"
   done
   exec "$(swift build -c release --static-swift-stdlib --show-bin-path)/ionlab-bench" "$@"

@@ -5,11 +5,11 @@
 lab_phase() { awk -v name="${LAB_NAME:-lab}" -v phase="$1" -v start="$2" -v now="$(date +%s.%N)" \
   'BEGIN { printf "%s: %-28s %6.1f s\n", name, phase, now - start }'; }
 
-# lab_build [desktop]: the CLI, the agent bundle (release, static, stripped), the cached test image (and with
+# lab_build [desktop]: the CLI and the controller (`ionlab serve` runs ionlab-controller beside it), the agent bundle (release, static, stripped), the cached test image (and with
 # `desktop` the desktop image) and the stand-in RustDesk package.
 lab_build() {
   local s
-  s=$(date +%s.%N); swift build --product ionlab >/dev/null; lab_phase "build ionlab" "$s"
+  s=$(date +%s.%N); swift build --product ionlab >/dev/null && swift build --product ionlab-controller >/dev/null; lab_phase "build ionlab" "$s"
   s=$(date +%s.%N); agent-dist/build.sh >/dev/null; lab_phase "build agent bundle" "$s"
   s=$(date +%s.%N); scripts/build-test-image.sh >/dev/null; lab_phase "test image (build or cache)" "$s"
   if [[ ${1:-} == desktop ]]; then

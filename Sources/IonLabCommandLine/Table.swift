@@ -1,12 +1,11 @@
 import Foundation
 import IonLabAdminAPI
-import IonLabController
 import IonLabWire
 
 /// Plain text tables and human units for the CLI.
-enum Table {
+public enum Table {
     /// Cells are escaped (they often hold what a guest reported) and kept to one line.
-    static func render(_ header: [String], _ rows: [[String]]) -> String {
+    public static func render(_ header: [String], _ rows: [[String]]) -> String {
         let rows = rows.map { $0.map { Format.escaped($0) } }
         let widths = header.indices.map { column in
             ([header] + rows).map { $0[column].count }.max() ?? 0
@@ -19,7 +18,7 @@ enum Table {
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }
 
-    static func bytes(_ value: UInt64) -> String {
+    public static func bytes(_ value: UInt64) -> String {
         let units = ["B", "K", "M", "G", "T"]
         var amount = Double(value)
         var unit = 0
@@ -30,7 +29,7 @@ enum Table {
         return unit == 0 ? "\(value)B" : String(format: amount < 10 ? "%.1f%@" : "%.0f%@", amount, units[unit])
     }
 
-    static func duration(_ seconds: Double) -> String {
+    public static func duration(_ seconds: Double) -> String {
         // A peer's number never traps the CLI: anything past a century reads as such.
         guard seconds.isFinite else { return "?" }
         let total = Int(min(max(seconds, 0), 100 * 365 * 86_400))
@@ -40,15 +39,15 @@ enum Table {
         return "\(total / 86_400)d\(total % 86_400 / 3600)h"
     }
 
-    static func ago(_ date: Date?) -> String {
+    public static func ago(_ date: Date?) -> String {
         guard let date else { return "never" }
         return duration(max(0, Date().timeIntervalSince(date))) + " ago"
     }
 }
 
 /// JSON for `--json` output: ISO-8601 dates, sorted keys.
-enum JSONOutput {
-    static let encoder: JSONEncoder = {
+public enum JSONOutput {
+    public static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.dateEncodingStrategy = .custom { date, encoder in
@@ -58,7 +57,7 @@ enum JSONOutput {
         return encoder
     }()
 
-    static func line<T: Encodable>(_ value: T) -> String {
+    public static func line<T: Encodable>(_ value: T) -> String {
         String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
     }
 }

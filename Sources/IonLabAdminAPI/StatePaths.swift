@@ -1,5 +1,4 @@
 import Foundation
-import IonLabAdminAPI
 
 /// The files of a controller's state directory.
 public struct StatePaths: Sendable {
@@ -44,4 +43,11 @@ extension AdminClient {
     public static func with<R: Sendable>(paths: StatePaths, _ body: @Sendable @escaping (AdminClient) async throws -> R) async throws -> R {
         try await with(socket: paths.adminSocket, body)
     }
+}
+
+/// A failure of the controller or of the CLI, told as one line.
+public struct ControllerError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
 }

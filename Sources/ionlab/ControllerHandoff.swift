@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import IonLabAdminAPI
+import IonLabCommandLine
+
+/// The commands `ionlab-controller` serves. `ionlab` hands them over with exec, arguments and all, so that
+/// the command line never loads libvirt or SQLite and these keep their names (`ionlab serve`).
+enum ControllerHandoff {
+    static let commands = ["init", "serve", "backends"]
+
+    /// ionlab-controller beside this binary (the real one, however it was reached).
+    static var binary: String {
+        let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent("ionlab-controller").path
+    }
+
+    /// Execs ionlab-controller when `arguments` (argv) name one of its commands; returns only otherwise.
+    static func execIfControllerCommand(_ arguments: [String]) {
+        guard arguments.count > 1, commands.contains(arguments[1]) else { return }
+        exec(Array(arguments.dropFirst()))
+    }
+
+    static func exec(_ arguments: [String]) -> Never {
+        let path = binary
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        execv(path, argv)
+        Terminal.error("ionlab: cannot run \(path): \(String(cString: strerror(errno))) (install it beside ionlab)")
+        exit(1)
+    }
+
+    /// Runs ionlab-controller as a child, its output on `output`; returns its exit status.
+    static func run(_ arguments: [String], output: FileHandle) throws -> Int32 {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: binary)
+        child.arguments = arguments
+        child.standardOutput = output
+        try child.run()
+        child.waitUntilExit()
+        return child.terminationStatus
+    }
+}
+
+/// `ionlab init`, `serve` and `backends` as `ionlab --help` lists them; `main` hands them over before any
+/// parsing, so their own help and options are ionlab-controller's.
+struct InitHandoff: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the CA, the controller's certificate, its config and its store.")
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    func run() { ControllerHandoff.exec(["init"] + arguments) }
+}
+
+struct ServeHandoff: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the controller daemon: the agent listener and the admin socket.")
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    func run() { ControllerHandoff.exec(["serve"] + arguments) }
+}
+
+struct BackendsHandoff: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "backends",
+                                                    abstract: "Probe the configured libvirt backends: reachability, domain types that work, resources.")
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    func run() { ControllerHandoff.exec(["backends"] + arguments) }
+}
