@@ -86,7 +86,7 @@ back=$(sha256sum <"$state/payload.back" | cut -d' ' -f1)
 lab_phase "cp 8 MiB in and back" "$s"
 # Boot to ready by phase, from the console and the agent (`ionlab vm info` shows the same line). The agent is
 # ready before cloud-init has finished: its last stages come in the meantime.
-for _ in $(seq 60); do ionlab vm info "$vm" --json | grep -q '"cloud-init done"' && break; sleep 1; done
+for _ in $(seq 60); do ionlab vm info "$vm" --json | grep -c '"cloud-init done"' >/dev/null && break; sleep 1; done
 ionlab vm info "$vm" --json | python3 -c '
 import json, sys
 milestones = (json.load(sys.stdin).get("boot") or {}).get("milestones", [])
@@ -108,7 +108,7 @@ s=$(date +%s.%N)
 ionlab vm stop "$vm" >"$state/stop.txt" || fail "vm stop"
 grep -q "shut down through ACPI" "$state/stop.txt" || fail "the guest did not shut down through ACPI: $(cat "$state/stop.txt")"
 [[ $(virsh -q -c qemu:///system domstate "$vm") == "shut off" ]] || fail "domain $vm is not shut off after vm stop"
-ionlab vm list | grep -q "^$vm .*stopped" || fail "vm list does not show $vm stopped: $(ionlab vm list)"
+ionlab vm list | grep -c "^$vm .*stopped" >/dev/null || fail "vm list does not show $vm stopped: $(ionlab vm list)"
 ionlab exec "$vm" -- true 2>/dev/null && fail "exec answered on a stopped VM"
 lab_phase "vm stop (ACPI)" "$s"
 s=$(date +%s.%N)
@@ -151,7 +151,7 @@ kill "$forward_pid" && wait "$forward_pid" 2>/dev/null || true
 lab_phase "forward: the guest's web server fetched from the host" "$s"
 ionlab forward --keep "$vm" 18081:8000 >/dev/null || fail "forward --keep"
 [[ $(curl -fsS --max-time 10 http://127.0.0.1:18081/token.txt) == "$token" ]] || fail "the kept forward does not reach the guest"
-ionlab vm info "$vm" | grep -q "^forward  *127.0.0.1:18081 → $vm 127.0.0.1:8000 (kept, listening" || fail "vm info lacks the kept forward: $(ionlab vm info "$vm")"
+ionlab vm info "$vm" | grep -c "^forward  *127.0.0.1:18081 → $vm 127.0.0.1:8000 (kept, listening" >/dev/null || fail "vm info lacks the kept forward: $(ionlab vm info "$vm")"
 ionlab forwards remove "$vm" 18081 >/dev/null || fail "forwards remove"
 
 # Snapshots: one of the running VM (disk and memory), a file changed after it, a revert: the change is gone,
@@ -168,7 +168,7 @@ grep -q "vm.ready" "$state/revert.txt" || fail "the agent did not come back afte
 lab_phase "snapshot revert until its agent is back" "$s"
 [[ $(ionlab exec "$vm" -- cat /root/state.txt) == before ]] || fail "the change survived the revert"
 ionlab exec "$vm" -- test -e /root/made-after && fail "a file made after the snapshot survived the revert"
-ionlab vm info "$vm" | grep -q "^snapshot  *clean, taken .*(disk and memory): before the change" || fail "vm info lacks the snapshot: $(ionlab vm info "$vm")"
+ionlab vm info "$vm" | grep -c "^snapshot  *clean, taken .*(disk and memory): before the change" >/dev/null || fail "vm info lacks the snapshot: $(ionlab vm info "$vm")"
 ionlab vm snapshot delete "$vm" clean >/dev/null || fail "snapshot delete"
 
 # Screen: the guest's display through the libvirt API, a PNG of the guest's framebuffer size that is not
@@ -184,17 +184,17 @@ mode=$(ionlab exec "$vm" -- cat /sys/class/graphics/fb0/virtual_size) || fail "c
 lab_phase "screenshot: ${width}x$height PNG, $colors colours" "$s"
 ionlab display "$vm" >"$state/display.txt" || fail "display: $(cat "$state/display.txt")"
 grep -q "^  socket    /" "$state/display.txt" && grep -Eq "^  password  [A-Za-z0-9]{8}$" "$state/display.txt" || fail "display: $(cat "$state/display.txt")"
-virsh -q -c qemu:///system dumpxml "$vm" | grep -q "<listen type='socket'" || fail "the graphical console listens elsewhere than on a socket"
-virsh -q -c qemu:///system dumpxml "$vm" | grep -Eq "<listen type='(address|network)'" && fail "the graphical console listens on a network address"
+virsh -q -c qemu:///system dumpxml "$vm" | grep -c "<listen type='socket'" >/dev/null || fail "the graphical console listens elsewhere than on a socket"
+virsh -q -c qemu:///system dumpxml "$vm" | grep -Ec "<listen type='(address|network)'" >/dev/null && fail "the graphical console listens on a network address"
 
 s=$(date +%s.%N)
 ionlab vm destroy "$vm" || fail "vm destroy"
-virsh -q -c qemu:///system list --all --name | grep -qx "$vm" && fail "domain $vm is still defined"
+virsh -q -c qemu:///system list --all --name | grep -cx "$vm" >/dev/null && fail "domain $vm is still defined"
 leftover=$(virsh -q -c qemu:///system vol-list "$pool" | grep -F "$vm" || true)
 [[ -z $leftover ]] || fail "volumes left behind: $leftover"
 ls "/var/lib/libvirt/images/$pool" | grep -F "$vm" && fail "files left in the pool directory"
 [[ ! -e $state/console/$vm.log ]] || fail "console log left behind"
-ionlab agents | grep -q "^$vm .*revoked" || fail "agent $vm not revoked: $(ionlab agents)"
+ionlab agents | grep -c "^$vm .*revoked" >/dev/null || fail "agent $vm not revoked: $(ionlab agents)"
 [[ -z $(ionlab vm list --json | tr -d '[]') ]] || fail "vm list still shows: $(ionlab vm list)"
 lab_phase "vm destroy and checks" "$s"
 
@@ -236,7 +236,7 @@ for size in $fleet_sizes; do
   s=$(date +%s.%N)
   ionlab down "$name" || fail "down $name"
   for i in $(seq "$size"); do
-    virsh -q -c qemu:///system list --all --name | grep -qx "$name-$i" && fail "domain $name-$i is still defined"
+    virsh -q -c qemu:///system list --all --name | grep -cx "$name-$i" >/dev/null && fail "domain $name-$i is still defined"
   done
   [[ -z $(ls "/var/lib/libvirt/images/$pool" | grep -F "$name-") ]] || fail "files of $name left in the pool"
   lab_phase "down $name" "$s"

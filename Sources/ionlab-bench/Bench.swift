@@ -50,6 +50,23 @@ enum Binaries {
     static func path(_ name: String) -> String { "\(directory)/\(name)" }
 }
 
+/// `--results FILE`: the run's measurements as a JSON object of numbers, merged into FILE, for
+/// scripts/bench-targets.sh, which prints the whole table of targets from one run.
+struct ResultsOption: ParsableArguments {
+    @Option(help: "Also write the measurements, as JSON, into this file (merged with what it holds).")
+    var results: String?
+
+    func record(_ values: [String: Double]) throws {
+        guard let results else { return }
+        var merged: [String: Any] = [:]
+        if let data = FileManager.default.contents(atPath: results), !data.isEmpty {
+            merged = (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+        }
+        merged.merge(values) { $1 }
+        try JSONSerialization.data(withJSONObject: merged, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: results))
+    }
+}
+
 struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

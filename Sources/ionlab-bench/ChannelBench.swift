@@ -19,6 +19,8 @@ struct ChannelBench: AsyncParsableCommand {
     @Option(help: "Size of the transfer file in MiB.")
     var megabytes = 512
 
+    @OptionGroup var output: ResultsOption
+
     func run() async throws {
         try Binaries.ensure()
         let work = try Workspace.create()
@@ -71,6 +73,11 @@ struct ChannelBench: AsyncParsableCommand {
         verdict("ionlab exec faster than ControlMaster (channel)", multiplexed.median / channel.median, 1)
         verdict("ionlab cp up ≥ scp", rate(ionlabUp) / rate(scpUp), 1)
         verdict("ionlab cp down ≥ scp", rate(ionlabDown) / rate(scpDown), 1)
+        try output.record([
+            "cli_help_ms": startup.median * 1000, "cli_exec_ms": cli.median * 1000, "channel_exec_ms": channel.median * 1000,
+            "ssh_fresh_ms": fresh.median * 1000, "ssh_master_ms": multiplexed.median * 1000,
+            "cp_up_mib_s": rate(ionlabUp), "cp_down_mib_s": rate(ionlabDown), "scp_up_mib_s": rate(scpUp), "scp_down_mib_s": rate(scpDown),
+        ])
     }
 
     private func measure(_ count: Int, _ body: () throws -> Int32) throws -> Samples {

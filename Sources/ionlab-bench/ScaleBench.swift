@@ -16,6 +16,8 @@ struct ScaleBench: AsyncParsableCommand {
         commandName: "scale",
         abstract: "Controller memory per agent and fan-out time, with simulated agents on 127.0.0.1.")
 
+    @OptionGroup var output: ResultsOption
+
     @Option(help: "Agent counts to reach in turn, comma-separated.")
     var agents = "1000,10000"
 
@@ -79,6 +81,11 @@ struct ScaleBench: AsyncParsableCommand {
         let wall = (end.time - baseline.time).seconds
         print(String(format: "controller CPU: %.1f s over %.1f s of wall time (%.0f%% of one core; %d cores)",
                      cpu, wall, 100 * cpu / wall, ProcessInfo.processInfo.activeProcessorCount))
+        if let largest = rows.last {
+            try output.record(["agents": Double(largest.agents), "per_agent_kb": largest.perAgentKB,
+                               "fanout_targets": Double(largest.fanoutTargets), "fanout_median_s": largest.fanout.samples.median,
+                               "fanout_failed": Double(largest.fanout.failed)])
+        }
     }
 
     /// Grows the fleet to `count` agents, then measures memory, idle CPU and fan-outs.
