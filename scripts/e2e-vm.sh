@@ -119,6 +119,10 @@ s=$(date +%s.%N)
 ionlab vm restart "$vm" --timeout 600 || fail "vm restart"
 uptime=$(ionlab exec "$vm" -- cut -d. -f1 /proc/uptime) || fail "exec after vm restart"
 (( uptime < 300 )) || fail "the guest did not reboot: up for $uptime s"
+# Right after a start the guest is still booting (the agent is ready before systemd-logind listens to the
+# power button): the restart must still shut it down through ACPI, not force it off.
+stopped=$(ionlab events | grep "  vm.stopped  $vm  " | tail -1)
+grep -c "shut down through ACPI" <<<"$stopped" >/dev/null || fail "the restart did not go through ACPI: $stopped"
 lab_phase "vm restart until ready" "$s"
 
 # Shell: a scripted interactive session on a pseudo-terminal in the guest (script(1) gives `ionlab shell` a

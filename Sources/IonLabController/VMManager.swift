@@ -213,10 +213,13 @@ struct VMManager: VMProvisioning {
         return record
     }
 
+    static let powerButtonRepeatSeconds = 5.0
+
     private func stop(_ domain: Domain, _ record: inout VMRecord, timeout: Double, paused: Bool) async throws {
         let started = Date()
         if paused { try await domain.resume() }  // a paused guest cannot hear the power button
         try await domain.shutdown()
+        var pressed = started
         // libvirt tells of the shutdown only to a registered event loop; its state is cheap to read meanwhile.
         var forced = false
         while try await domain.isActive() {
@@ -224,6 +227,13 @@ struct VMManager: VMProvisioning {
                 try await domain.destroy()
                 forced = true
                 break
+            }
+            // A guest still booting has no one listening to the power button yet (systemd-logind starts late,
+            // and the agent is ready before it): press it again every few seconds. A guest already shutting
+            // down ignores the repeats.
+            if Date().timeIntervalSince(pressed) >= Self.powerButtonRepeatSeconds {
+                try? await domain.shutdown()
+                pressed = Date()
             }
             try await Task.sleep(for: .milliseconds(250))
         }
