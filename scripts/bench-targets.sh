@@ -3,7 +3,7 @@
 # the channel benchmark (CLI and channel exec, transfers, against OpenSSH), the scale benchmark at 10,000
 # agents (memory per agent, fan-out to all of them), the agent bundle's size, and the real VMs (`vm create`
 # until ready three times, the agent's idle RSS, the 2-VM demo) in the loopback-only namespace. About
-# 15 minutes on the 2-core machine.
+# 7 minutes on the 2-core machine once the binaries are built.
 #   scripts/bench-targets.sh [RESULTS.json]     (as root; the measurements are kept in RESULTS.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
