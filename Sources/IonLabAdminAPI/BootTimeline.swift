@@ -35,12 +35,12 @@ public struct BootTimeline: Codable, Sendable, Equatable {
     /// The last boot in `events` (one VM's, oldest first). The agent's start is placed from its first
     /// connection: that event's time less the age the agent gave in its hello.
     public static func of(_ events: [Event]) -> BootTimeline {
+        guard !events.isEmpty else { return BootTimeline(milestones: []) }
         let begin = events.lastIndex { beginnings.contains($0.kind) } ?? events.startIndex
-        let boot = events[begin...].filter { $0.kind != .vmStopped && $0.kind != .vmReverted }
-        guard let origin = events.indices.contains(begin) ? events[begin].time : nil else { return BootTimeline(milestones: []) }
+        let origin = events[begin].time
         var seen = Set<EventKind>()
         var milestones: [Milestone] = []
-        for event in boot {
+        for event in events[begin...] {
             guard let name = names[event.kind], seen.insert(event.kind).inserted else { continue }
             let seconds = event.time.timeIntervalSince(origin)
             if event.kind == .agentConnected, case .connection(let connection)? = event.detail, let age = connection.agentAgeSeconds {

@@ -1,6 +1,7 @@
 import CIonLabSys
 import Foundation
 import IonLabAgentProtocol
+import IonLabConfig
 import IonLabWire
 import NIOConcurrencyHelpers
 import NIOCore
@@ -172,14 +173,10 @@ final class ProcessJob: @unchecked Sendable {
         let kind = ionlab_decode_wait_status(status, &code)
         let result: ExecResult = lock.withLock {
             ExecResult(jobID: spec.jobID, outcome: outcome, exitCode: kind == 1 ? code : nil, signal: kind == 2 ? code : nil,
-                       durationSeconds: Self.seconds(ContinuousClock.now - started), outputTail: tail.text,
+                       durationSeconds: (ContinuousClock.now - started).seconds, outputTail: tail.text,
                        report: spec.reports ? reported.text : nil)
         }
         finished.succeed(result)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// Kills the whole process group: SIGTERM, then SIGKILL after a grace second, until none is left.

@@ -139,8 +139,6 @@ public final class Controller: Sendable {
     }
 }
 
-/// A controller-side error with a one-line message.
-
 extension Format {
     /// `127.0.0.1:5000` or `[::1]:5000`.
     static func peer(_ address: SocketAddress?) -> String {

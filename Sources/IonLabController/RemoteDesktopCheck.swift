@@ -31,8 +31,6 @@ struct RemoteDesktopCheck {
         var changedShare: Double
         var first: Framebuffer
         var after: Framebuffer
-
-        var passed: Bool { colours > 1 && changedShare >= RemoteDesktopCheck.minimumChange }
     }
 
     let stream: AgentStream
@@ -115,13 +113,13 @@ final class RemoteScreen: @unchecked Sendable {
     let changes = ChangeSignal()
     private let lock = NIOLock()
     private var client: RFBClient
+    private var desktop: (width: Int, height: Int, name: String)?
+    private var failure: Error?
+    private var updates = 0
 
     init(password: [UInt8]?) {
         client = RFBClient(password: password)
     }
-    private var desktop: (width: Int, height: Int, name: String)?
-    private var failure: Error?
-    private var updates = 0
 
     struct Snapshot {
         var updates: Int

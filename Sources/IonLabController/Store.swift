@@ -398,7 +398,6 @@ extension Store {
         }
     }
 
-    /// Events after `seq`, optionally only those at or after `since` and of one fleet, in order.
     /// One agent's (or VM's) events of these kinds, oldest first: the last `limit` of them.
     func events(of agent: String, kinds: Set<EventKind>, limit: Int = 1_000) throws -> [Event] {
         let marks = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
@@ -408,6 +407,7 @@ extension Store {
         }
     }
 
+    /// Events after `seq`, optionally only those at or after `since` and of one fleet, in order.
     func events(after seq: Int64, since: Date? = nil, fleet: String? = nil, limit: Int = 10_000) throws -> [Event] {
         var sql = "SELECT * FROM events WHERE seq > ?"
         var arguments: StatementArguments = [seq]

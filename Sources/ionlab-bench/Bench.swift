@@ -1,6 +1,7 @@
 import ArgumentParser
 import CIonLabSys
 import Foundation
+import IonLabConfig
 
 /// `ionlab-bench`: measurements that are not tests. Each prints a table and the target it checks (docs/targets.md).
 @main
@@ -132,8 +133,7 @@ enum Shell {
     static func time(_ body: () throws -> Void) rethrows -> Double {
         let start = ContinuousClock.now
         try body()
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return (ContinuousClock.now - start).seconds
     }
 }
 

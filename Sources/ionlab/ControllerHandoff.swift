@@ -6,7 +6,7 @@ import IonLabCommandLine
 /// The commands `ionlab-controller` serves. `ionlab` hands them over with exec, arguments and all, so that
 /// the command line never loads libvirt or SQLite and these keep their names (`ionlab serve`).
 enum ControllerHandoff {
-    static let commands = ["init", "serve", "backends"]
+    static let commands: [any HandedOver.Type] = [InitHandoff.self, ServeHandoff.self, BackendsHandoff.self]
 
     /// ionlab-controller beside this binary (the real one, however it was reached).
     static var binary: String {
@@ -16,7 +16,7 @@ enum ControllerHandoff {
 
     /// Execs ionlab-controller when `arguments` (argv) name one of its commands; returns only otherwise.
     static func execIfControllerCommand(_ arguments: [String]) {
-        guard arguments.count > 1, commands.contains(arguments[1]) else { return }
+        guard arguments.count > 1, commands.contains(where: { $0.configuration.commandName == arguments[1] }) else { return }
         exec(Array(arguments.dropFirst()))
     }
 
@@ -42,21 +42,26 @@ enum ControllerHandoff {
 
 /// `ionlab init`, `serve` and `backends` as `ionlab --help` lists them; `main` hands them over before any
 /// parsing, so their own help and options are ionlab-controller's.
-struct InitHandoff: ParsableCommand {
+protocol HandedOver: ParsableCommand {
+    var arguments: [String] { get }
+}
+
+extension HandedOver {
+    func run() { ControllerHandoff.exec([Self.configuration.commandName ?? ""] + arguments) }
+}
+
+struct InitHandoff: HandedOver {
     static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the CA, the controller's certificate, its config and its store.")
     @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
-    func run() { ControllerHandoff.exec(["init"] + arguments) }
 }
 
-struct ServeHandoff: ParsableCommand {
+struct ServeHandoff: HandedOver {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the controller daemon: the agent listener and the admin socket.")
     @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
-    func run() { ControllerHandoff.exec(["serve"] + arguments) }
 }
 
-struct BackendsHandoff: ParsableCommand {
+struct BackendsHandoff: HandedOver {
     static let configuration = CommandConfiguration(commandName: "backends",
                                                     abstract: "Probe the configured libvirt backends: reachability, domain types that work, resources.")
     @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
-    func run() { ControllerHandoff.exec(["backends"] + arguments) }
 }
