@@ -63,14 +63,18 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        /// Strict YAML decoding with file:line errors, the values configs share, and the agent's config.
-        .target(name: "IonLabConfig", dependencies: [
+        /// The values configs and messages share (endpoints, names, pins, checks), located config errors, and
+        /// the agent's config (JSON). FoundationEssentials only: the agent links it.
+        .target(name: "IonLabConfig"),
+        /// Strict YAML decoding with file:line errors, for the controller's configs and fleet specs.
+        .target(name: "IonLabYAML", dependencies: [
+            "IonLabConfig",
             .product(name: "Yams", package: "Yams"),
         ]),
         /// The controller's config: where it listens, its libvirt backends, its image catalog.
-        .target(name: "IonLabControllerConfig", dependencies: ["IonLabConfig"]),
+        .target(name: "IonLabControllerConfig", dependencies: ["IonLabConfig", "IonLabYAML"]),
         /// The fleet and workflow model: fleet specs, VMs, steps, operations and probes, recipes.
-        .target(name: "IonLabSpec", dependencies: ["IonLabConfig"]),
+        .target(name: "IonLabSpec", dependencies: ["IonLabConfig", "IonLabYAML"]),
         /// CA, certificates, CSRs, enrollment tokens, SPKI pins and TLS configurations.
         .target(name: "IonLabPKI", dependencies: [
             "IonLabConfig",
@@ -158,7 +162,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "IonLabRFBTests", dependencies: ["IonLabRFB"]),
-        .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig", "IonLabControllerConfig", "IonLabSpec"]),
+        .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig", "IonLabYAML", "IonLabControllerConfig", "IonLabSpec"]),
         .testTarget(name: "IonLabTransferTests", dependencies: [
             "IonLabTransfer", "IonLabWire", "IonLabAgentProtocol", "IonLabFuzz",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -173,7 +177,7 @@ let package = Package(
         ]),
         /// The controller's services (enrollment, the workflow engine, fleets) against fakes, in one process.
         .testTarget(name: "IonLabControllerTests", dependencies: [
-            "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabConfig", "IonLabControllerConfig", "IonLabSpec", "IonLabPKI",
+            "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabConfig", "IonLabYAML", "IonLabControllerConfig", "IonLabSpec", "IonLabPKI",
             "IonLabProvision", "IonLabTransfer",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "X509", package: "swift-certificates"),

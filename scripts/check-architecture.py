@@ -8,6 +8,9 @@ its imports in the third (backquoted names separated by commas, in Package.swift
 Products of other packages are not part of the table. Every relative link on the page must lead to a file of
 the repository.
 
+It also keeps the agent small: no target the agent links (`ionlab-agent` and what it imports, transitively)
+may import the whole of Foundation (it brings ICU, 34 MB), only FoundationEssentials, and none may use Yams.
+
 Prints one line per difference and exits 1, or prints a line saying the page matches and exits 0. Exits 2
 when it cannot run (no swift, no page, no table).
     scripts/check-architecture.py
@@ -179,6 +182,48 @@ def compare(package, documented, problems):
             problems.append(f"{name}: in {DOC_NAME}, not a target in Package.swift")
 
 
+AGENT = "ionlab-agent"
+FULL_FOUNDATION = re.compile(r"^\s*(?:@preconcurrency\s+|internal\s+|public\s+|@_exported\s+)*import\s+Foundation\s*$")
+AGENT_FORBIDDEN_PRODUCTS = {"Yams"}
+
+
+def agent_closure(package_json):
+    """The in-package targets the agent links, with their JSON entries."""
+    by_name = {target["name"]: target for target in package_json["targets"]}
+    seen, todo = {}, [AGENT]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in by_name:
+            continue
+        seen[name] = by_name[name]
+        todo += [dep for dep in map(dependency_name, by_name[name].get("dependencies", [])) if dep]
+    return seen
+
+
+def check_agent_imports(package_json, problems):
+    for name, target in sorted(agent_closure(package_json).items()):
+        for entry in target.get("dependencies", []):
+            product = entry.get("product")
+            if product and product[0] in AGENT_FORBIDDEN_PRODUCTS:
+                problems.append(f"{name}: the agent links it, so it may not depend on {product[0]}")
+        path = os.path.join(ROOT, target.get("path") or os.path.join("Sources", name))
+        for folder, _, files in os.walk(path):
+            for file in sorted(files):
+                if not file.endswith(".swift"):
+                    continue
+                full = os.path.join(folder, file)
+                with open(full, encoding="utf-8") as handle:
+                    lines = handle.read().splitlines()
+                for number, line in enumerate(lines, start=1):
+                    if not FULL_FOUNDATION.match(line):
+                        continue
+                    # Allowed only as the fallback of `#if canImport(FoundationEssentials) import FoundationEssentials #else`.
+                    before = [text.strip() for text in lines[max(0, number - 3):number - 1]]
+                    if before != ["import FoundationEssentials", "#else"]:
+                        problems.append(f"{os.path.relpath(full, ROOT)}:{number}: the agent links {name}: "
+                                        "import FoundationEssentials (Foundation brings ICU)")
+
+
 def main():
     try:
         with open(DOC, encoding="utf-8") as file:
@@ -193,8 +238,10 @@ def main():
             if not os.path.exists(os.path.join(os.path.dirname(DOC), target)):
                 problems.append(f"{DOC_NAME}:{number}: the link {target} leads to no file of the repository")
     documented = documented_targets(text, problems)
-    package = package_targets(dump_package())
+    package_json = dump_package()
+    package = package_targets(package_json)
     compare(package, documented, problems)
+    check_agent_imports(package_json, problems)
     if problems:
         for problem in problems:
             print(f"check-architecture: {problem}")

@@ -32,7 +32,7 @@ public struct StatePaths: Sendable {
     public var caCertificate: String { "\(directory)/ca.pem" }
     /// The key that turns secrets into digests before anything is stored (``SecretDigest``).
     public var secretKey: String { "\(directory)/secret.key" }
-    /// The generated seed files a VM was given (`meta-data`, `agent.yaml`).
+    /// The generated seed files a VM was given (`meta-data`, `agent.json`).
     public func seedDirectory(_ vm: String) -> String { "\(directory)/seeds/\(vm)" }
 
     public var isInitialized: Bool { FileManager.default.fileExists(atPath: caCertificate) }

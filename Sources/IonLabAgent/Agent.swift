@@ -1,5 +1,12 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import IonLabAgentProtocol
 import IonLabConfig
 import IonLabPKI
@@ -56,7 +63,7 @@ public final class Agent: @unchecked Sendable {
                 throw AgentStop(message: error.message)
             } catch {
                 let delay = backoff.next()
-                logger.warning("connection failed, retrying in \(String(format: "%.1f", delay))s: \(Self.describe(error))")
+                logger.warning("connection failed, retrying in \(delay.oneDecimal)s: \(Self.describe(error))")
                 try await Task.sleep(for: .clamped(seconds: delay))
             }
         }

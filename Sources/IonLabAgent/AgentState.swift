@@ -1,5 +1,13 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import IonLabConfig
 import IonLabPKI
 import X509
 
@@ -13,7 +21,7 @@ struct AgentState {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         } catch {
-            throw PKIError("cannot create the state directory \(directory): \(error.localizedDescription)")
+            throw PKIError("cannot create the state directory \(directory): \(FileProblem.reason(error))")
         }
     }
 

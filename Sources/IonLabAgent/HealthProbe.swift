@@ -1,5 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import IonLabAgentProtocol
+import IonLabConfig
 import IonLabWire
 
 /// Reads the machine's health from /proc and statvfs; cheap enough for every heartbeat.
@@ -22,7 +30,7 @@ public enum HealthProbe {
             diskFreeBytes: diskOK ? UInt64(disk.f_bavail) * UInt64(disk.f_frsize) : 0,
             agentVersion: agentVersion,
             cloudInit: cloudInitState(),
-            instanceID: text(of: instanceIDFile)?.trimmingCharacters(in: .whitespacesAndNewlines))
+            instanceID: text(of: instanceIDFile).map { String($0.trimmingWhitespace) })
     }
 
     /// gethostname(2) only: Foundation's hostName may ask DNS.
@@ -44,7 +52,7 @@ public enum HealthProbe {
     }
 
     static func bootID() -> String {
-        text(of: "/proc/sys/kernel/random/boot_id")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        text(of: "/proc/sys/kernel/random/boot_id").map { String($0.trimmingWhitespace) } ?? "unknown"
     }
 
     /// cloud-init's state from its run files, without starting its (slow) Python CLI.

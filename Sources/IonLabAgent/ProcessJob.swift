@@ -1,5 +1,12 @@
 import CIonLabSys
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import IonLabAgentProtocol
 import IonLabConfig
 import IonLabWire
@@ -189,7 +196,7 @@ final class ProcessJob: @unchecked Sendable {
         guard first else { return }
         let group = pid
         kill(-group, SIGTERM)
-        Thread.detachNewThread {
+        DetachedThread.start {
             usleep(1_000_000)
             for _ in 0..<50 {
                 if kill(-group, SIGKILL) != 0 { break }
@@ -284,7 +291,7 @@ final class ProcessJob: @unchecked Sendable {
     /// Waits for the process on a thread of its own, so no event loop or task thread blocks.
     private static func waitForExit(_ pid: pid_t) async -> Int32 {
         await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
+            DetachedThread.start {
                 var status: Int32 = 0
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 continuation.resume(returning: status)

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A heartbeat's view of the agent's machine.
 public struct Health: Codable, Sendable, Equatable {
@@ -144,7 +151,7 @@ public struct ExecResult: Codable, Sendable, Equatable {
         }
     }
 
-    static func seconds(_ value: Double) -> String { String(format: "%.1fs", value) }
+    static func seconds(_ value: Double) -> String { value.oneDecimal + "s" }
 }
 
 /// Copy files into the agent's machine.

@@ -1,7 +1,19 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Everything an agent needs to find, trust and join its controller. `ionlab token create` writes it;
-/// in a VM it arrives on the cloud-init seed.
+/// in a VM it arrives on the cloud-init seed as `agent.json`. JSON, not YAML: the agent reads it with the
+/// JSON decoder FoundationEssentials has, so it carries no YAML parser and no full Foundation.
 public struct AgentConfig: Codable, Sendable, Equatable {
     public var name: String
     /// Tried in order on every connection attempt.
@@ -24,8 +36,10 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         self.reconnectMaxSeconds = reconnectMaxSeconds
     }
 
-    enum CodingKeys: String, CodingKey {
-        case name, endpoints, caPin, token, heartbeatSeconds, reconnectInitialSeconds, reconnectMaxSeconds
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, endpoints, token
+        case caPin = "ca_pin", heartbeatSeconds = "heartbeat_seconds"
+        case reconnectInitialSeconds = "reconnect_initial_seconds", reconnectMaxSeconds = "reconnect_max_seconds"
     }
 
     public init(from decoder: Decoder) throws {
@@ -37,34 +51,68 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         heartbeatSeconds = try container.decodeIfPresent(Double.self, forKey: .heartbeatSeconds, check: Check.seconds) ?? 10
         reconnectInitialSeconds = try container.decodeIfPresent(Double.self, forKey: .reconnectInitialSeconds, check: Check.seconds) ?? 0.25
         reconnectMaxSeconds = try container.decodeIfPresent(Double.self, forKey: .reconnectMaxSeconds, check: Check.seconds) ?? 10
+        try decoder.rejectUnknownKeys(CodingKeys.self)
     }
 
+    /// Reads the config, every problem one located line: `agent.json: ca_pin: expected sha256: …`.
     public static func load(path: String) throws -> AgentConfig {
-        try StrictYAML.load(AgentConfig.self, path: path)
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ConfigError(file: path, line: nil, field: "", problem: "cannot read the file (\(FileProblem.reason(error)))")
+        }
+        return try decode(data, file: path)
     }
 
-    /// The config as YAML, with a comment saying what it is.
-    public func yaml() -> String {
-        var lines = [
-            "# ionlab agent configuration for \(name). It holds a one-time enrollment token: keep it private.",
-            "name: \(YAMLText.quote(name))",
-            "endpoints:",
-        ]
-        lines += endpoints.map { "  - \(YAMLText.quote($0.description))" }
-        lines.append("ca_pin: \(YAMLText.quote(caPin.description))")
-        if let token { lines.append("token: \(YAMLText.quote(token))") }
-        lines.append("heartbeat_seconds: \(heartbeatSeconds)")
-        lines.append("reconnect_initial_seconds: \(reconnectInitialSeconds)")
-        lines.append("reconnect_max_seconds: \(reconnectMaxSeconds)")
-        return lines.joined(separator: "\n") + "\n"
+    public static func decode(_ data: Data, file: String) throws -> AgentConfig {
+        guard data.contains(where: { ![0x20, 0x0a, 0x0d, 0x09].contains($0) }) else {
+            throw ConfigError(file: file, line: nil, field: "", problem: "the file is empty")
+        }
+        do {
+            return try JSONDecoder().decode(AgentConfig.self, from: data)
+        } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
+                throw ConfigError(file: file, line: nil, field: "", problem: "not valid JSON (\(context.debugDescription))")
+            }
+            throw ConfigError(file: file, decoding: error)
+        }
+    }
+
+    /// The config as the agent reads it: JSON, keys sorted, one per line.
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self) + "\n"
     }
 }
 
-/// Writing YAML scalars safely.
-public enum YAMLText {
-    /// A double-quoted scalar, escaped as JSON (a subset of YAML).
-    public static func quote(_ text: String) -> String {
-        let data = try! JSONEncoder().encode(text)
-        return String(decoding: data, as: UTF8.self)
+extension Decoder {
+    /// Fails on the first key of this object that `Keys` does not name: a misspelt field must not be ignored.
+    public func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
+        let known = Set(Keys.allCases.map(\.stringValue))
+        let present = try container(keyedBy: AnyKey.self).allKeys
+        if let unknown = present.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+            throw DecodingError.dataCorrupted(.init(codingPath: codingPath + [AnyKey(stringValue: unknown)], debugDescription: "unknown field"))
+        }
+    }
+}
+
+/// Any key of an object, to list them all.
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Why a file could not be read, in a few words ("no such file", "Permission denied").
+public enum FileProblem {
+    public static func reason(_ error: Error) -> String {
+        if let error = error as? CocoaError {
+            if error.code == .fileReadNoSuchFile { return "no such file" }
+            if let posix = error.userInfo["NSUnderlyingError"] as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+        }
+        return "\(error)"
     }
 }

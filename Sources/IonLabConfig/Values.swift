@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A `HOST:PORT` address (`[::1]:7443` for IPv6).
 public struct Endpoint: TextValue, Sendable, Hashable {
@@ -25,7 +29,7 @@ public struct Endpoint: TextValue, Sendable, Hashable {
             host = text[..<colon]
             portText = text[text.index(after: colon)...]
         }
-        host = host.trimmingCharacters(in: .whitespaces)[...]
+        host = host.trimmingWhitespace
         guard !host.isEmpty else { throw ValueError("expected HOST:PORT, found '\(text)' (no host)") }
         guard let port = Int(portText), (1...65535).contains(port) else {
             throw ValueError("expected HOST:PORT with a port in 1...65535, found '\(text)'")
@@ -149,4 +153,37 @@ extension Duration {
 
     /// The duration in seconds, as a Double (for rates and reports).
     public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing whitespace and newlines (Foundation's `trimmingCharacters(in:)`, which
+    /// FoundationEssentials lacks).
+    public var trimmingWhitespace: SubSequence {
+        let start = firstIndex { !$0.isWhitespace } ?? endIndex
+        let end = lastIndex { !$0.isWhitespace }.map { index(after: $0) } ?? start
+        return self[start..<end]
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lowercase hex, two digits a byte (digests, serial numbers, pins).
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in self {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
+
+extension Double {
+    /// With one decimal, rounded as `%.1f` rounds (for seconds in messages).
+    public var oneDecimal: String {
+        let tenths = (self * 10).rounded()
+        guard tenths.isFinite, abs(tenths) < 1e15 else { return "\(self)" }
+        let whole = Int64(tenths)
+        return "\(whole < 0 ? "-" : "")\(abs(whole) / 10).\(abs(whole) % 10)"
+    }
 }

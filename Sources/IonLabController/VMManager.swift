@@ -49,7 +49,7 @@ struct VMManager: VMProvisioning {
             let endpoint = Endpoint(host: backend.controllerAddress, port: config.listen.port)
             let grant = try enrollment.createToken(name: request.name, endpoints: [endpoint], ttl: nil)
             let agentConfig = AgentConfig(name: request.name, endpoints: [endpoint], caPin: try CAPin(parsing: grant.caPin), token: grant.token)
-            let seed = try Seed(bundle: bundle, instanceID: instanceID, hostname: request.name, agentConfigYAML: agentConfig.yaml())
+            let seed = try Seed(bundle: bundle, instanceID: instanceID, hostname: request.name, agentConfigJSON: agentConfig.json())
             try keepSeed(seed, of: request.name)
             let plan = ProvisionPlan(name: request.name, instanceID: instanceID, backend: backend, image: image, domainType: domainType,
                                      cpus: request.cpus, memoryMiB: request.memoryMiB, diskGiB: request.diskGiB, seed: seed,
@@ -85,13 +85,13 @@ struct VMManager: VMProvisioning {
                                                 diskGiB: original.diskGiB, backend: original.backend, wait: wait))
     }
 
-    /// Keeps the seed's generated files (`meta-data`, `agent.yaml`) in the state directory, private: what this VM
+    /// Keeps the seed's generated files (`meta-data`, `agent.json`) in the state directory, private: what this VM
     /// was given, for inspection, and for stand-in guests on drivers that cannot carry a seed volume (test:///).
     private func keepSeed(_ seed: Seed, of name: String) throws {
         let directory = paths.seedDirectory(name)
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        for file in seed.files where ["meta-data", "agent.yaml"].contains(file.name) {
+        for file in seed.files where ["meta-data", "agent.json"].contains(file.name) {
             guard FileManager.default.createFile(atPath: "\(directory)/\(file.name)", contents: file.contents,
                                                  attributes: [.posixPermissions: 0o600]) else {
                 throw ControllerError("cannot write \(directory)/\(file.name)")

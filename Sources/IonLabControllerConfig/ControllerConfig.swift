@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabYAML
 
 /// The controller's settings, read from `controller.yaml` in its state directory.
 public struct ControllerConfig: Codable, Sendable, Equatable {

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabYAML
 
 /// The named base images VMs are made from (`controller-config/images.yaml`).
 public struct ImageCatalog: Codable, Sendable, Equatable {

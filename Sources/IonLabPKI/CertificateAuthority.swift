@@ -1,5 +1,12 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import IonLabConfig
 import SwiftASN1
 import X509
@@ -147,7 +154,7 @@ public enum SPKIPin {
         var serializer = DER.Serializer()
         try? serializer.serialize(publicKey)
         let spki = serializer.serializedBytes
-        return CAPin(hex: SHA256.hash(data: spki).map { String(format: "%02x", $0) }.joined())
+        return CAPin(hex: SHA256.hash(data: spki).hexString)
     }
 }
 

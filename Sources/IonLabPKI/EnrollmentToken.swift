@@ -1,5 +1,12 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import X509
 
 /// One-time enrollment tokens: 160 random bits, shown once, stored only as a SHA-256 hash.
@@ -13,7 +20,7 @@ public enum EnrollmentToken {
 
     /// The hash the store keeps in place of the token.
     public static func hash(_ token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Array(token.utf8)).hexString
     }
 }
 

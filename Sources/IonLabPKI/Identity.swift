@@ -1,5 +1,12 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import SwiftASN1
 import X509
 
@@ -109,7 +116,7 @@ public enum PEMFile {
         guard fd >= 0 else { throw PKIError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         fchmod(fd, mode)
         let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd)
         close(fd)
         guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
@@ -117,8 +124,8 @@ public enum PEMFile {
             throw PKIError("cannot write \(path): \(String(cString: strerror(errno)))")
         }
         // The rename itself survives a crash only once the directory is on disk.
-        let directory = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
-                             O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let parent = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let directory = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directory >= 0 {
             fsync(directory)
             close(directory)
@@ -156,7 +163,7 @@ extension Certificate {
     }
 
     /// The serial number as lowercase hex.
-    public var serialHex: String { serialNumber.bytes.map { String(format: "%02x", $0) }.joined() }
+    public var serialHex: String { serialNumber.bytes.hexString }
 
     /// The subject's common name, if any.
     public var commonName: String? {

@@ -21,11 +21,11 @@ public struct SeedFile: Sendable {
 public struct Seed: Sendable {
     public let files: [SeedFile]
 
-    /// The seed for one VM: the agent bundle's files plus the generated `meta-data` and `agent.yaml`.
-    public init(bundle: AgentBundle, instanceID: String, hostname: String, agentConfigYAML: String) throws {
+    /// The seed for one VM: the agent bundle's files plus the generated `meta-data` and `agent.json`.
+    public init(bundle: AgentBundle, instanceID: String, hostname: String, agentConfigJSON: String) throws {
         var files = try bundle.seedFiles()
         files.append(SeedFile(name: "meta-data", text: Self.metaData(instanceID: instanceID, hostname: hostname)))
-        files.append(SeedFile(name: "agent.yaml", text: agentConfigYAML))
+        files.append(SeedFile(name: "agent.json", text: agentConfigJSON))
         self.init(files: files)
     }
 

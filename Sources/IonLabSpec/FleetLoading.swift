@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabYAML
 
 /// What a fleet spec is checked against besides itself: the images and backends the controller offers.
 public struct FleetContext: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabYAML
 
 /// A fleet: N VMs, of one image unless a VM names its own, placed on backends, each running the same workflow
 /// (`controller-config/fleets/`).

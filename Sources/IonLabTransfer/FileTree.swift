@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import IonLabWire
 
 /// Errors of a transfer, each one line naming the path.
@@ -95,8 +102,4 @@ enum Quote {
         let shown = SafeText.escaped(String(String.UnicodeScalarView(scalars.prefix(300))))
         return "'" + shown + (scalars.count > 300 ? "…'" : "'")
     }
-}
-
-extension Array where Element == UInt8 {
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
 }

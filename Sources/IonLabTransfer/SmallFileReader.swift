@@ -37,7 +37,7 @@ public struct SmallFileReader {
             return nil
         case .message(.fileEnd(let digest)):
             guard let size, !ended else { throw TransferError("\(path): fileEnd outside the file") }
-            guard content.count == size, Array(SHA256.hash(data: content)).hex == digest.lowercased() else {
+            guard content.count == size, SHA256.hash(data: content).hexString == digest.lowercased() else {
                 throw TransferError("\(path): checksum mismatch")
             }
             ended = true

@@ -1,5 +1,12 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import IonLabAgentProtocol
 import IonLabWire
 import NIOCore
@@ -124,6 +131,6 @@ public struct TreeSender: Sendable {
             buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             try await stream.send(data: buffer, on: .content)
         }
-        return Array(hasher.finalize()).hex
+        return hasher.finalize().hexString
     }
 }

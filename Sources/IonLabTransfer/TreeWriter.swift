@@ -1,5 +1,12 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import IonLabAgentProtocol
 import IonLabWire
 import NIOCore
@@ -250,7 +257,7 @@ private struct IncomingFile {
             hasher.update(bufferPointer: buffer)
             var offset = 0
             while offset < buffer.count {
-                let written = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
                 guard written > 0 else { throw TransferError.posix("write", name) }
                 offset += written
             }
@@ -260,7 +267,7 @@ private struct IncomingFile {
     /// Checks size and digest, sets the mode through the descriptor, and renames the file into place; on
     /// any failure the temporary file is gone.
     mutating func finish(expectedSHA256: String, displayPath: String) throws {
-        let actual = Array(hasher.finalize()).hex
+        let actual = hasher.finalize().hexString
         guard actual == expectedSHA256.lowercased(), received == expectedSize else {
             discard()
             throw TransferError("\(displayPath): checksum mismatch (sent \(expectedSHA256.prefix(12))…, \(expectedSize) bytes; received \(actual.prefix(12))…, \(received) bytes)")

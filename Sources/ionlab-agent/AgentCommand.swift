@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import IonLabAgent
 import IonLabConfig
 import Logging
@@ -14,7 +21,7 @@ struct AgentCommand: AsyncParsableCommand {
         version: Agent.version)
 
     @Option(name: .long, help: "The agent config written by `ionlab token create` (or the cloud-init seed).")
-    var config: String = "/etc/ionlab/agent.yaml"
+    var config: String = "/etc/ionlab/agent.json"
 
     @Option(name: .long, help: "Where the agent keeps its key, certificate and unreported job results.")
     var stateDir: String = "/var/lib/ionlab-agent"
@@ -53,7 +60,8 @@ struct AgentCommand: AsyncParsableCommand {
 }
 
 func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -37,10 +37,10 @@ struct Token: AsyncParsableCommand {
                 let config = AgentConfig(name: grant.name, endpoints: try grant.endpoints.map { try Endpoint(parsing: $0) },
                                          caPin: try CAPin(parsing: grant.caPin), token: grant.token)
                 if let output {
-                    try AgentConfigFile.write(config.yaml(), to: output)
+                    try AgentConfigFile.write(config.json(), to: output)
                     Terminal.error("wrote \(output): agent \(grant.name), token valid until \(Format.time(grant.expiresAt))")
                 } else {
-                    Terminal.line(config.yaml(), terminator: "")
+                    Terminal.line(config.json(), terminator: "")
                 }
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabYAML
 import IonLabControllerConfig
 import Testing
 

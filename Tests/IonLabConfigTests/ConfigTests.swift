@@ -1,23 +1,67 @@
 import IonLabConfig
+import IonLabYAML
 import IonLabControllerConfig
+import Foundation
 import Testing
 
 @Suite struct ConfigTests {
     let pin = "sha256:" + String(repeating: "ab", count: 32)
 
-    @Test func aCompleteAgentConfigRoundTripsThroughYAML() throws {
+    @Test func aCompleteAgentConfigRoundTripsThroughJSON() throws {
         let config = AgentConfig(name: "vm1", endpoints: [Endpoint(host: "10.0.2.2", port: 7443), Endpoint(host: "::1", port: 7443)],
                                  caPin: try CAPin(parsing: pin), token: "ionlab-secret", heartbeatSeconds: 5)
-        let decoded = try StrictYAML.decode(AgentConfig.self, from: config.yaml(), file: "agent.yaml")
+        let decoded = try AgentConfig.decode(Data(config.json().utf8), file: "agent.json")
         #expect(decoded == config)
-        #expect(config.yaml().contains("\"[::1]:7443\""))
+        #expect(config.json().contains("\"[::1]:7443\""))
+        #expect(config.json().contains("\"ca_pin\" : \"\(pin)\""))
     }
 
     @Test func defaultsFillOptionalSettings() throws {
-        let config = try StrictYAML.decode(AgentConfig.self, from: "name: vm1\nendpoints: [\"h:1\"]\nca_pin: \(pin)\n", file: "a.yaml")
+        let config = try AgentConfig.decode(Data("{\"name\": \"vm1\", \"endpoints\": [\"h:1\"], \"ca_pin\": \"\(pin)\"}".utf8), file: "a.json")
         #expect(config.token == nil)
         #expect(config.heartbeatSeconds == 10)
         #expect(config.reconnectMaxSeconds == 10)
+    }
+
+    @Test(arguments: [
+        (#"{"name": "VM_1!", "endpoints": ["h:1"], "ca_pin": "PIN"}"#, "a.json: name: 'VM_1!' is not a valid name"),
+        (#"{"name": "vm1", "endpoints": [], "ca_pin": "PIN"}"#, "a.json: endpoints: must not be empty"),
+        (#"{"name": "vm1", "endpoints": ["h:1", "h:99999"], "ca_pin": "PIN"}"#, "a.json: endpoints[1]: expected HOST:PORT with a port in 1...65535"),
+        (#"{"name": "vm1", "endpoints": "h:1", "ca_pin": "PIN"}"#, "a.json: endpoints: expected a list, found a string"),
+        (#"{"name": "vm1", "endpoints": ["h:1"], "ca_pin": "PIN", "reconnect_max_seconds": -1}"#, "a.json: reconnect_max_seconds: must be a positive number of seconds"),
+        (#"{"name": "vm1", "endpoints": ["h:1"], "ca_pin": "PIN", "extra": {"nested": 1}}"#, "a.json: extra: unknown field"),
+        (#"{"name": "vm1", "endpoints": ["h:1"], "caPin": "PIN"}"#, "a.json: ca_pin: missing required field"),
+        (#"["just", "a list"]"#, "a.json: expected a mapping of fields, found an array"),
+        (#"{"name": "vm1", "endpoints": ["h:1"]"#, "a.json: not valid JSON"),
+        (#"{"name": "vm1", "endpoints": ["h:1"], "ca_pin": "PIN", "heartbeat_seconds": "soon"}"#, "a.json: heartbeat_seconds: expected a number, found a string"),
+        (#"{"name": "vm1", "endpoints": {"h": 1}, "ca_pin": "PIN"}"#, "a.json: endpoints: expected a list, found a dictionary"),
+    ])
+    func badAgentConfigsAreNamed(json: String, expected: String) {
+        let text = json.replacingOccurrences(of: "PIN", with: pin)
+        do {
+            _ = try AgentConfig.decode(Data(text.utf8), file: "a.json")
+            Issue.record("accepted: \(text)")
+        } catch let error as ConfigError {
+            #expect(error.description.hasPrefix(expected), "got: \(error)")
+        } catch {
+            Issue.record("not a ConfigError: \(error)")
+        }
+    }
+
+    /// The strict YAML decoder's own rules, on a small type shaped like a config.
+    struct Sample: Decodable {
+        var name: String
+        var endpoints: [Endpoint]
+        var caPin: CAPin
+        var reconnectMaxSeconds: Double?
+        enum CodingKeys: String, CodingKey { case name, endpoints, caPin, reconnectMaxSeconds }
+        init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decode(String.self, forKey: .name, check: AgentName.validate)
+            endpoints = try container.decode([Endpoint].self, forKey: .endpoints, check: Check.nonEmpty)
+            caPin = try container.decode(CAPin.self, forKey: .caPin)
+            reconnectMaxSeconds = try container.decodeIfPresent(Double.self, forKey: .reconnectMaxSeconds, check: Check.seconds)
+        }
     }
 
     @Test(arguments: [
@@ -30,9 +74,9 @@ import Testing
         ("- just\n- a list\n", "a.yaml:1: expected a mapping of fields, found a list"),
         ("name: vm1\n  bad indent: x\n", "a.yaml:2: not valid YAML"),
     ])
-    func badAgentConfigsAreLocated(yaml: String, expected: String) {
+    func badYAMLIsLocated(yaml: String, expected: String) {
         let text = yaml.replacingOccurrences(of: "PIN", with: pin)
-        let error = rejection(AgentConfig.self, text, file: "a.yaml")
+        let error = rejection(Sample.self, text, file: "a.yaml")
         #expect(error?.hasPrefix(expected) == true, "got: \(error ?? "no error")")
     }
 
@@ -54,8 +98,11 @@ import Testing
     }
 
     @Test func missingFilesAreNamed() {
-        #expect(throws: ConfigError(file: "/nope/agent.yaml", line: nil, field: "", problem: "cannot read the file (no such file)")) {
-            try AgentConfig.load(path: "/nope/agent.yaml")
+        #expect(throws: ConfigError(file: "/nope/agent.json", line: nil, field: "", problem: "cannot read the file (no such file)")) {
+            try AgentConfig.load(path: "/nope/agent.json")
+        }
+        #expect(throws: ConfigError(file: "/nope/c.yaml", line: nil, field: "", problem: "cannot read the file (no such file)")) {
+            try StrictYAML.load(ControllerConfig.self, path: "/nope/c.yaml")
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabConfig
+import IonLabYAML
 import IonLabSpec
 import Testing
 

@@ -1,4 +1,5 @@
 import IonLabConfig
+import IonLabYAML
 import Testing
 
 /// The error text `yaml` is rejected with, or nil (and a recorded issue) when it was accepted.

@@ -3,6 +3,7 @@ import Foundation
 @testable import IonLabAdminAPI
 import IonLabAgentProtocol
 import IonLabConfig
+import IonLabYAML
 @testable import IonLabController
 import IonLabProvision
 import IonLabSpec

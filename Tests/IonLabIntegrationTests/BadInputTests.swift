@@ -23,8 +23,8 @@ import Testing
         try await other.connectAgent("stranger")
         other.killController()
         // The stranger trusts our controller's pin but holds a certificate from the other CA.
-        let config = "\(lab.directory)/stranger.yaml"
-        try AgentConfig(name: "stranger", endpoints: [try Endpoint(parsing: lab.endpoint)], caPin: try lab.pin, token: nil).yaml()
+        let config = "\(lab.directory)/stranger.json"
+        try AgentConfig(name: "stranger", endpoints: [try Endpoint(parsing: lab.endpoint)], caPin: try lab.pin, token: nil).json()
             .write(toFile: config, atomically: true, encoding: .utf8)
         try FileManager.default.copyItem(atPath: "\(other.directory)/agent-stranger", toPath: "\(lab.directory)/agent-stranger")
         let stranger = try lab.startAgent("stranger", config: config)
@@ -45,7 +45,7 @@ import Testing
         #expect(lab.log("agent-victim.log").isEmpty == false)
         try await eventually("the revoked agent to stop", timeout: 30) { lab.log("agent-victim.log").contains("stopping:") }
         #expect(lab.log("agent-victim.log").contains("agent victim was revoked"))
-        let again = try lab.startAgent("victim", config: "\(lab.directory)/victim.yaml")
+        let again = try lab.startAgent("victim", config: "\(lab.directory)/victim.json")
         #expect(try await lab.exitStatus(of: again) == 3)
         #expect(lab.log("agent-victim.log").contains("of agent victim was revoked at"))
         #expect(lab.agentStates()["victim"] == "revoked")
@@ -62,18 +62,18 @@ import Testing
         #expect(try await lab.exitStatus(of: late) == 3)
         #expect(lab.log("agent-late.log").contains("the enrollment token for late expired at"))
         // Used before: agent1's own config, from a second machine (a fresh state directory).
-        let replay = try lab.startAgent("agent1", config: "\(lab.directory)/agent1.yaml", stateName: "replay")
+        let replay = try lab.startAgent("agent1", config: "\(lab.directory)/agent1.json", stateName: "replay")
         #expect(try await lab.exitStatus(of: replay) == 3)
         #expect(lab.log("agent-replay.log").contains("the enrollment token for agent1 was already used at"))
         // Bound to another VM: vm-b's token presented by a config that says vm-c.
         let config = try lab.agentConfig("vm-b")
-        try Lab.override(config, with: "name: vm-c\n")
+        try Lab.editAgentConfig(config) { $0.name = "vm-c" }
         let misbound = try lab.startAgent("vm-c", config: config)
         #expect(try await lab.exitStatus(of: misbound) == 3)
         #expect(lab.log("agent-vm-c.log").contains("the enrollment token belongs to agent 'vm-b', not 'vm-c'"))
         // A made-up token.
         let forged = try lab.agentConfig("vm-d")
-        try Lab.override(forged, with: "token: ionlab-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n")
+        try Lab.editAgentConfig(forged) { $0.token = "ionlab-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" }
         let forger = try lab.startAgent("vm-d", config: forged)
         #expect(try await lab.exitStatus(of: forger) == 3)
         #expect(lab.log("agent-vm-d.log").contains("the enrollment token is not valid for this controller"))
@@ -137,25 +137,29 @@ import Testing
     }
 
     @Test(arguments: [
-        ("name: vm1\nendpoints: [\"nonsense\"]\nca_pin: \"sha256:\(String(repeating: "a", count: 64))\"\n",
-         "agent.yaml:2: endpoints[0]: expected HOST:PORT, found 'nonsense'"),
-        ("name: vm1\nendpoints: [\"127.0.0.1:1\"]\nca_pin: \"md5:abc\"\n",
-         "agent.yaml:3: ca_pin: expected sha256: followed by 64 hex digits, found 'md5:abc'"),
-        ("name: vm1\nendpoints: [\"127.0.0.1:1\"]\n",
-         "agent.yaml:1: ca_pin: missing required field"),
-        ("name: vm1\nendpoints: [\"127.0.0.1:1\"]\nca_pin: \"sha256:\(String(repeating: "a", count: 64))\"\nheartbeat: 5\n",
-         "agent.yaml:4: heartbeat: unknown field"),
-        ("name: vm1\nendpoints: [\"127.0.0.1:1\"]\nca_pin: \"sha256:\(String(repeating: "a", count: 64))\"\nheartbeat_seconds: soon\n",
-         "agent.yaml:4: heartbeat_seconds: expected a number, found 'soon'"),
-        ("name: [vm1\n", "agent.yaml:2: not valid YAML"),
-        ("", "agent.yaml: the file is empty"),
+        ("{\"name\": \"vm1\", \"endpoints\": [\"nonsense\"], PIN}",
+         "agent.json: endpoints[0]: expected HOST:PORT, found 'nonsense'"),
+        ("{\"name\": \"vm1\", \"endpoints\": [\"127.0.0.1:1\"], \"ca_pin\": \"md5:abc\"}",
+         "agent.json: ca_pin: expected sha256: followed by 64 hex digits, found 'md5:abc'"),
+        ("{\"name\": \"vm1\", \"endpoints\": [\"127.0.0.1:1\"]}",
+         "agent.json: ca_pin: missing required field"),
+        ("{\"name\": \"vm1\", \"endpoints\": [\"127.0.0.1:1\"], PIN, \"heartbeat\": 5}",
+         "agent.json: heartbeat: unknown field"),
+        ("{\"name\": \"vm1\", \"endpoints\": [\"127.0.0.1:1\"], PIN, \"heartbeat_seconds\": \"soon\"}",
+         "agent.json: heartbeat_seconds: expected a number, found a string"),
+        ("{\"name\": \"vm1\", \"endpoints\": [\"127.0.0.1:1\"], PIN, \"heartbeat_seconds\": -1}",
+         "agent.json: heartbeat_seconds: must be a positive number of seconds, found -1.0"),
+        ("name: vm1\n", "agent.json: not valid JSON"),
+        ("{\"name\": [\"vm1\"", "agent.json: not valid JSON"),
+        ("\n", "agent.json: the file is empty"),
     ])
-    func malformedAgentConfigIsExplained(yaml: String, expected: String) async throws {
+    func malformedAgentConfigIsExplained(json: String, expected: String) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-config-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try yaml.write(toFile: "\(directory)/agent.yaml", atomically: true, encoding: .utf8)
-        let result = Lab.runProgram("\(Lab.binaries)/ionlab-agent", ["--config", "agent.yaml", "--state-dir", "\(directory)/state"],
+        let pin = "\"ca_pin\": \"sha256:\(String(repeating: "a", count: 64))\""
+        try json.replacingOccurrences(of: "PIN", with: pin).write(toFile: "\(directory)/agent.json", atomically: true, encoding: .utf8)
+        let result = Lab.runProgram("\(Lab.binaries)/ionlab-agent", ["--config", "agent.json", "--state-dir", "\(directory)/state"],
                                     directory: directory)
         #expect(result.status == 2)
         #expect(result.stderr.hasPrefix("ionlab-agent: \(expected)"), "got: \(result.stderr)")

@@ -4,7 +4,7 @@ import Testing
 /// A lab for fleets: a real `ionlab serve` with two libvirt test hosts of different sizes (`test:///PATH.xml`
 /// node files: "big" with 4 CPUs and 4 GiB, "small" with 2 CPUs and 2 GiB), and stand-in guests. The test
 /// driver's domains boot nothing, so for every VM the controller provisions, a real `ionlab-agent` is started
-/// on this host from the seed the controller generated for it (its agent.yaml and instance id): it enrolls
+/// on this host from the seed the controller generated for it (its agent.json and instance id): it enrolls
 /// with the VM's one-time token and connects back over mutual TLS on 127.0.0.1, as the VM's agent would.
 final class FleetLab: @unchecked Sendable {
     let lab: Lab
@@ -102,10 +102,10 @@ final class FleetLab: @unchecked Sendable {
         guard started.withLock({ guests.insert(key).inserted }) else { return }
         let guest = "\(lab.directory)/guest-\(vm)-\(instance)"
         try FileManager.default.createDirectory(atPath: guest, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "\(seed)/agent.yaml", toPath: "\(guest)/agent.yaml")
-        try Lab.override("\(guest)/agent.yaml", with: "heartbeat_seconds: 1\n")
+        try FileManager.default.copyItem(atPath: "\(seed)/agent.json", toPath: "\(guest)/agent.json")
+        try Lab.editAgentConfig("\(guest)/agent.json") { $0.heartbeatSeconds = 1 }
         try instance.write(toFile: "\(guest)/instance-id", atomically: true, encoding: .utf8)
-        try lab.startAgent(vm, config: "\(guest)/agent.yaml", stateName: "\(vm)-\(instance)",
+        try lab.startAgent(vm, config: "\(guest)/agent.json", stateName: "\(vm)-\(instance)",
                            arguments: ["--instance-id-file", "\(guest)/instance-id"], environment: guestEnvironment)
         started.withLock { guestState[vm] = "\(vm)-\(instance)" }
     }

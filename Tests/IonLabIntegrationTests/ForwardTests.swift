@@ -168,7 +168,7 @@ import Testing
 
         kill(try #require(lab.agentProcess("box")).processIdentifier, SIGKILL)
         try await eventually("the agent's listener to go", timeout: 20) { !Self.connects(guest) }
-        try lab.startAgent("box", config: "\(lab.directory)/box.yaml")
+        try lab.startAgent("box", config: "\(lab.directory)/box.json")
         try await lab.waitConnected("box")
         try await eventually("the reverse forward to listen after the reconnect", timeout: 20) { fetch(guest) == "through\n" }
         let listed = try forwards(lab)

@@ -119,7 +119,7 @@ import X509
         let impostor = try await FakeController(port: try Lab.freePort(), identity: stolen, ca: ca)
         defer { impostor.stop() }
         impostor.listenSilently()
-        let config = try lab.agentConfig("victim", extra: "endpoints: [\"127.0.0.1:\(impostor.port)\"]\n")
+        let config = try lab.agentConfig("victim") { $0.endpoints = [Endpoint(host: "127.0.0.1", port: impostor.port)] }
         let victim = try lab.startAgent("victim", config: config)
         #expect(try await lab.exitStatus(of: victim) == 3)
         #expect(lab.log("agent-victim.log").contains("is not the controller's"), "\(lab.log("agent-victim.log"))")
@@ -135,12 +135,12 @@ import X509
         func mode(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int) ?? -1 }
         #expect(mode(lab.stateDir) == 0o700)
         for secret in ["ca.key", "server.key", "secret.key", "admin.sock"] { #expect(mode("\(lab.stateDir)/\(secret)") == 0o600, "\(secret)") }
-        #expect(lab.run(["token", "create", "fresh", "--output", "\(lab.directory)/fresh.yaml"]).status == 0)
-        #expect(mode("\(lab.directory)/fresh.yaml") == 0o600)  // it holds the token
+        #expect(lab.run(["token", "create", "fresh", "--output", "\(lab.directory)/fresh.json"]).status == 0)
+        #expect(mode("\(lab.directory)/fresh.json") == 0o600)  // it holds the token
         #expect(mode("\(lab.directory)/agent-agent1") == 0o700)
         #expect(mode("\(lab.directory)/agent-agent1/identity.pem") == 0o600)
         // The token is in no log and no event.
-        let token = try AgentConfig.load(path: "\(lab.directory)/agent1.yaml").token ?? "?"
+        let token = try AgentConfig.load(path: "\(lab.directory)/agent1.json").token ?? "?"
         #expect(!lab.log("controller.log").contains(token))
         #expect(!lab.run(["events", "--json"]).stdout.contains(token))
     }
@@ -484,7 +484,10 @@ import X509
         let lab = try Lab(config: "agent_certificate_seconds: 8\n")
         defer { lab.tearDown() }
         try await lab.startController()
-        try await lab.connectAgent("sleeper", extra: "heartbeat_seconds: 1\nreconnect_max_seconds: 1\n")
+        try await lab.connectAgent("sleeper") {
+            $0.heartbeatSeconds = 1
+            $0.reconnectMaxSeconds = 1
+        }
         lab.killController()  // before the agent renews (at two thirds of 8 s)
         let identity = try Identity.loadBundle(path: "\(lab.directory)/agent-sleeper/identity.pem")
         let wait = identity.certificate.notValidAfter.timeIntervalSinceNow + 2

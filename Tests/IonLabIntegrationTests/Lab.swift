@@ -87,22 +87,29 @@ final class Lab: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    /// Mints a token and writes an agent config for `name`.
-    func agentConfig(_ name: String, ttl: Double? = nil, extra: String = "") throws -> String {
-        let path = "\(directory)/\(name).yaml"
+    /// Mints a token and writes an agent config for `name`, changed by `edit`.
+    func agentConfig(_ name: String, ttl: Double? = nil, edit: (inout AgentConfig) throws -> Void = { _ in }) throws -> String {
+        let path = "\(directory)/\(name).json"
         var arguments = ["token", "create", name, "--output", path]
         if let ttl { arguments += ["--ttl", "\(ttl)"] }
         let result = run(arguments)
         try #require(result.status == 0, "token create failed: \(result.stderr)")
-        if !extra.isEmpty { try Lab.override(path, with: extra) }
+        try Lab.editAgentConfig(path, edit)
         return path
+    }
+
+    /// Rewrites an agent config file with `edit` applied.
+    static func editAgentConfig(_ path: String, _ edit: (inout AgentConfig) throws -> Void) throws {
+        var config = try AgentConfig.load(path: path)
+        try edit(&config)
+        try config.json().write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     /// Starts an agent process with its own state directory.
     @discardableResult
     func startAgent(_ name: String, config: String? = nil, stateName: String? = nil, arguments: [String] = [],
                     environment: [String: String] = [:]) throws -> Process {
-        let configPath = try config ?? agentConfig(name, extra: "")
+        let configPath = try config ?? agentConfig(name)
         let state = "\(directory)/agent-\(stateName ?? name)"
         let process = try spawn(binary: "ionlab-agent", ["--config", configPath, "--state-dir", state, "--log-level", "debug"] + arguments,
                                 log: "agent-\(stateName ?? name).log", environment: environment)
@@ -111,8 +118,8 @@ final class Lab: @unchecked Sendable {
     }
 
     /// Starts an agent and waits until the controller lists it as connected.
-    func connectAgent(_ name: String, extra: String = "heartbeat_seconds: 1\n") async throws {
-        try startAgent(name, config: try agentConfig(name, extra: extra))
+    func connectAgent(_ name: String, edit: (inout AgentConfig) -> Void = { $0.heartbeatSeconds = 1 }) async throws {
+        try startAgent(name, config: try agentConfig(name, edit: edit))
         try await waitConnected(name)
     }
 

@@ -21,7 +21,7 @@ import Testing
         let seed = Seed(files: [
             SeedFile(name: "user-data", text: "#cloud-config\nruncmd: []\n"),
             SeedFile(name: "meta-data", text: Seed.metaData(instanceID: "vm1-0001", hostname: "vm1")),
-            SeedFile(name: "agent.yaml", text: "name: vm1\n"),
+            SeedFile(name: "agent.json", text: "name: vm1\n"),
             SeedFile(name: "ionlab-agent", contents: binary, executable: true),
         ])
         let iso = FileManager.default.temporaryDirectory.appendingPathComponent("seed-\(UUID().uuidString).iso")
@@ -30,7 +30,7 @@ import Testing
         let header = try isoinfo(["-d", "-i", iso.path])
         #expect(header.contains("Volume id: cidata"))
         let listing = try isoinfo(["-R", "-l", "-i", iso.path])
-        for name in ["user-data", "meta-data", "agent.yaml", "ionlab-agent"] { #expect(listing.contains(" \(name)"), "\(name) missing") }
+        for name in ["user-data", "meta-data", "agent.json", "ionlab-agent"] { #expect(listing.contains(" \(name)"), "\(name) missing") }
         // The seed carries the enrollment token: every file is its owner's only, and the binary stays executable.
         #expect(listing.contains("-rwx------"), "\(listing)")
         #expect(!listing.contains("r--r--") && !listing.contains("r-xr-x"), "\(listing)")
@@ -51,13 +51,13 @@ import Testing
     @Test func seedFilesAreWrittenForTheirOwnerOnly() throws {
         let work = try PrivateDirectory(prefix: "ionlab-seed-test-")
         defer { work.remove() }
-        let seed = Seed(files: [SeedFile(name: "agent.yaml", text: "token: secret\n"),
+        let seed = Seed(files: [SeedFile(name: "agent.json", text: "token: secret\n"),
                                 SeedFile(name: "ionlab-agent", contents: Data([1, 2, 3]), executable: true)])
         let tree = try seed.writeTree(in: work.path)
         func mode(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int) ?? -1 }
         #expect(mode(work.path) == 0o700)
         #expect(mode(tree) == 0o700)
-        #expect(mode("\(tree)/agent.yaml") == 0o600)
+        #expect(mode("\(tree)/agent.json") == 0o600)
         #expect(mode("\(tree)/ionlab-agent") == 0o700)
         #expect(VolumeXML.raw(name: "vm1-seed.iso", capacityBytes: 1).contains("<mode>0600</mode>"))
     }

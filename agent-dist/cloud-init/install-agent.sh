@@ -1,11 +1,11 @@
 #!/bin/sh
 # Installs the ionlab agent from the mounted cloud-init seed ISO and starts it.
 #   install-agent.sh SEED_DIR    (run as root by the bootcmd in user-data, once per instance)
-# The seed holds ionlab-agent (the binary), agent.yaml (config with a secret token) and ionlab-agent.service.
+# The seed holds ionlab-agent (the binary), agent.json (config with a secret token) and ionlab-agent.service.
 # Safe to run again: files are replaced atomically and a running agent is restarted.
 set -eu
 seed=${1:?usage: install-agent.sh SEED_DIR}
-for file in ionlab-agent agent.yaml ionlab-agent.service; do
+for file in ionlab-agent agent.json ionlab-agent.service; do
   if [ ! -s "$seed/$file" ]; then
     echo "install-agent: missing $seed/$file" >&2
     exit 1
@@ -19,8 +19,8 @@ mv -f /usr/local/bin/.ionlab-agent.new /usr/local/bin/ionlab-agent
 
 # The config holds the enrollment token: root only.
 install -d -m 0700 /etc/ionlab
-install -m 0600 "$seed/agent.yaml" /etc/ionlab/.agent.yaml.new
-mv -f /etc/ionlab/.agent.yaml.new /etc/ionlab/agent.yaml
+install -m 0600 "$seed/agent.json" /etc/ionlab/.agent.json.new
+mv -f /etc/ionlab/.agent.json.new /etc/ionlab/agent.json
 
 unit=/etc/systemd/system/ionlab-agent.service
 reinstall=false

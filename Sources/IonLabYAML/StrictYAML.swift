@@ -1,25 +1,6 @@
 import Foundation
+import IonLabConfig
 import Yams
-
-/// A configuration problem, located: "agent.yaml:3: ca_pin: expected a string".
-public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var file: String
-    public var line: Int?
-    public var field: String
-    public var problem: String
-
-    public init(file: String, line: Int?, field: String, problem: String) {
-        self.file = file
-        self.line = line
-        self.field = field
-        self.problem = problem
-    }
-
-    public var description: String {
-        let location = line.map { "\(file):\($0)" } ?? file
-        return field.isEmpty ? "\(location): \(problem)" : "\(location): \(field): \(problem)"
-    }
-}
 
 /// Decodes YAML into `Decodable` types strictly: snake_case keys map to camelCase properties, unknown keys
 /// are errors, and every error names the file, the line and the field.
@@ -53,7 +34,7 @@ public enum StrictYAML {
         do {
             return try check(value)
         } catch let problem as FieldProblem {
-            throw ConfigError(file: file, line: tracker.line(of: problem.path), field: NodeDecoder.render(problem.path), problem: problem.problem)
+            throw ConfigError(file: file, line: tracker.line(of: problem.path), field: FieldPath.render(problem.path), problem: problem.problem)
         }
     }
 
@@ -68,18 +49,9 @@ public enum StrictYAML {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigError(file: path, line: nil, field: "", problem: "cannot read the file (\(Self.reason(error)))")
+            throw ConfigError(file: path, line: nil, field: "", problem: "cannot read the file (\(FileProblem.reason(error)))")
         }
         return try decode(type, from: text, file: path, check: check)
-    }
-
-    static func reason(_ error: Error) -> String {
-        let nsError = error as NSError
-        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        if nsError.domain == NSCocoaErrorDomain, nsError.code == NSFileReadNoSuchFileError { return "no such file" }
-        return nsError.localizedDescription
     }
 
     static func line(of error: YamlError) -> Int? {
@@ -104,19 +76,6 @@ public enum StrictYAML {
         guard parts.count > 1 else { return key }
         return String(parts[0]) + parts.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
     }
-
-    /// `caPin` → `ca_pin`, for messages that name a field the file lacks.
-    static func snakeCase(_ key: String) -> String {
-        var result = ""
-        for character in key {
-            if character.isUppercase {
-                result += "_" + character.lowercased()
-            } else {
-                result.append(character)
-            }
-        }
-        return result
-    }
 }
 
 /// Remembers, for every mapping decoded, which keys the types asked about.
@@ -132,7 +91,7 @@ final class KeyTracker {
             if let index = key.intValue, case .sequence(let items) = node, index < items.count {
                 node = items[index]
             } else if case .mapping(let mapping) = node,
-                      let pair = mapping.first(where: { [StrictYAML.snakeCase(key.stringValue), key.stringValue].contains($0.key.string) }) {
+                      let pair = mapping.first(where: { [FieldPath.snakeCase(key.stringValue), key.stringValue].contains($0.key.string) }) {
                 node = pair.value
             } else {
                 break
@@ -174,35 +133,14 @@ struct NodeDecoder: Decoder {
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     var line: Int? { node.mark?.line }
-    var fieldPath: String { Self.render(path) }
-
-    static func render(_ path: [CodingKey]) -> String {
-        var text = ""
-        for key in path {
-            if let index = key.intValue {
-                text += "[\(index)]"
-            } else {
-                text += (text.isEmpty ? "" : ".") + StrictYAML.snakeCase(key.stringValue)
-            }
-        }
-        return text
-    }
+    var fieldPath: String { FieldPath.render(path) }
 
     func fail(_ problem: String) -> ConfigError {
         ConfigError(file: file, line: line, field: fieldPath, problem: problem)
     }
 
     func configError(from error: DecodingError) -> ConfigError {
-        switch error {
-        case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context):
-            return ConfigError(file: file, line: tracker.line(of: context.codingPath), field: Self.render(context.codingPath),
-                               problem: context.debugDescription)
-        case .keyNotFound(let key, let context):
-            return ConfigError(file: file, line: tracker.line(of: context.codingPath), field: Self.render(context.codingPath + [key]),
-                               problem: "missing required field")
-        @unknown default:
-            return fail("\(error)")
-        }
+        ConfigError(file: file, decoding: error, line: tracker.line(of:))
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
@@ -283,7 +221,7 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     /// The YAML key for a coding key: its snake_case spelling, or the key as written.
     private func yamlKey(_ key: Key) -> String? {
-        let snake = StrictYAML.snakeCase(key.stringValue)
+        let snake = FieldPath.snakeCase(key.stringValue)
         for candidate in [snake, key.stringValue] {
             decoder.tracker.mappings[mappingIndex].asked.insert(candidate)
         }
@@ -301,7 +239,7 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     private func node(for key: Key) throws -> Node {
         guard let name = yamlKey(key), let node = values[name] else {
-            throw ConfigError(file: decoder.file, line: decoder.line, field: NodeDecoder.render(codingPath + [key]),
+            throw ConfigError(file: decoder.file, line: decoder.line, field: FieldPath.render(codingPath + [key]),
                               problem: "missing required field")
         }
         return node
@@ -432,5 +370,14 @@ extension Node {
     var isNull: Bool {
         guard case .scalar(let scalar) = self else { return false }
         return scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+}
+
+/// Writing YAML scalars safely.
+public enum YAMLText {
+    /// A double-quoted scalar, escaped as JSON (a subset of YAML).
+    public static func quote(_ text: String) -> String {
+        let data = try! JSONEncoder().encode(text)
+        return String(decoding: data, as: UTF8.self)
     }
 }
