@@ -73,7 +73,7 @@ lab_phase "exec cat /etc/os-release" "$s"
 ionlab logs "$vm" --console >"$state/console.txt" || fail "ionlab logs --console"
 grep -q "Linux version" "$state/console.txt" || fail "ionlab logs --console shows no kernel banner"
 echo "e2e: agent binary $(stat -c %s agent-dist/out/ionlab-agent) bytes; in the guest:" \
-  "$(ionlab exec "$vm" -- sh -c 'grep -E "VmRSS" /proc/$(pidof ionlab-agent)/status' | tr -s ' \t' ' ')"
+  "$(ionlab exec "$vm" -- sh -c 'grep -E "^(VmRSS|RssAnon|RssFile):" /proc/$(pidof ionlab-agent)/status' | tr -s ' \t\n' ' ')"
 
 s=$(date +%s.%N)
 head -c 8M /dev/urandom >"$state/payload.bin"

@@ -31,7 +31,9 @@ for vm in bv1 bv2 bv3; do
   lab_phase "vm create $vm until ready" "$s"
   if [[ $vm == bv1 ]]; then
     sleep 20  # idle: cloud-init done, the agent only heartbeating
-    rss=$(ionlab exec "$vm" -- sh -c 'grep VmRSS /proc/$(pidof ionlab-agent)/status' | awk '{ print $2 }')
+    memory=$(ionlab exec "$vm" -- sh -c 'grep -E "^(VmRSS|RssAnon):" /proc/$(pidof ionlab-agent)/status')
+    rss=$(awk '/^VmRSS:/ { print $2 }' <<<"$memory")
+    anon=$(awk '/^RssAnon:/ { print $2 }' <<<"$memory")
   fi
   ionlab vm destroy "$vm" >/dev/null
 done
@@ -51,6 +53,6 @@ import json, os, statistics, sys
 path, creates = sys.argv[1], [float(value) for value in sys.argv[2:]]
 results = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
 results.update({"vm_create_seconds": creates, "vm_create_median_seconds": statistics.median(creates),
-                "agent_rss_kb": float("$rss"), "demo_up_seconds": float("$up"), "demo_wall_seconds": float("$demo")})
+                "agent_rss_kb": float("$rss"), "agent_rss_anon_kb": float("$anon"), "demo_up_seconds": float("$up"), "demo_wall_seconds": float("$demo")})
 json.dump(results, open(path, "w"), indent=1)
 PY

@@ -36,7 +36,10 @@ def main(path, agent):
         # (what, now, goal text, passes, anchor)
         ("agent binary, stripped", fmt(os.path.getsize(agent) / 1e6, "MB"), "≤ 15 MB", os.path.getsize(agent) / 1e6 <= 15,
          fmt(sshd, "MB (sshd)")),
-        ("agent idle RSS in the guest", fmt(r.get("agent_rss_kb", 0) / 1000, "MB"), "≤ 12 MB", r.get("agent_rss_kb", 1e9) / 1000 <= 12, "-"),
+        ("agent idle RSS in the guest", fmt(r.get("agent_rss_kb", 0) / 1000, "MB"), "≤ 12 MB", r.get("agent_rss_kb", 1e9) / 1000 <= 12,
+         # Most of it is the binary's own pages, mapped from the page cache (shared, clean, reclaimable); the
+         # anonymous part is what the agent allocates.
+         fmt(r.get("agent_rss_anon_kb", 0) / 1000 if "agent_rss_anon_kb" in r else None, "MB of it anonymous")),
         ("`vm create` → ready under TCG, median of 3", fmt(r.get("vm_create_median_seconds"), "s"), "≤ 35 s",
          r.get("vm_create_median_seconds", 1e9) <= 35, ", ".join(f"{v:.1f}" for v in r.get("vm_create_seconds", [])) + " s"),
         ("2-VM demo, `up` → verified", fmt(r.get("demo_up_seconds"), "s"), "≤ 60 s", r.get("demo_up_seconds", 1e9) <= 60,
