@@ -16,6 +16,7 @@ packages=(
   binutils bc   # strip for the agent bundle; phase timings in the scripts
   python3 curl dbus-daemon systemd   # step tests on loopback: an HTTP server and downloads, a private D-Bus, busctl
   shellcheck   # the guest scripts are checked in the test command
+  zsh fish   # ionlab's shell completions are tried in each shell
 )
 missing=()
 for package in "${packages[@]}"; do

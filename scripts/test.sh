@@ -5,7 +5,8 @@
 #     capped, so a hang fails instead of stalling CI.
 #  2. scripts/test-guest-scripts.sh: shellcheck on the guest-side scripts, and each script run on its own
 #     against stubbed system commands; scripts/check-architecture.py: docs/ARCHITECTURE.md's table of targets
-#     against Package.swift.
+#     against Package.swift; scripts/check-completions.sh: the shell completions, used in bash, zsh and fish;
+#     scripts/man-pages.sh --check: docs/man against what the commands say.
 #  3. scripts/fuzz.sh: libFuzzer on the frame decoder and multiplexer, the message decoder and the tree writer,
 #     briefly ($IONLAB_FUZZ_SECONDS each, 15 by default). The corpus is also replayed by `swift test`.
 #  4. scripts/e2e-vm.sh: a real TCG VM provisioned through libvirt, its agent injected by cloud-init, inside a
@@ -16,6 +17,8 @@ swift build --build-tests
 timeout --kill-after=30 "${IONLAB_TEST_TIMEOUT:-1800}" swift test --skip-build
 timeout --kill-after=30 300 scripts/test-guest-scripts.sh
 scripts/check-architecture.py
+timeout --kill-after=30 120 scripts/check-completions.sh
+timeout --kill-after=30 600 scripts/man-pages.sh --check
 timeout --kill-after=30 900 scripts/fuzz.sh "${IONLAB_FUZZ_SECONDS:-15}"
 if [[ "${IONLAB_SKIP_VM:-}" == 1 ]]; then
   echo "test: IONLAB_SKIP_VM=1: the real-VM end-to-end test was skipped"

@@ -48,20 +48,26 @@ protocol HandedOver: ParsableCommand {
 
 extension HandedOver {
     func run() { ControllerHandoff.exec([Self.configuration.commandName ?? ""] + arguments) }
+
+    /// Its entry in `ionlab --help` and ionlab(1), pointing at where its options are described.
+    static func handedOver(_ name: String, abstract: String) -> CommandConfiguration {
+        CommandConfiguration(commandName: name, abstract: abstract,
+                             discussion: "ionlab hands this command to ionlab-controller, beside it: its options are those of "
+                                 + "`ionlab-controller \(name)` (see `ionlab-controller \(name) --help`, or ionlab-controller(1)).")
+    }
 }
 
 struct InitHandoff: HandedOver {
-    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the CA, the controller's certificate, its config and its store.")
-    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    static let configuration = handedOver("init", abstract: "Create the CA, the controller's certificate, its config and its store.")
+    @Argument(parsing: .captureForPassthrough, help: "ionlab-controller's options for it.") var arguments: [String] = []
 }
 
 struct ServeHandoff: HandedOver {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the controller daemon: the agent listener and the admin socket.")
-    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    static let configuration = handedOver("serve", abstract: "Run the controller daemon: the agent listener and the admin socket.")
+    @Argument(parsing: .captureForPassthrough, help: "ionlab-controller's options for it.") var arguments: [String] = []
 }
 
 struct BackendsHandoff: HandedOver {
-    static let configuration = CommandConfiguration(commandName: "backends",
-                                                    abstract: "Probe the configured libvirt backends: reachability, domain types that work, resources.")
-    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    static let configuration = handedOver("backends", abstract: "Probe the configured libvirt backends: reachability, domain types that work, resources.")
+    @Argument(parsing: .captureForPassthrough, help: "ionlab-controller's options for it.") var arguments: [String] = []
 }
