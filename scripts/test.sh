@@ -6,7 +6,8 @@
 #  2. scripts/test-guest-scripts.sh: shellcheck on the guest-side scripts, and each script run on its own
 #     against stubbed system commands; scripts/check-architecture.py: docs/ARCHITECTURE.md's table of targets
 #     against Package.swift; scripts/check-completions.sh: the shell completions, used in bash, zsh and fish;
-#     scripts/man-pages.sh --check: docs/man against what the commands say.
+#     scripts/man-pages.sh --check: docs/man against what the commands say; scripts/check-json-docs.py: every
+#     --json output described in docs/json.md.
 #  3. scripts/fuzz.sh: libFuzzer on the frame decoder and multiplexer, the message decoder and the tree writer,
 #     briefly ($IONLAB_FUZZ_SECONDS each, 15 by default). The corpus is also replayed by `swift test`.
 #  4. scripts/e2e-vm.sh: a real TCG VM provisioned through libvirt, its agent injected by cloud-init, inside a
@@ -19,6 +20,7 @@ timeout --kill-after=30 300 scripts/test-guest-scripts.sh
 scripts/check-architecture.py
 timeout --kill-after=30 120 scripts/check-completions.sh
 timeout --kill-after=30 600 scripts/man-pages.sh --check
+scripts/check-json-docs.py
 timeout --kill-after=30 900 scripts/fuzz.sh "${IONLAB_FUZZ_SECONDS:-15}"
 if [[ "${IONLAB_SKIP_VM:-}" == 1 ]]; then
   echo "test: IONLAB_SKIP_VM=1: the real-VM end-to-end test was skipped"

@@ -57,7 +57,9 @@ public enum JSONOutput {
         return encoder
     }()
 
+    /// One line of JSON, safe for a terminal and still JSON (``SafeText/jsonEscaped(_:)``): printing it through
+    /// `Terminal.line` changes nothing.
     public static func line<T: Encodable>(_ value: T) -> String {
-        String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
+        SafeText.jsonEscaped(String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self))
     }
 }

@@ -16,6 +16,26 @@ public enum SafeText {
         return result
     }
 
+    /// JSON text with every character a terminal could act on written as a JSON escape (`\u009b`), so it
+    /// stays valid JSON, decodes to the same strings, and prints safely. The encoder already escapes
+    /// 0x00-0x1F; DEL, the C1 controls and the bidi overrides it leaves as they are. They can only be inside
+    /// strings, where `\uXXXX` means the same character.
+    public static func jsonEscaped(_ json: String) -> String {
+        guard json.unicodeScalars.contains(where: { isUnsafe($0, keepingNewlines: false) }) else { return json }
+        var result = ""
+        result.unicodeScalars.reserveCapacity(json.unicodeScalars.count)
+        let digits = Array("0123456789abcdef".unicodeScalars)
+        for scalar in json.unicodeScalars {
+            guard isUnsafe(scalar, keepingNewlines: false) else {
+                result.unicodeScalars.append(scalar)
+                continue
+            }
+            result += "\\u"  // every unsafe scalar is below 0x10000: four hex digits
+            for shift in stride(from: 12, through: 0, by: -4) { result.unicodeScalars.append(digits[Int(scalar.value >> UInt32(shift)) & 0xF]) }
+        }
+        return result
+    }
+
     private static func isUnsafe(_ scalar: Unicode.Scalar, keepingNewlines: Bool) -> Bool {
         switch scalar.value {
         case 0x0A, 0x09: return !keepingNewlines

@@ -24,6 +24,9 @@ struct Exec: AsyncParsableCommand {
     @Option(help: "Run on every VM of this fleet and print a line per VM.")
     var fleet: String?
 
+    @Flag(help: "With --all or --fleet: print each agent's result as a JSON line, as it comes (docs/json.md).")
+    var json = false
+
     @Option(help: "Kill the command's whole process group after this many seconds.")
     var timeout: Double?
 
@@ -49,6 +52,7 @@ struct Exec: AsyncParsableCommand {
             throw ValidationError("name one agent, or pass --all or --fleet NAME")
         }
         if forwardStdin || tty, agent == nil { throw ValidationError("--stdin and --tty work with one agent only") }
+        if json, agent != nil { throw ValidationError("--json works with --all or --fleet (one agent's output is the command's own)") }
         guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. `ionlab exec vm1 -- uname -a`") }
         if let timeout, !(timeout > 0 && timeout <= ExecSpec.maximumTimeout) {
             throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(ExecSpec.maximumTimeout)) (a year)")
@@ -87,10 +91,11 @@ struct Exec: AsyncParsableCommand {
         return try await AdminClient.with(paths: global.paths) { client in
             var tally = FanoutTally()
             for try await line in try await client.execAll(spec, target: target) {
-                Terminal.line(tally.add(line))
+                let text = tally.add(line)
+                Terminal.line(json ? JSONOutput.line(line) : text)
                 Terminal.flush()
             }
-            Terminal.line(tally.summary)
+            if !json { Terminal.line(tally.summary) }
             return tally.allSucceeded ? 0 : 1
         }
     }

@@ -1,4 +1,6 @@
 import Foundation
+import IonLabAdminAPI
+import IonLabAgentProtocol
 import Testing
 
 /// The controller/agent channel with real `ionlab serve` and `ionlab-agent` processes over 127.0.0.1.
@@ -149,6 +151,13 @@ import Testing
         let mixed = lab.run(["exec", "--all", "--timeout", "1", "--", "sh", "-c", "test $(hostname) = never || sleep 3"])
         #expect(mixed.status == 1)
         #expect(mixed.stdout.contains("0 ok, 0 failed, 2 timed out"))
+        // --json: one FanoutLine per agent and nothing else, each on its own line as it comes.
+        let json = lab.run(["exec", "--all", "--json", "--", "sh", "-c", "echo from $(hostname) >/dev/null; exit 3"])
+        #expect(json.status == 1)
+        let lines = try json.stdout.split(separator: "\n").map { try JSONDecoder().decode(FanoutLine.self, from: Data($0.utf8)) }
+        #expect(Set(lines.map(\.agent)) == ["a1", "a2"])
+        #expect(lines.allSatisfy { $0.result?.exitCode == 3 && $0.result?.outcome == .completed })
+        #expect(lab.run(["exec", "a1", "--json", "--", "true"]).stderr.contains("--json works with --all or --fleet"))
     }
 
     @Test func agentsListHealthAndEventsRecordTheLifecycle() async throws {

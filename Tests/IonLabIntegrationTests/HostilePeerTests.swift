@@ -256,6 +256,24 @@ import X509
         #expect(!fanout.stdout.utf8.contains(0x1B))
     }
 
+    /// JSON output was escaped for the terminal after encoding: a DEL, a C1 control or a bidi override that the
+    /// encoder leaves as it is became `\u{9B}`, which is not JSON, so one hostile byte broke a script's parse.
+    @Test func item5_aPeersControlCharactersLeaveJSONValidAndEscaped() async throws {
+        let lab = try await Self.servingLab()
+        defer { lab.tearDown() }
+        let sent = "del\u{7F} csi\u{9B}2J rtl\u{202E}txt.exe esc\u{1B}[2J"
+        let peer = try await FakeAgent.session(lab, name: "painter")
+        let server = peer.serve { stream, _ in try await stream.send(.failure(Failure(sent))) }
+        defer { server.cancel(); peer.close() }
+        let result = lab.run(["exec", "--all", "--json", "--", "true"])
+        let line = try #require(result.stdout.split(separator: "\n").first { $0.contains("painter") }, "\(result.stdout)")
+        let decoded = try JSONDecoder().decode(FanoutLine.self, from: Data(line.utf8))
+        #expect(decoded.error == sent)
+        for unsafe: Unicode.Scalar in ["\u{7F}", "\u{9B}", "\u{202E}", "\u{1B}"] {
+            #expect(!result.stdout.unicodeScalars.contains(unsafe), "\(unsafe.value) reached the terminal raw")
+        }
+    }
+
     // MARK: 6. Heavy use never breaks the admin API
 
     @Test func item6_listingsSurviveManyLargeJobs() async throws {
