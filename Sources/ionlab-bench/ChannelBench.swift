@@ -129,10 +129,10 @@ struct LocalLab {
         }
         processes.append(try Shell.background(ionlab, ["serve", "--log-level", "warning"], environment: lab.environment, log: "\(work)/controller.log"))
         try await waitFor("the controller") { Shell.run(ionlab, ["agents"], environment: lab.environment).status == 0 }
-        guard Shell.run(ionlab, ["token", "create", "bench", "--output", "\(work)/bench.yaml"], environment: lab.environment).status == 0 else {
+        guard Shell.run(ionlab, ["token", "create", "bench", "--output", "\(work)/bench.json"], environment: lab.environment).status == 0 else {
             throw BenchError("token create failed")
         }
-        processes.append(try Shell.background(Binaries.path("ionlab-agent"), ["--config", "\(work)/bench.yaml", "--state-dir", "\(work)/agent"],
+        processes.append(try Shell.background(Binaries.path("ionlab-agent"), ["--config", "\(work)/bench.json", "--state-dir", "\(work)/agent"],
                                               log: "\(work)/agent.log"))
         try await waitFor("the agent") { Shell.run(ionlab, ["agents"], environment: lab.environment).output.contains("connected") }
         return lab

@@ -89,20 +89,29 @@ struct Down: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The fleet's name.") var fleet: String
+    @Flag(help: "Print each event, then the outcome, as JSON lines (docs/json.md).") var json = false
 
     func run() async throws {
         try await reportingErrors {
+            let (fleet, json) = (fleet, json)
             try await AdminClient.with(paths: global.paths) { client in
                 for try await progress in try await client.fleetDown(fleet) {
                     switch progress {
                     case .event(let event):
-                        Terminal.line("\(event.agent ?? event.fleet ?? "-")  \(event.kind.rawValue)  \(Format.escaped(event.message))")
+                        Terminal.line(json ? JSONOutput.line(event)
+                            : "\(event.agent ?? event.fleet ?? "-")  \(event.kind.rawValue)  \(Format.escaped(event.message))")
                     case .finished(let line):
-                        Terminal.line(line)
+                        Terminal.line(json ? JSONOutput.line(DownOutcome(fleet: fleet, outcome: line)) : line)
                     }
                 }
             }
         }
+    }
+
+    /// The last line of `down --json`.
+    struct DownOutcome: Encodable {
+        var fleet: String
+        var outcome: String
     }
 }
 

@@ -8,13 +8,14 @@ protocol PowerCommand: AsyncParsableCommand {
     var global: GlobalOptions { get }
     var vm: String { get }
     var power: PowerOptions { get }
+    var output: ProgressOutput { get }
 }
 
 extension PowerCommand {
     func run() async throws {
         let (action, vm, options) = (Self.action, vm, power)
         let wait = !options.noWait && (action == .start || action == .restart)
-        try await VMProgress.run(name: vm, paths: global.paths, timeout: options.waitSeconds) {
+        try await VMProgress.run(name: vm, paths: global.paths, timeout: options.waitSeconds, json: output.json) {
             try await $0.power(action, vm: vm, timeoutSeconds: options.stopTimeout, wait: wait)
         }
     }
@@ -45,6 +46,7 @@ struct VMStop: PowerCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The VM.") var vm: String
     @OptionGroup var power: PowerOptions
+    @OptionGroup var output: ProgressOutput
 }
 
 struct VMStart: PowerCommand {
@@ -54,6 +56,7 @@ struct VMStart: PowerCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The VM.") var vm: String
     @OptionGroup var power: PowerOptions
+    @OptionGroup var output: ProgressOutput
 }
 
 struct VMRestart: PowerCommand {
@@ -63,6 +66,7 @@ struct VMRestart: PowerCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The VM.") var vm: String
     @OptionGroup var power: PowerOptions
+    @OptionGroup var output: ProgressOutput
 }
 
 struct VMSuspend: PowerCommand {
@@ -72,6 +76,7 @@ struct VMSuspend: PowerCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The VM.") var vm: String
     @OptionGroup var power: PowerOptions
+    @OptionGroup var output: ProgressOutput
 }
 
 struct VMResume: PowerCommand {
@@ -81,4 +86,5 @@ struct VMResume: PowerCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The VM.") var vm: String
     @OptionGroup var power: PowerOptions
+    @OptionGroup var output: ProgressOutput
 }

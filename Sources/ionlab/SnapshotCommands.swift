@@ -60,6 +60,7 @@ struct SnapshotRevert: AsyncParsableCommand {
     @Argument(help: "The snapshot.") var name: String
     @Flag(help: "Return once reverted instead of waiting for the agent.") var noWait = false
     @Option(name: .customLong("timeout"), help: "Seconds to wait for the agent.") var waitSeconds: Double = 300
+    @OptionGroup var output: ProgressOutput
 
     func validate() throws {
         guard waitSeconds > 0, waitSeconds <= 86_400 else { throw ValidationError("--timeout must be more than 0 and at most a day of seconds") }
@@ -67,7 +68,9 @@ struct SnapshotRevert: AsyncParsableCommand {
 
     func run() async throws {
         let (vm, name, wait) = (vm, name, !noWait)
-        try await VMProgress.run(name: vm, paths: global.paths, timeout: waitSeconds) { try await $0.revert(vm: vm, to: name, wait: wait) }
+        try await VMProgress.run(name: vm, paths: global.paths, timeout: waitSeconds, json: output.json) {
+            try await $0.revert(vm: vm, to: name, wait: wait)
+        }
     }
 }
 

@@ -25,6 +25,11 @@ struct WaitOptions: ParsableArguments {
     }
 }
 
+/// `--json` for the commands that follow a VM's progress: each event as it comes, then the VM's record.
+struct ProgressOutput: ParsableArguments {
+    @Flag(help: "Print each progress event, then the VM's record, as JSON lines (docs/json.md).") var json = false
+}
+
 struct VMCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create", abstract: "Provision a VM and wait until its agent has connected back.")
@@ -37,11 +42,12 @@ struct VMCreate: AsyncParsableCommand {
     @Option(help: "Disk size in GiB (at least the image's).") var disk = 4
     @Option(help: "A backend from the controller config (default: the first).") var backend: String?
     @OptionGroup var wait: WaitOptions
+    @OptionGroup var output: ProgressOutput
 
     func run() async throws {
         let request = VMCreateRequest(name: name, image: image, cpus: cpus, memoryMiB: memory, diskGiB: disk, backend: backend,
                                       wait: !wait.noWait)
-        try await VMProgress.run(name: name, paths: global.paths, timeout: wait.timeout) { try await $0.createVM(request) }
+        try await VMProgress.run(name: name, paths: global.paths, timeout: wait.timeout, json: output.json) { try await $0.createVM(request) }
     }
 }
 
@@ -53,18 +59,19 @@ struct VMClone: AsyncParsableCommand {
     @Argument(help: "The VM to copy.") var source: String
     @Argument(help: "The new VM's name.") var name: String
     @OptionGroup var wait: WaitOptions
+    @OptionGroup var output: ProgressOutput
 
     func run() async throws {
         let (source, name, wait) = (source, name, !wait.noWait)
-        try await VMProgress.run(name: name, paths: global.paths, timeout: self.wait.timeout) {
+        try await VMProgress.run(name: name, paths: global.paths, timeout: self.wait.timeout, json: output.json) {
             try await $0.cloneVM(source: source, name: name, wait: wait)
         }
     }
 }
 
-/// Prints a VM's timeline as it arrives, one line per step with the elapsed time.
+/// Prints a VM's timeline as it arrives, one line per step with the elapsed time (or each event as JSON).
 enum VMProgress {
-    static func run(name: String, paths: StatePaths, timeout: Double,
+    static func run(name: String, paths: StatePaths, timeout: Double, json: Bool,
                     _ request: @escaping @Sendable (AdminClient) async throws -> Replies<RequestProgress<VMRecord>>) async throws {
         let started = Date()
         try await reportingErrors {
@@ -75,11 +82,13 @@ enum VMProgress {
                         for try await progress in replies {
                             switch progress {
                             case .event(let event):
-                                Terminal.line(String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind.rawValue,
-                                                     Format.escaped(event.message)))
+                                Terminal.line(json ? JSONOutput.line(event)
+                                    : String(format: "%@  %6.1fs  %@  %@", name, Date().timeIntervalSince(started), event.kind.rawValue,
+                                             Format.escaped(event.message)))
                                 Terminal.flush()
                             case .finished(let record):
-                                Terminal.line("\(record.name): \(record.state.rawValue) (instance \(record.instanceID), \(record.domainType) on \(record.backend))")
+                                Terminal.line(json ? JSONOutput.line(record)
+                                    : "\(record.name): \(record.state.rawValue) (instance \(record.instanceID), \(record.domainType) on \(record.backend))")
                                 return true
                             }
                         }

@@ -296,9 +296,12 @@ import Testing
             fleet.events(fleet: "ops").contains { $0["kind"] as? String == "agent.up" && $0["agent"] as? String == "ops-1" }
         }
 
-        let down = fleet.lab.run(["down", "ops"])
+        let down = fleet.lab.run(["down", "ops", "--json"])
         #expect(down.status == 0, "\(down.stderr)")
-        #expect(down.stdout.contains("fleet ops is down: 2 VM(s) destroyed"))
+        let lines = try down.stdout.split(separator: "\n").map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(lines.dropLast().allSatisfy { $0["kind"] is String && $0["seq"] is Int }, "\(down.stdout)")
+        #expect(lines.last?["fleet"] as? String == "ops")
+        #expect((lines.last?["outcome"] as? String)?.contains("fleet ops is down: 2 VM(s) destroyed") == true, "\(down.stdout)")
         #expect(fleet.vms().map { $0["name"] as? String } == ["other-1"])
         #expect(fleet.lab.agentStates()["ops-1"] == "revoked")
         #expect(!FileManager.default.fileExists(atPath: "\(fleet.lab.stateDir)/seeds/ops-1"))

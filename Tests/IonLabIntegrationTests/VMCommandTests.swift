@@ -177,8 +177,12 @@ import Testing
         #expect(again.status == 1)
         #expect(again.stderr == "ionlab: a VM named 'vm1' exists already (ionlab vm destroy vm1 first)\n")
 
-        let clone = lab.run(["vm", "clone", "vm1", "vm2", "--no-wait"])
+        // --json: the events as they come, then the new VM's record.
+        let clone = lab.run(["vm", "clone", "vm1", "vm2", "--no-wait", "--json"])
         #expect(clone.status == 0, "\(clone.stderr)")
+        let lines = try clone.stdout.split(separator: "\n").map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(lines.dropLast().contains { $0["kind"] as? String == "vm.started" }, "\(clone.stdout)")
+        #expect(lines.last?["name"] as? String == "vm2" && lines.last?["cpus"] as? Int == 2, "\(clone.stdout)")
         list = try vms(lab)
         #expect(list.compactMap { $0["name"] as? String } == ["vm1", "vm2"])
         #expect(list.last?["cpus"] as? Int == 2)
