@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         /// The libvirt C API (libvirt-dev), found with pkg-config.
@@ -101,11 +104,19 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        /// The controller's HTTP side (`serve --http`): the dashboard token, and Prometheus metrics at /metrics
+        /// through swift-metrics, over Hummingbird.
+        .target(name: "IonLabDashboard", dependencies: [
+            "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabConfig",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         /// The controller: agent listener, sessions, store, events, admin API, and the guest-side scripts of
         /// its built-in operations (Resources/guest, bundled).
         .target(name: "IonLabController", dependencies: [
             "IonLabWire", "IonLabAgentProtocol", "IonLabAdminAPI", "IonLabSpec", "IonLabPKI", "IonLabConfig", "IonLabControllerConfig",
-            "IonLabTransfer", "IonLabProvision", "Libvirt", "IonLabRFB",
+            "IonLabTransfer", "IonLabProvision", "Libvirt", "IonLabRFB", "IonLabDashboard",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "GRDB", package: "GRDB.swift"),

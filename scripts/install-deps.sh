@@ -17,6 +17,7 @@ packages=(
   python3 curl dbus-daemon systemd   # step tests on loopback: an HTTP server and downloads, a private D-Bus, busctl
   shellcheck   # the guest scripts are checked in the test command
   zsh fish   # ionlab's shell completions are tried in each shell
+  python3-prometheus-client   # Prometheus' own parser reads /metrics in the tests
 )
 missing=()
 for package in "${packages[@]}"; do

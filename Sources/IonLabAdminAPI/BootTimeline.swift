@@ -29,6 +29,9 @@ public struct BootTimeline: Codable, Sendable, Equatable {
         .agentConnected: "TLS connected", .vmReady: "ready", .vmCloudInitDone: "cloud-init done",
     ]
 
+    /// Whether an event of this kind marks a milestone of a boot.
+    public static func isMilestone(_ kind: EventKind) -> Bool { names[kind] != nil }
+
     /// Every kind a timeline reads.
     public static var kinds: Set<EventKind> { beginnings.union(names.keys) }
 

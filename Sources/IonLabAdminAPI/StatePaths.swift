@@ -27,6 +27,8 @@ public struct StatePaths: Sendable {
     public func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : "\(directory)/\(path)" }
     public var database: String { "\(directory)/ionlab.sqlite" }
     public var adminSocket: String { "\(directory)/admin.sock" }
+    /// The bearer token of `serve --http` (0600).
+    public var dashboardToken: String { "\(directory)/dashboard.token" }
     public var caName: String { "ca" }
     public var serverName: String { "server" }
     public var caCertificate: String { "\(directory)/ca.pem" }

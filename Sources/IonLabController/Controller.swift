@@ -3,6 +3,7 @@ import IonLabAdminAPI
 import IonLabAgentProtocol
 import IonLabConfig
 import IonLabControllerConfig
+import IonLabDashboard
 import IonLabPKI
 import IonLabWire
 import Logging
@@ -28,6 +29,8 @@ public final class Controller: Sendable {
     let forwards: ForwardManager
     let group: EventLoopGroup
     let logger: Logger
+    /// Prometheus metrics, served with `run(http:)`.
+    public let metrics: LabMetrics
 
     /// Opens an initialized state directory.
     public init(paths: StatePaths, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) throws {
@@ -37,7 +40,8 @@ public final class Controller: Sendable {
         let config = FileManager.default.fileExists(atPath: paths.config) ? try ControllerConfig.load(path: paths.config) : ControllerConfig()
         let ca = CertificateAuthority(identity: try Identity.load(directory: paths.directory, name: paths.caName))
         let store = try Store(path: paths.database)
-        let events = EventLog(store: store, logger: logger)
+        let metrics = LabMetrics()
+        let events = EventLog(store: store, logger: logger, metrics: metrics)
         let sessions = SessionRegistry(changes: ChangeSignal())
         let jobs = JobLedger(store: store, events: events, logger: logger)
         let enrollment = Enrollment(ca: ca, store: store, events: events, config: config)
@@ -61,6 +65,7 @@ public final class Controller: Sendable {
         self.fleetStatus = FleetStatus(store: store, sessions: sessions, downAfterSeconds: config.agentDownAfterSeconds)
         self.group = group
         self.logger = logger
+        self.metrics = metrics
         for vm in try store.vms() where vm.fleet != nil { events.assign(agent: vm.name, fleet: vm.fleet) }
     }
 
@@ -75,8 +80,13 @@ public final class Controller: Sendable {
         return fresh
     }
 
-    /// Serves agents and the admin socket until the task is cancelled.
-    public func run(onReady: @Sendable () -> Void = {}) async throws {
+    /// Serves agents and the admin socket (and, given `http`, the dashboard's HTTP side) until the task is cancelled.
+    public func run(http: Endpoint? = nil, onReady: @Sendable () -> Void = {}) async throws {
+        let dashboard = try http.map { endpoint in
+            DashboardServer(host: endpoint.host, port: endpoint.port, token: try DashboardToken.loadOrCreate(paths), metrics: metrics) {
+                [agents, logger] in Self.metricsSnapshot(agents: agents, logger: logger)
+            }
+        }
         let listener = try await AgentListener.bind(
             AgentListener.Services(enrollment: enrollment, sessions: sessions, jobs: jobs, events: events, store: store, config: config, logger: logger),
             identity: serverIdentity, group: group)
@@ -87,6 +97,12 @@ public final class Controller: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await listener.run() }
             group.addTask { try await admin.run() }
+            if let dashboard {
+                let logger = self.logger
+                group.addTask {
+                    try await dashboard.run { port in logger.notice("serving the dashboard on http://\(dashboard.host):\(port)") }
+                }
+            }
             group.addTask { try await self.watchHeartbeats() }
             group.addTask { try await self.pruneHistory() }
             group.addTask { await self.vms.probeBackends() }
@@ -94,6 +110,23 @@ public final class Controller: Sendable {
             for vm in try store.vms() where vm.state == .provisioning {
                 group.addTask { await self.vms.followBoot(vm) }
             }
+        }
+    }
+
+    /// The present, for a scrape: agents by state, and how long ago each connected agent was last heard.
+    private static func metricsSnapshot(agents: AgentDirectory, logger: Logger) -> LabMetrics.Snapshot {
+        do {
+            let statuses = try agents.statuses()
+            let now = Date()
+            return LabMetrics.Snapshot(
+                agentsByState: Dictionary(statuses.map { ($0.state.rawValue, 1) }, uniquingKeysWith: +),
+                heartbeatAgeSeconds: Dictionary(uniqueKeysWithValues: statuses.compactMap { status in
+                    guard status.state == .connected, let seen = status.lastSeen else { return nil }
+                    return (status.name, max(0, now.timeIntervalSince(seen)))
+                }))
+        } catch {
+            logger.error("cannot read the agents for /metrics: \(error)")
+            return LabMetrics.Snapshot(agentsByState: [:], heartbeatAgeSeconds: [:])
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabAdminAPI
+import IonLabDashboard
 import IonLabWire
 import Logging
 import NIOConcurrencyHelpers
@@ -8,13 +9,16 @@ import NIOConcurrencyHelpers
 public final class EventLog: Sendable {
     let store: Store
     let logger: Logger
+    /// Counts every stored event (`/metrics`).
+    let metrics: LabMetrics
     private let state = NIOLockedValueBox<[UUID: AsyncStream<Event>.Continuation]>([:])
     /// Which fleet each fleet VM's agent belongs to, so that its events carry the fleet.
     private let fleets = NIOLockedValueBox<[String: String]>([:])
 
-    init(store: Store, logger: Logger) {
+    init(store: Store, logger: Logger, metrics: LabMetrics = LabMetrics()) {
         self.store = store
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// From now on, events of `agent` carry `fleet` (nil: none).
@@ -34,6 +38,7 @@ public final class EventLog: Sendable {
         return state.withLockedValue { followers in
             do {
                 let stored = try store.append(event)
+                metrics.record(stored)
                 for follower in followers.values { follower.yield(stored) }
                 return stored
             } catch {

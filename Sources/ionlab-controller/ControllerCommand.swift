@@ -54,6 +54,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
+    @Option(help: ArgumentHelp("Also serve HTTP here (HOST:PORT): Prometheus metrics at /metrics, for the bearer token `ionlab dashboard token` prints. Off unless given; say 127.0.0.1 to keep it on loopback.",
+                               valueName: "HOST:PORT"))
+    var http: String?
+
+    func validate() throws {
+        if let http {
+            do { _ = try Endpoint(parsing: http) } catch { throw ValidationError("--http: \(error)") }
+        }
+    }
+
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -64,7 +74,7 @@ struct Serve: AsyncParsableCommand {
         }
         try await reportingErrors {
             let controller = try Controller(paths: global.paths, logger: Logger(label: "ionlab"))
-            try await controller.run()
+            try await controller.run(http: try http.map { try Endpoint(parsing: $0) })
         }
     }
 }

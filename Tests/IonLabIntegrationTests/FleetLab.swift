@@ -70,8 +70,8 @@ final class FleetLab: @unchecked Sendable {
     }
 
     /// Starts the controller and the stand-in guest watcher.
-    func start() async throws {
-        try await lab.startController()
+    func start(controllerArguments: [String] = []) async throws {
+        try await lab.startController(arguments: controllerArguments)
         startGuests()
     }
 

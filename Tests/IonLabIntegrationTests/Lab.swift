@@ -70,8 +70,8 @@ final class Lab: @unchecked Sendable {
     // MARK: Processes
 
     /// Starts `ionlab serve` and waits until its admin socket answers.
-    func startController() async throws {
-        let process = try spawn(binary: "ionlab", ["serve", "--state-dir", stateDir], log: "controller.log")
+    func startController(arguments: [String] = []) async throws {
+        let process = try spawn(binary: "ionlab", ["serve", "--state-dir", stateDir] + arguments, log: "controller.log")
         lock.withLock { controller = process }
         try await eventually("the controller to answer", timeout: 20) { self.run(["agents"]).status == 0 }
     }

@@ -1,0 +1,40 @@
+import Foundation
+import IonLabConfig
+
+/// The secret every HTTP request must carry (`Authorization: Bearer TOKEN`): 32 random bytes as hex, kept in
+/// the state directory (0600) beside the CA, made on first use. Never in a URL, so never in a log.
+public struct DashboardToken: Sendable {
+    public let value: String
+
+    public init(value: String) { self.value = value }
+
+    /// The state directory's token, made (0600, written through a temporary name) if there is none.
+    public static func loadOrCreate(_ paths: StatePaths) throws -> DashboardToken {
+        let path = paths.dashboardToken
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard value.count == 64, value.allSatisfy(\.isHexDigit) else {
+                throw ControllerError("\(path): not a dashboard token (64 hex digits); remove it to make a new one")
+            }
+            return DashboardToken(value: value)
+        }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for index in bytes.indices { bytes[index] = generator.next() }
+        let token = DashboardToken(value: bytes.hexString)
+        let temporary = "\(path).tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data((token.value + "\n").utf8), attributes: [.posixPermissions: 0o600]),
+              rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw ControllerError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        return token
+    }
+
+    /// Whether `presented` is this token, in time that does not depend on where they differ.
+    public func matches(_ presented: Substring) -> Bool {
+        let expected = Array(value.utf8), given = Array(presented.utf8)
+        guard expected.count == given.count else { return false }
+        return zip(expected, given).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
