@@ -41,6 +41,7 @@ cleanup() {
   rm -rf "$state"
 }
 trap cleanup EXIT
+LAB_HTTP=127.0.0.1:17444
 lab_controller "$state" 17443 "$pool" '  - name: test
     uri: "test:///default"
     pool: default-pool'
@@ -72,6 +73,25 @@ grep -q 'VERSION_CODENAME=bookworm' <<<"$release" || fail "not bookworm: $releas
 lab_phase "exec cat /etc/os-release" "$s"
 ionlab logs "$vm" --console >"$state/console.txt" || fail "ionlab logs --console"
 grep -q "Linux version" "$state/console.txt" || fail "ionlab logs --console shows no kernel banner"
+# /metrics: libvirt's statistics of the real domain, read through Prometheus' own parser.
+s=$(date +%s.%N)
+curl -s -H "Authorization: Bearer $(ionlab dashboard token)" "http://$LAB_HTTP/metrics" >"$state/metrics.txt" || fail "GET /metrics"
+usage=$(/usr/bin/python3 - "$state/metrics.txt" "$vm" <<'PY'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+text, vm = open(sys.argv[1]).read(), sys.argv[2]
+values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if s.labels.get("vm") == vm}
+names = ["ionlab_vm_running", "ionlab_vm_cpu_seconds_total", "ionlab_vm_memory_bytes", "ionlab_vm_disk_read_bytes_total",
+         "ionlab_vm_disk_written_bytes_total", "ionlab_vm_network_received_bytes_total", "ionlab_vm_network_transmitted_bytes_total"]
+missing = [name for name in names if not values.get(name, 0) > 0]
+print(("missing or zero: " + ", ".join(missing)) if missing else
+      f"cpu {values[names[1]]:.1f} s, memory {values[names[2]] / 2**20:.0f} MiB, disk read {values[names[3]] / 2**20:.1f} MiB, "
+      f"written {values[names[4]] / 2**20:.1f} MiB, network in {values[names[5]] / 1024:.0f} KiB, out {values[names[6]] / 1024:.0f} KiB")
+PY
+) || fail "parse /metrics: $(head -c 2000 "$state/metrics.txt")"
+[[ $usage != missing* ]] || fail "/metrics for $vm: $usage"
+echo "e2e: /metrics for $vm: $usage"
+lab_phase "scrape /metrics" "$s"
 echo "e2e: agent binary $(stat -c %s agent-dist/out/ionlab-agent) bytes; in the guest:" \
   "$(ionlab exec "$vm" -- sh -c 'grep -E "^(VmRSS|RssAnon|RssFile):" /proc/$(pidof ionlab-agent)/status' | tr -s ' \t\n' ' ')"
 

@@ -84,7 +84,10 @@ public final class Controller: Sendable {
     public func run(http: Endpoint? = nil, onReady: @Sendable () -> Void = {}) async throws {
         let dashboard = try http.map { endpoint in
             DashboardServer(host: endpoint.host, port: endpoint.port, token: try DashboardToken.loadOrCreate(paths), metrics: metrics) {
-                [agents, logger] in Self.metricsSnapshot(agents: agents, logger: logger)
+                [agents, logger, usage = VMUsageReader(store: store, config: config, connections: vms.connections)] in
+                var snapshot = Self.metricsSnapshot(agents: agents, logger: logger)
+                snapshot.vms = await usage.read()
+                return snapshot
             }
         }
         let listener = try await AgentListener.bind(

@@ -58,10 +58,39 @@ public final class LabMetrics: Sendable {
     public struct Snapshot: Sendable {
         public var agentsByState: [String: Int]
         public var heartbeatAgeSeconds: [String: Double]
+        public var vms: [VMUsage]
 
-        public init(agentsByState: [String: Int], heartbeatAgeSeconds: [String: Double]) {
+        public init(agentsByState: [String: Int], heartbeatAgeSeconds: [String: Double], vms: [VMUsage] = []) {
             self.agentsByState = agentsByState
             self.heartbeatAgeSeconds = heartbeatAgeSeconds
+            self.vms = vms
+        }
+    }
+
+    /// What libvirt says one VM uses (its bulk domain statistics); the totals count from the domain's start.
+    public struct VMUsage: Sendable, Equatable {
+        public var vm: String
+        public var backend: String
+        public var running: Bool
+        public var cpuSeconds: Double?
+        public var memoryBytes: Double?
+        public var diskReadBytes: Double?
+        public var diskWrittenBytes: Double?
+        public var networkReceivedBytes: Double?
+        public var networkTransmittedBytes: Double?
+
+        public init(vm: String, backend: String, running: Bool, cpuSeconds: Double? = nil, memoryBytes: Double? = nil,
+                    diskReadBytes: Double? = nil, diskWrittenBytes: Double? = nil,
+                    networkReceivedBytes: Double? = nil, networkTransmittedBytes: Double? = nil) {
+            self.vm = vm
+            self.backend = backend
+            self.running = running
+            self.cpuSeconds = cpuSeconds
+            self.memoryBytes = memoryBytes
+            self.diskReadBytes = diskReadBytes
+            self.diskWrittenBytes = diskWrittenBytes
+            self.networkReceivedBytes = networkReceivedBytes
+            self.networkTransmittedBytes = networkTransmittedBytes
         }
     }
 
@@ -74,12 +103,27 @@ public final class LabMetrics: Sendable {
     }
 }
 
-/// Gauges of the present: made on first sight of a label value, set at each scrape, and removed when their
-/// agent is gone, so the page never lists agents that no longer exist.
+/// Series of the present: made on first sight of a label value, set at each scrape, and removed when what
+/// they describe is gone, so the page never lists agents or VMs that no longer exist. libvirt's totals become
+/// counters by adding what grew since the last scrape (a total that fell, after a restart, counts afresh).
 private final class PresentGauges: @unchecked Sendable {
     private let lock = NSLock()
     private var agents: [String: Prometheus.Gauge] = [:]
     private var heartbeats: [String: Prometheus.Gauge] = [:]
+    private var vmGauges: [String: [String: Prometheus.Gauge]] = [:]
+    private var vmCounters: [String: [String: (counter: Prometheus.Counter, last: Double)]] = [:]
+
+    private static let gauges: [(name: String, help: String, value: @Sendable (LabMetrics.VMUsage) -> Double?)] = [
+        ("ionlab_vm_running", "1 while the VM's domain runs.", { $0.running ? 1 : 0 }),
+        ("ionlab_vm_memory_bytes", "Memory the VM's balloon holds now.", { $0.memoryBytes }),
+    ]
+    private static let counters: [(name: String, help: String, value: @Sendable (LabMetrics.VMUsage) -> Double?)] = [
+        ("ionlab_vm_cpu_seconds_total", "CPU time the VM's domain used.", { $0.cpuSeconds }),
+        ("ionlab_vm_disk_read_bytes_total", "Bytes the VM read from its disks.", { $0.diskReadBytes }),
+        ("ionlab_vm_disk_written_bytes_total", "Bytes the VM wrote to its disks.", { $0.diskWrittenBytes }),
+        ("ionlab_vm_network_received_bytes_total", "Bytes the VM's interfaces received.", { $0.networkReceivedBytes }),
+        ("ionlab_vm_network_transmitted_bytes_total", "Bytes the VM's interfaces sent.", { $0.networkTransmittedBytes }),
+    ]
 
     func update(_ snapshot: LabMetrics.Snapshot, registry: PrometheusCollectorRegistry) {
         lock.lock()
@@ -99,6 +143,34 @@ private final class PresentGauges: @unchecked Sendable {
                                                                 help: "Seconds since the agent's last heartbeat.")
             heartbeats[agent] = gauge
             gauge.set(age)
+        }
+        updateVMs(snapshot.vms, registry: registry)
+    }
+
+    private func updateVMs(_ usages: [LabMetrics.VMUsage], registry: PrometheusCollectorRegistry) {
+        let present = Set(usages.map(\.vm))
+        for vm in Set(vmGauges.keys).union(vmCounters.keys) where !present.contains(vm) {
+            vmGauges[vm]?.values.forEach(registry.unregisterGauge)
+            vmCounters[vm]?.values.forEach { registry.unregisterCounter($0.counter) }
+            vmGauges[vm] = nil
+            vmCounters[vm] = nil
+        }
+        for usage in usages {
+            let labels = [("vm", usage.vm), ("backend", usage.backend)]
+            for (name, help, value) in Self.gauges {
+                guard let value = value(usage) else { continue }
+                let gauge = vmGauges[usage.vm, default: [:]][name] ?? registry.makeGauge(name: name, labels: labels, help: help)
+                vmGauges[usage.vm, default: [:]][name] = gauge
+                gauge.set(value)
+            }
+            for (name, help, value) in Self.counters {
+                guard let value = value(usage) else { continue }
+                let known = vmCounters[usage.vm, default: [:]][name]
+                let counter = known?.counter ?? registry.makeCounter(name: name, labels: labels, help: help)
+                let grew = known.map { value >= $0.last ? value - $0.last : value } ?? value
+                if grew > 0 { counter.increment(by: grew) }
+                vmCounters[usage.vm, default: [:]][name] = (counter, value)
+            }
         }
     }
 }

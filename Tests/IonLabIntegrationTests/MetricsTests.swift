@@ -112,6 +112,11 @@ import Testing
         }
         let ready = events.filter { $0["kind"] as? String == "vm.ready" }.count
         #expect(ready == 2 && Self.value(samples, "ionlab_vm_phase_seconds_count", ["phase": "ready"]) == Double(ready))
+        // libvirt's statistics of each VM (the test driver reports its state only), gone with the VM.
+        for vm in ["mx-1", "mx-2"] { #expect(Self.value(samples, "ionlab_vm_running", ["vm": vm, "backend": "big"]) == 1, "\(vm)") }
+        #expect(fleet.lab.run(["down", "mx"]).status == 0)
+        let after = try Self.parse(Self.get(url, token: token).body)
+        #expect(!after.contains { $0.name.hasPrefix("ionlab_vm_running") && ["mx-1", "mx-2"].contains($0.labels["vm"] ?? "") })
         // The slow step's two runs are in the histogram of steps that ended well, in the 2-5 s bucket or above.
         let done = Self.value(samples, "ionlab_step_duration_seconds_count", ["outcome": "done"]) ?? 0
         let underTwo = Self.value(samples, "ionlab_step_duration_seconds_bucket", ["outcome": "done", "le": "2.0"]) ?? -1

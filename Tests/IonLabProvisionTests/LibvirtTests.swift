@@ -110,4 +110,19 @@ import Testing
         try await overlay.delete()
         await #expect(throws: LibvirtError.self) { try await pool.volume(named: "lt-vm1.qcow2") }
     }
+
+    /// Bulk statistics: every domain in one call, numeric fields by libvirt's names. The test driver reports
+    /// only the state (qemu adds CPU, balloon, disks and interfaces: the real-VM test scrapes those).
+    @Test func domainStatisticsComeForEveryDomainInOneCall() async throws {
+        let connection = try await Connection.open("test:///default")
+        let defined = try await connection.defineDomain(xml: spec("lt-stats").xml)
+        let stats = try await connection.allDomainStats()
+        try await defined.undefine()
+        let running = try #require(stats.first { $0.name == "test" }, "\(stats.map(\.name))")
+        #expect(running.values["state.state"] == 1)  // VIR_DOMAIN_RUNNING
+        #expect(stats.first { $0.name == "lt-stats" }?.values["state.state"] == 5)  // VIR_DOMAIN_SHUTOFF
+        let disks = DomainStats(name: "x", values: ["block.0.rd.bytes": 10, "block.1.rd.bytes": 5, "block.count": 2, "block.0.wr.bytes": 1])
+        #expect(disks.sum(devices: "block", "rd.bytes") == 15)
+        #expect(disks.sum(devices: "net", "rx.bytes") == nil)
+    }
 }

@@ -35,7 +35,8 @@ backends:
     pool_path: /var/lib/libvirt/images/$pool
 $extra
 YAML
-  "$LAB_IONLAB" serve --state-dir "$state" >"$state/serve.log" 2>&1 &
+  # LAB_HTTP=HOST:PORT also serves /metrics there (serve --http).
+  "$LAB_IONLAB" serve --state-dir "$state" ${LAB_HTTP:+--http "$LAB_HTTP"} >"$state/serve.log" 2>&1 &
   LAB_SERVE_PID=$!
   for _ in $(seq 100); do "$LAB_IONLAB" agents --state-dir "$state" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "lab: the controller did not start:" >&2
