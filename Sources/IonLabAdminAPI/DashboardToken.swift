@@ -8,27 +8,36 @@ public struct DashboardToken: Sendable {
 
     public init(value: String) { self.value = value }
 
-    /// The state directory's token, made (0600, written through a temporary name) if there is none.
+    /// The state directory's token, made (0600) if there is none. Made by a link from a complete temporary
+    /// file, which fails if the token exists: when the controller and `ionlab dashboard token` both make one
+    /// at once, the first wins and the other reads it, so both hold the same.
     public static func loadOrCreate(_ paths: StatePaths) throws -> DashboardToken {
         let path = paths.dashboardToken
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard value.count == 64, value.allSatisfy(\.isHexDigit) else {
-                throw ControllerError("\(path): not a dashboard token (64 hex digits); remove it to make a new one")
-            }
-            return DashboardToken(value: value)
-        }
+        if let existing = try load(path) { return existing }
         var bytes = [UInt8](repeating: 0, count: 32)
         var generator = SystemRandomNumberGenerator()
         for index in bytes.indices { bytes[index] = generator.next() }
         let token = DashboardToken(value: bytes.hexString)
         let temporary = "\(path).tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data((token.value + "\n").utf8), attributes: [.posixPermissions: 0o600]),
-              rename(temporary, path) == 0 else {
-            unlink(temporary)
+        defer { unlink(temporary) }
+        guard FileManager.default.createFile(atPath: temporary, contents: Data((token.value + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ControllerError("cannot write \(temporary): \(String(cString: strerror(errno)))")
+        }
+        if link(temporary, path) == 0 { return token }
+        guard errno == EEXIST, let winner = try load(path) else {
             throw ControllerError("cannot write \(path): \(String(cString: strerror(errno)))")
         }
-        return token
+        return winner
+    }
+
+    /// The token in `path`, nil if there is no file.
+    private static func load(_ path: String) throws -> DashboardToken? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard value.count == 64, value.allSatisfy(\.isHexDigit) else {
+            throw ControllerError("\(path): not a dashboard token (64 hex digits); remove it to make a new one")
+        }
+        return DashboardToken(value: value)
     }
 
     /// Whether `presented` is this token, in time that does not depend on where they differ.
