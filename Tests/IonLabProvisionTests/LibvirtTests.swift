@@ -112,15 +112,23 @@ import Testing
     }
 
     /// Bulk statistics: every domain in one call, numeric fields by libvirt's names. The test driver reports
-    /// only the state (qemu adds CPU, balloon, disks and interfaces: the real-VM test scrapes those).
+    /// only the state (qemu adds CPU, balloon, disks and interfaces: the real-VM test scrapes those). A test
+    /// host of its own, not the shared test:///default that other suites probe meanwhile.
     @Test func domainStatisticsComeForEveryDomainInOneCall() async throws {
-        let connection = try await Connection.open("test:///default")
-        let defined = try await connection.defineDomain(xml: spec("lt-stats").xml)
+        let node = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-stats-\(UUID().uuidString.prefix(8)).xml").path
+        try """
+            <node>
+              <cpu><mhz>2000</mhz><model>x86_64</model><active>1</active><nodes>1</nodes><sockets>1</sockets><cores>1</cores><threads>1</threads></cpu>
+              <memory>1048576</memory>
+              <domain type='test'><name>lt-running</name><memory>65536</memory><os><type>hvm</type></os></domain>
+            </node>
+            """.write(toFile: node, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: node) }
+        let connection = try await Connection.open("test://\(node)")
+        _ = try await connection.defineDomain(xml: spec("lt-stopped").xml)
         let stats = try await connection.allDomainStats()
-        try await defined.undefine()
-        let running = try #require(stats.first { $0.name == "test" }, "\(stats.map(\.name))")
-        #expect(running.values["state.state"] == 1)  // VIR_DOMAIN_RUNNING
-        #expect(stats.first { $0.name == "lt-stats" }?.values["state.state"] == 5)  // VIR_DOMAIN_SHUTOFF
+        #expect(stats.first { $0.name == "lt-running" }?.values["state.state"] == 1, "\(stats)")  // VIR_DOMAIN_RUNNING
+        #expect(stats.first { $0.name == "lt-stopped" }?.values["state.state"] == 5, "\(stats)")  // VIR_DOMAIN_SHUTOFF
         let disks = DomainStats(name: "x", values: ["block.0.rd.bytes": 10, "block.1.rd.bytes": 5, "block.count": 2, "block.0.wr.bytes": 1])
         #expect(disks.sum(devices: "block", "rd.bytes") == 15)
         #expect(disks.sum(devices: "net", "rx.bytes") == nil)
