@@ -109,13 +109,13 @@ import Testing
         defer { lab.tearDown() }
         let peer = try await RawPeer.tls(port: lab.port, pin: try lab.pin)
         // A first byte of 0x00 keeps the length plausible, so the decoder must reject the kind or the JSON.
-        try await peer.send([0, 0, 0, 64, 0xEE] + (0..<64).map { _ in UInt8.random(in: 0...255) })
+        try await peer.sendExpectingClose([0, 0, 0, 64, 0xEE] + (0..<64).map { _ in UInt8.random(in: 0...255) })
         _ = try await peer.readUntilClosed()
         try await eventually("the log line", timeout: 20) { lab.log("controller.log").contains("protocol error: unknown frame kind 238") }
         let garbage = try await RawPeer.tls(port: lab.port, pin: try lab.pin)
         var frame: [UInt8] = [0, 0, 0, 21, FrameKind.message.rawValue, 0, 0, 0, 0]
         frame += Array("{not json at all!".utf8)
-        try await garbage.send(frame)
+        try await garbage.sendExpectingClose(frame)
         _ = try await garbage.readUntilClosed()
         try await eventually("the log line", timeout: 20) { lab.log("controller.log").contains("protocol error: malformed message: not valid JSON") }
         #expect(lab.stillServes("agent1"))

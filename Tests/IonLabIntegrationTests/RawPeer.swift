@@ -37,6 +37,16 @@ struct RawPeer {
         try await channel.channel.writeAndFlush(ByteBuffer(bytes: bytes))
     }
 
+    /// Sends bytes the controller answers by closing the connection: that it closed before the write was done
+    /// (on a loaded machine it can) is that answer too, so only other failures are thrown.
+    func sendExpectingClose(_ bytes: [UInt8]) async throws {
+        do {
+            try await send(bytes)
+        } catch ChannelError.ioOnClosedChannel {
+        } catch let error as IOError where [EPIPE, ECONNRESET].contains(error.errnoCode) {
+        }
+    }
+
     /// Sends one well-formed frame carrying a message.
     func send<Message: WireMessage>(_ message: Message) async throws {
         let payload = try MessageCoding.encode(message)
