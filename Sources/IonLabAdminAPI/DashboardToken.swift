@@ -14,10 +14,8 @@ public struct DashboardToken: Sendable {
     public static func loadOrCreate(_ paths: StatePaths) throws -> DashboardToken {
         let path = paths.dashboardToken
         if let existing = try load(path) { return existing }
-        var bytes = [UInt8](repeating: 0, count: 32)
         var generator = SystemRandomNumberGenerator()
-        for index in bytes.indices { bytes[index] = generator.next() }
-        let token = DashboardToken(value: bytes.hexString)
+        let token = DashboardToken(value: (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }.hexString)
         let temporary = "\(path).tmp-\(getpid())"
         defer { unlink(temporary) }
         guard FileManager.default.createFile(atPath: temporary, contents: Data((token.value + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {

@@ -1,4 +1,5 @@
 import Foundation
+import IonLabConfig
 import IonLabAgentProtocol
 import IonLabWire
 
@@ -37,7 +38,7 @@ public enum Format {
     }
 
     public static func newJobID() -> String {
-        "j-" + (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0 ... 255)) }.joined()
+        "j-" + (0..<6).map { _ in UInt8.random(in: 0 ... 255) }.hexString
     }
 }
 

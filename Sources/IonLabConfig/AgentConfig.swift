@@ -1,11 +1,7 @@
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
 import Foundation
-#endif
 #endif
 #if canImport(Glibc)
 import Glibc
@@ -91,19 +87,11 @@ extension Decoder {
     /// Fails on the first key of this object that `Keys` does not name: a misspelt field must not be ignored.
     public func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
         let known = Set(Keys.allCases.map(\.stringValue))
-        let present = try container(keyedBy: AnyKey.self).allKeys
+        let present = try container(keyedBy: FieldKey.self).allKeys
         if let unknown = present.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
-            throw DecodingError.dataCorrupted(.init(codingPath: codingPath + [AnyKey(stringValue: unknown)], debugDescription: "unknown field"))
+            throw DecodingError.dataCorrupted(.init(codingPath: codingPath + [FieldKey(stringValue: unknown)], debugDescription: "unknown field"))
         }
     }
-}
-
-/// Any key of an object, to list them all.
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
 }
 
 /// Why a file could not be read, in a few words ("no such file", "Permission denied").

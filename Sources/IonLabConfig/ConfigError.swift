@@ -1,11 +1,7 @@
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
 import Foundation
-#endif
 #endif
 
 /// A configuration problem, located: "agent.json: ca_pin: expected a string", or with a line where the
@@ -60,6 +56,19 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
         let location = line.map { "\(file):\($0)" } ?? file
         return field.isEmpty ? "\(location): \(problem)" : "\(location): \(field): \(problem)"
     }
+}
+
+/// One component of a field path: a key (camelCase, as the types name it) or a list index.
+public struct FieldKey: CodingKey, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    public var stringValue: String
+    public var intValue: Int?
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init(intValue: Int) {
+        stringValue = "\(intValue)"
+        self.intValue = intValue
+    }
+    public init(stringLiteral value: String) { self.init(stringValue: value) }
+    public init(integerLiteral value: Int) { self.init(intValue: value) }
 }
 
 /// Field paths as configs spell them: snake_case keys, `.` between keys, `[i]` for list items

@@ -29,6 +29,6 @@ struct SecretDigest: Sendable {
     }
 
     func callAsFunction(_ secret: String) -> String {
-        "hmac-sha256:" + HMAC<SHA256>.authenticationCode(for: Data(secret.utf8), using: key).map { String(format: "%02x", $0) }.joined()
+        "hmac-sha256:" + HMAC<SHA256>.authenticationCode(for: Data(secret.utf8), using: key).hexString
     }
 }

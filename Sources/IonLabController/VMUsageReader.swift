@@ -2,6 +2,7 @@ import Foundation
 import IonLabAdminAPI
 import IonLabControllerConfig
 import IonLabDashboard
+import IonLabProvision
 import Libvirt
 
 /// What libvirt says ionlab's VMs use, for a scrape of /metrics: one bulk statistics call per backend that has
@@ -10,7 +11,7 @@ struct VMUsageReader: Sendable {
     let store: Store
     let config: ControllerConfig
     let connections: BackendConnections
-    var patience: Duration = .seconds(5)
+    var patienceSeconds = 5.0
 
     func read() async -> [LabMetrics.VMUsage] {
         guard let vms = try? store.vms() else { return [] }
@@ -20,18 +21,10 @@ struct VMUsageReader: Sendable {
                 guard let backendConfig = try? config.backend(named: backend) else { continue }
                 let names = Set(records.map(\.name))
                 group.addTask {
-                    await withTaskGroup(of: [LabMetrics.VMUsage]?.self) { race in
-                        race.addTask {
-                            guard let stats = try? await connections.connection(for: backendConfig).allDomainStats() else { return [] }
-                            return stats.filter { names.contains($0.name) }.map { Self.usage($0, backend: backend) }
-                        }
-                        race.addTask {
-                            try? await Task.sleep(for: patience)
-                            return nil
-                        }
-                        defer { race.cancelAll() }
-                        return (await race.next() ?? nil) ?? []
+                    let stats = try? await withDeadline(seconds: patienceSeconds, orThrow: CancellationError()) {
+                        try await connections.connection(for: backendConfig).allDomainStats()
                     }
+                    return (stats ?? []).filter { names.contains($0.name) }.map { Self.usage($0, backend: backend) }
                 }
             }
             return await group.reduce(into: []) { $0 += $1 }

@@ -94,7 +94,7 @@ public final class LabMetrics: Sendable {
         }
     }
 
-    private let present = PresentGauges()
+    private let present = PresentSeries()
 
     /// The text exposition format, gauges set from `snapshot` first.
     public func scrape(_ snapshot: Snapshot) -> [UInt8] {
@@ -106,7 +106,7 @@ public final class LabMetrics: Sendable {
 /// Series of the present: made on first sight of a label value, set at each scrape, and removed when what
 /// they describe is gone, so the page never lists agents or VMs that no longer exist. libvirt's totals become
 /// counters by adding what grew since the last scrape (a total that fell, after a restart, counts afresh).
-private final class PresentGauges: @unchecked Sendable {
+private final class PresentSeries: @unchecked Sendable {
     private let lock = NSLock()
     private var agents: [String: Prometheus.Gauge] = [:]
     private var heartbeats: [String: Prometheus.Gauge] = [:]

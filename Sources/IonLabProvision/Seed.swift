@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import IonLabConfig
 
 /// A file on the cloud-init seed ISO.
 public struct SeedFile: Sendable {
@@ -42,7 +43,7 @@ public struct Seed: Sendable {
             hasher.update(data: Data("\(file.name)\0\(file.contents.count)\0".utf8))
             hasher.update(data: file.contents)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexString
     }
 
     /// Writes the ISO with xorriso (or genisoimage) and returns its bytes. The seed holds the enrollment

@@ -179,19 +179,6 @@ public struct FieldProblem: Error {
     }
 }
 
-/// One component of a field path: a key (camelCase, as the types name it) or a list index.
-public struct FieldKey: CodingKey, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
-    public var stringValue: String
-    public var intValue: Int?
-    public init(stringValue: String) { self.stringValue = stringValue }
-    public init(intValue: Int) {
-        stringValue = "\(intValue)"
-        self.intValue = intValue
-    }
-    public init(stringLiteral value: String) { self.init(stringValue: value) }
-    public init(integerLiteral value: Int) { self.init(intValue: value) }
-}
-
 struct IndexKey: CodingKey {
     var stringValue: String { "\(intValue!)" }
     var intValue: Int?
