@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         /// The libvirt C API (libvirt-dev), found with pkg-config.
@@ -104,13 +105,18 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        /// The controller's HTTP side (`serve --http`): the dashboard token, and Prometheus metrics at /metrics
-        /// through swift-metrics, over Hummingbird.
+        /// The controller's HTTP side (`serve --http`), over Hummingbird: the dashboard page (its files compiled
+        /// in), its JSON and live events, who may read and change what, and Prometheus metrics at /metrics.
         .target(name: "IonLabDashboard", dependencies: [
             "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabConfig",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ], resources: [
+            .embedInCode("Resources/dashboard/index.html"), .embedInCode("Resources/dashboard/login.html"),
+            .embedInCode("Resources/dashboard/dashboard.js"), .embedInCode("Resources/dashboard/dashboard.css"),
         ]),
         /// The controller: agent listener, sessions, store, events, admin API, and the guest-side scripts of
         /// its built-in operations (Resources/guest, bundled).

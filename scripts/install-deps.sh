@@ -18,6 +18,7 @@ packages=(
   shellcheck   # the guest scripts are checked in the test command
   zsh fish   # ionlab's shell completions are tried in each shell
   python3-prometheus-client   # Prometheus' own parser reads /metrics in the tests
+  chromium chromium-driver   # a real headless browser loads the dashboard in the tests (through selenium)
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -43,4 +44,11 @@ if [[ ! -x $VNCDOTOOL/bin/vncdo ]]; then
   echo "installing vncdotool 1.4.2 (PyPI) into $VNCDOTOOL"
   /usr/bin/python3 -m venv "$VNCDOTOOL"
   "$VNCDOTOOL/bin/pip" install -q vncdotool==1.4.2
+fi
+# selenium from PyPI, in a venv of its own, drives the headless chromium that tests the dashboard.
+readonly SELENIUM=/opt/ionlab-tools/selenium
+if ! "$SELENIUM/bin/python" -c 'import selenium' 2>/dev/null; then
+  echo "installing selenium 4.38.0 (PyPI) into $SELENIUM"
+  /usr/bin/python3 -m venv "$SELENIUM"
+  "$SELENIUM/bin/pip" install -q selenium==4.38.0
 fi

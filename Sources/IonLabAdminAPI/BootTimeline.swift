@@ -38,8 +38,7 @@ public struct BootTimeline: Codable, Sendable, Equatable {
     /// The last boot in `events` (one VM's, oldest first). The agent's start is placed from its first
     /// connection: that event's time less the age the agent gave in its hello.
     public static func of(_ events: [Event]) -> BootTimeline {
-        guard !events.isEmpty else { return BootTimeline(milestones: []) }
-        let begin = events.lastIndex { beginnings.contains($0.kind) } ?? events.startIndex
+        guard let begin = lastBoot(events) else { return BootTimeline(milestones: []) }
         let origin = events[begin].time
         var seen = Set<EventKind>()
         var milestones: [Milestone] = []
@@ -52,6 +51,17 @@ public struct BootTimeline: Codable, Sendable, Equatable {
             milestones.append(Milestone(name: name, seconds: seconds))
         }
         return BootTimeline(milestones: milestones.sorted { $0.seconds < $1.seconds })
+    }
+
+    /// When the last boot in `events` began: the time its milestones count from.
+    public static func origin(of events: [Event]) -> Date? {
+        lastBoot(events).map { events[$0].time }
+    }
+
+    /// Where the last boot begins in `events`.
+    private static func lastBoot(_ events: [Event]) -> Int? {
+        guard !events.isEmpty else { return nil }
+        return events.lastIndex { beginnings.contains($0.kind) } ?? events.startIndex
     }
 
     /// "kernel 3.2 s · cloud-init local 14.0 s (+10.8) · …": each milestone with its time, and the step from

@@ -220,12 +220,8 @@ struct AdminHandler {
             try await ListingParts.send(try await controller.vms.snapshots(of: name), as: AdminStreamMessage.snapshots, noun: "snapshots", on: stream)
         case .revert(let snapshot, let wait):
             let ends: Set<EventKind> = wait ? [.vmReady, .vmFailed, .vmStopped] : [.vmReverted]
-            try await followingVM(name, until: ends, stream: stream) {
-                let record = try await controller.vms.revert(name, to: snapshot)
-                // A snapshot of a shut-off VM leaves it shut off: nothing more to wait for.
-                if record.state == .stopped { controller.events.emit(.vmStopped, agent: name, "shut off, as snapshot \(snapshot) has it") }
-                return record
-            }
+            // A snapshot of a shut-off VM leaves it shut off: its vm.stopped ends the wait.
+            try await followingVM(name, until: ends, stream: stream) { try await controller.revert(name, to: snapshot) }
         case .delete(let snapshot):
             try await controller.vms.deleteSnapshot(of: name, named: snapshot)
             try await stream.send(.ok("snapshot \(snapshot) of \(name) deleted"))
@@ -362,34 +358,18 @@ struct AdminHandler {
 
     /// Replays stored events, then (if following) streams new ones, with no gap and no repeat.
     private func streamEvents(_ query: EventQuery, stream: AdminStream) async throws {
-        let live = query.follow ? controller.events.follow() : nil
-        defer { live?.stop() }
-        let store = controller.store
-        var last = query.afterSeq
-        while true {
-            let batch = try store.events(after: last, since: query.since, fleet: query.fleet, limit: 1000)
-            if batch.isEmpty { break }
-            try await ListingParts.sendParts(batch, as: AdminStreamMessage.events, on: stream)
-            last = batch.last!.seq
-        }
-        guard let live else {
+        let events = controller.events
+        let send: @Sendable ([Event]) async throws -> Void = { try await ListingParts.sendParts($0, as: AdminStreamMessage.events, on: stream) }
+        guard query.follow else {
+            try await events.stream(after: query.afterSeq, since: query.since, fleet: query.fleet, follow: false, send: send)
             try await stream.send(.ok("end of events"))
             return
         }
-        let replayed = last
         try await withThrowingTaskGroup(of: Void.self) { group in
             // The CLI ends a follow by closing the connection; notice that.
             group.addTask { _ = try await stream.next() }
             group.addTask {
-                var last = replayed
-                for await event in live.events where event.seq > last {
-                    if event.seq > last + 1 {
-                        let missed = try store.events(after: last, fleet: query.fleet, limit: Int(min(event.seq - last - 1, 100_000)))
-                        if !missed.isEmpty { try await ListingParts.sendParts(missed, as: AdminStreamMessage.events, on: stream) }
-                    }
-                    last = event.seq
-                    if query.fleet == nil || event.fleet == query.fleet { try await stream.send(.events([event])) }
-                }
+                try await events.stream(after: query.afterSeq, since: query.since, fleet: query.fleet, follow: true, send: send)
             }
             try await group.next()
             group.cancelAll()

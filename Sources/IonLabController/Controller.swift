@@ -83,12 +83,8 @@ public final class Controller: Sendable {
     /// Serves agents and the admin socket (and, given `http`, the dashboard's HTTP side) until the task is cancelled.
     public func run(http: Endpoint? = nil, onReady: @Sendable () -> Void = {}) async throws {
         let dashboard = try http.map { endpoint in
-            DashboardServer(host: endpoint.host, port: endpoint.port, token: try DashboardToken.loadOrCreate(paths), metrics: metrics) {
-                [agents, logger, usage = VMUsageReader(store: store, config: config, connections: vms.connections)] in
-                var snapshot = Self.metricsSnapshot(agents: agents, logger: logger)
-                snapshot.vms = await usage.read()
-                return snapshot
-            }
+            DashboardServer(host: endpoint.host, port: endpoint.port, token: try DashboardToken.loadOrCreate(paths), metrics: metrics,
+                            source: ControllerDashboard(controller: self))
         }
         let listener = try await AgentListener.bind(
             AgentListener.Services(enrollment: enrollment, sessions: sessions, jobs: jobs, events: events, store: store, config: config, logger: logger),
@@ -117,7 +113,7 @@ public final class Controller: Sendable {
     }
 
     /// The present, for a scrape: agents by state, and how long ago each connected agent was last heard.
-    private static func metricsSnapshot(agents: AgentDirectory, logger: Logger) -> LabMetrics.Snapshot {
+    func agentsSnapshot() -> LabMetrics.Snapshot {
         do {
             let statuses = try agents.statuses()
             let now = Date()
@@ -131,6 +127,13 @@ public final class Controller: Sendable {
             logger.error("cannot read the agents for /metrics: \(error)")
             return LabMetrics.Snapshot(agentsByState: [:], heartbeatAgeSeconds: [:])
         }
+    }
+
+    /// Reverts a VM to a snapshot. A snapshot of a shut-off VM leaves it shut off, which its events then say.
+    func revert(_ name: String, to snapshot: String) async throws -> VMRecord {
+        let record = try await vms.revert(name, to: snapshot)
+        if record.state == .stopped { events.emit(.vmStopped, agent: name, "shut off, as snapshot \(snapshot) has it") }
+        return record
     }
 
     /// Saves heartbeats in batches and marks silent agents down (and up again when they return).

@@ -68,6 +68,31 @@ public final class EventLog: Sendable {
         return cut + "…"
     }
 
+    /// Sends the stored events after `seq` (optionally since a time, of one fleet) in parts, then with `follow`
+    /// live ones as they come, with no gap and no repeat: a follower that fell behind gets what it missed
+    /// from the store. With `follow`, runs until `send` throws or the task is cancelled.
+    func stream(after seq: Int64, since: Date? = nil, fleet: String? = nil, follow: Bool,
+                send: ([Event]) async throws -> Void) async throws {
+        let live = follow ? self.follow() : nil
+        defer { live?.stop() }
+        var last = seq
+        while true {
+            let batch = try store.events(after: last, since: since, fleet: fleet, limit: 1000)
+            if batch.isEmpty { break }
+            try await send(batch)
+            last = batch.last!.seq
+        }
+        guard let live else { return }
+        for await event in live.events where event.seq > last {
+            if event.seq > last + 1 {
+                let missed = try store.events(after: last, fleet: fleet, limit: Int(min(event.seq - last - 1, 100_000)))
+                if !missed.isEmpty { try await send(missed) }
+            }
+            last = event.seq
+            if fleet == nil || event.fleet == fleet { try await send([event]) }
+        }
+    }
+
     /// Live events from now on. Call `stop` when done.
     func follow() -> (events: AsyncStream<Event>, stop: @Sendable () -> Void) {
         let id = UUID()

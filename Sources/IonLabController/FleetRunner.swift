@@ -235,14 +235,31 @@ struct FleetStatus: Sendable {
     /// Silence after which an agent counts as down.
     let downAfterSeconds: Double
 
+    /// One VM as it stands, with what its status was made from.
+    struct Row {
+        var record: VMRecord
+        var status: VMStatus
+        var steps: [StepRecord]
+    }
+
     /// The VMs (of one fleet, or all) with their agents' liveness, health and workflow step.
     func status(fleet: String?) throws -> [VMStatus] {
-        if let fleet, try store.fleet(fleet) == nil, try !(store.vms().contains { $0.fleet == fleet }) {
-            throw ControllerError("no fleet named '\(fleet)'")
-        }
+        try rows(fleet: fleet).map(\.status)
+    }
+
+    /// Reads each table once, however many VMs there are: the dashboard asks for a thousand at a time.
+    func rows(fleet: String?) throws -> [Row] {
+        let vms = try store.vms().filter { fleet == nil || $0.fleet == fleet }
+        if let fleet, vms.isEmpty, try store.fleet(fleet) == nil { throw ControllerError("no fleet named '\(fleet)'") }
         let now = Date()
         let agents = Dictionary(try store.agents().map { ($0.name, $0) }) { first, _ in first }
-        return try store.vms().filter { fleet == nil || $0.fleet == fleet }.map { vm in
+        var specs: [String: FleetSpec] = [:]
+        var steps: [String: [StepRecord]] = [:]
+        for name in Set(vms.compactMap(\.fleet)) {
+            specs[name] = try store.fleet(name)
+            for step in try store.steps(fleet: name) { steps["\(name)/\(step.vm)", default: []].append(step) }
+        }
+        return vms.map { vm in
             let session = sessions.session(named: vm.name)
             let agent: VMStatus.Agent
             let lastHeartbeat = session?.lastHeartbeat ?? agents[vm.name]?.lastSeen
@@ -253,14 +270,15 @@ struct FleetStatus: Sendable {
             } else {
                 agent = agents[vm.name]?.state == .enrolled ? .down : .absent
             }
-            return VMStatus(name: vm.name, fleet: vm.fleet, backend: vm.backend, state: vm.state, agent: agent, lastHeartbeat: lastHeartbeat,
-                            health: session?.health ?? agents[vm.name]?.health, step: try stepText(vm))
+            let vmSteps = vm.fleet.flatMap { steps["\($0)/\(vm.name)"] } ?? []
+            let status = VMStatus(name: vm.name, fleet: vm.fleet, backend: vm.backend, state: vm.state, agent: agent, lastHeartbeat: lastHeartbeat,
+                                  health: session?.health ?? agents[vm.name]?.health,
+                                  step: vm.fleet.flatMap { specs[$0] }.map { Self.stepText(vmSteps, of: $0) })
+            return Row(record: vm, status: status, steps: vmSteps)
         }
     }
 
-    private func stepText(_ vm: VMRecord) throws -> String? {
-        guard let fleet = vm.fleet, let spec = try store.fleet(fleet) else { return nil }
-        let steps = try store.steps(fleet: fleet, vm: vm.name)
+    private static func stepText(_ steps: [StepRecord], of spec: FleetSpec) -> String {
         if let running = steps.first(where: { $0.state == .running }) { return "running \(running.step + 1)/\(spec.workflow.count): \(running.name)" }
         if let failed = steps.last(where: { $0.state == .failed }) { return "failed \(failed.step + 1)/\(spec.workflow.count): \(failed.name)" }
         let done = steps.filter { $0.state == .done }.count

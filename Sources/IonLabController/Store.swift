@@ -398,6 +398,20 @@ extension Store {
         }
     }
 
+    /// The newest event's sequence number (0 when there is none).
+    func lastEventSeq() throws -> Int64 {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0 }
+    }
+
+    /// Every VM's events of these kinds, by VM, oldest first: one read for the dashboard's timelines.
+    func eventsByAgent(kinds: Set<EventKind>) throws -> [String: [Event]] {
+        let marks = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
+        let sql = "SELECT * FROM events WHERE agent IS NOT NULL AND kind IN (\(marks)) ORDER BY seq"
+        return try pool.read { db in
+            Dictionary(grouping: try Row.fetchAll(db, sql: sql, arguments: StatementArguments(kinds.map(\.rawValue))).map(Self.event)) { $0.agent ?? "" }
+        }
+    }
+
     /// One agent's (or VM's) events of these kinds, oldest first: the last `limit` of them.
     func events(of agent: String, kinds: Set<EventKind>, limit: Int = 1_000) throws -> [Event] {
         let marks = Array(repeating: "?", count: kinds.count).joined(separator: ", ")

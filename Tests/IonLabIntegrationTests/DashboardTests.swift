@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+/// `ionlab serve --http`: the dashboard in a real headless Chromium (selenium, Debian's chromedriver) while a
+/// fleet comes up on libvirt test hosts, and its HTTP side as curl sees it: the token, the guard against other
+/// origins and hosts, and the limits that keep a slow or idle client from holding it.
+@Suite struct DashboardTests {
+    static let python = "/opt/ionlab-tools/selenium/bin/python"
+    static let script = VMCommandTests.repo.appendingPathComponent("Tests/IonLabIntegrationTests/Helpers/dashboard_browser.py").path
+
+    struct Row: Decodable {
+        var state: String
+        var phase: String
+        var step: String
+        var bars: Int
+        var seconds: Double
+    }
+
+    struct Seen: Decodable {
+        struct FinalRow: Decodable {
+            var name: String
+            var state: String
+            var backend: String
+            var screen: Bool
+        }
+        struct ShownEvent: Decodable {
+            var kind: String
+            var vm: String
+            var text: String
+            var html: String
+        }
+        var errors: [String]
+        var unauthenticatedLanding: String?
+        var unauthenticatedOverview: Int?
+        var wrongTokenLanding: String?
+        var wrongTokenShown: Bool?
+        var landing: String?
+        var upExit: Int?
+        var upOutput: String?
+        var history: [String: [Row]]?
+        var final: [FinalRow]?
+        var noReload: String?
+        var events: [ShownEvent]?
+        var filteredEventVMs: [String]?
+        var screens: Int?
+        var crossOriginAnswer: String?
+        var restartNotice: String?
+    }
+
+    @Test func aRealBrowserFollowsAFleetComingUp() async throws {
+        let port = try Lab.freePort(), attackerPort = try Lab.freePort()
+        let fleet = try FleetLab()
+        try await fleet.start(controllerArguments: ["--http", "127.0.0.1:\(port)"])
+        let url = "http://127.0.0.1:\(port)"
+        try await eventually("the HTTP side", timeout: 20) { MetricsTests.get("\(url)/api/overview", token: nil).status == 401 }
+        let token = fleet.lab.run(["dashboard", "token"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let spec = try fleet.spec("dx", FleetTests.header("dx", backend: "big") + """
+            count: 2
+            workflow:
+              - name: fine
+                exec: ["true"]
+              - name: slow
+                exec: ["sleep", "4"]
+              - name: says-markup
+                exec: ["sh", "-c", "echo '<img src=x id=injected>' >&2; exit 3"]
+            """)
+        let screenshot = ProcessInfo.processInfo.environment["IONLAB_DASHBOARD_SCREENSHOT"] ?? "\(fleet.lab.directory)/dashboard.png"
+        let run = Lab.runProgram(Self.python, [Self.script, "--url", url, "--token", token, "--ionlab", "\(Lab.binaries)/ionlab",
+                                               "--state-dir", fleet.lab.stateDir, "--spec", spec, "--fleet", "dx",
+                                               "--attacker-port", "\(attackerPort)", "--screenshot", screenshot],
+                                 directory: fleet.lab.directory)
+        let seen = try JSONDecoder().decode(Seen.self, from: Data(run.stdout.utf8))
+        #expect(seen.errors.isEmpty, "\(seen.errors); stderr: \(run.stderr.suffix(2000))")
+
+        // Without the token: the page is the login form, the API answers 401, a wrong token is refused.
+        #expect(seen.unauthenticatedLanding == "/login")
+        #expect(seen.unauthenticatedOverview == 401)
+        #expect(seen.wrongTokenLanding == "/login?wrong" && seen.wrongTokenShown == true)
+        #expect(seen.landing == "/")
+
+        // The rows appeared and changed without a reload, and the timelines grew.
+        #expect(seen.noReload == "still here")
+        #expect(seen.upExit == 1, "the last step fails on purpose: \(seen.upOutput ?? "")")
+        for vm in ["dx-1", "dx-2"] {
+            let history = seen.history?[vm] ?? []
+            #expect(Set(history.map(\.step)).count >= 2, "\(vm)'s step changed on the page: \(Set(history.map(\.step)))")
+            #expect(history.first.map { $0.state == "provisioning" || $0.step != history.last?.step } == true, "\(vm): \(history.first.map { "\($0)" } ?? "-")")
+            #expect((history.first?.bars ?? 99) < (history.last?.bars ?? 0), "\(vm)'s timeline grew: \(history.first?.bars ?? -1) → \(history.last?.bars ?? -1) bars")
+            #expect(history.last?.step.hasPrefix("failed 3/3") == true, "\(history.last?.step ?? "-")")
+        }
+        let final = seen.final ?? []
+        #expect(final.filter { $0.name.hasPrefix("dx-") }.allSatisfy { $0.state == "ready" && $0.backend == "big" }, "\(final)")
+
+        // Events arrived live, filter by VM, and a guest's markup is shown as text, never run.
+        let events = seen.events ?? []
+        #expect(events.contains { $0.kind == "step.done" && $0.vm.hasPrefix("dx-") })
+        #expect(seen.filteredEventVMs == ["dx-1"], "\(seen.filteredEventVMs ?? [])")
+        let markup = events.filter { $0.text.contains("<img src=x id=injected>") }
+        #expect(!markup.isEmpty && markup.allSatisfy { $0.html.contains("&lt;img") }, "\(events.filter { $0.kind == "step.failed" })")
+
+        // Screens (the test driver's domains have one), and the page's picture.
+        #expect((seen.screens ?? 0) >= 2)
+        #expect(FileManager.default.contents(atPath: screenshot)?.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
+
+        // Another origin's state change is refused, though the browser sent the cookie; the page's own is done.
+        #expect(seen.crossOriginAnswer?.contains("a change must come from this server's own page") == true, "\(seen.crossOriginAnswer ?? "-")")
+        #expect(seen.restartNotice == "dx-2 restarted (ready)" || seen.restartNotice?.hasPrefix("dx-2 restarted") == true, "\(seen.restartNotice ?? "-")")
+        let stops = fleet.events(fleet: "dx").filter { $0["kind"] as? String == "vm.stopped" }.compactMap { $0["agent"] as? String }
+        #expect(stops == ["dx-2"], "only the page's own restart stopped a VM: \(stops)")
+    }
+}
