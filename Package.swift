@@ -195,7 +195,8 @@ let package = Package(
         /// The controller's services (enrollment, the workflow engine, fleets) against fakes, in one process.
         .testTarget(name: "IonLabControllerTests", dependencies: [
             "IonLabController", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabConfig", "IonLabYAML", "IonLabControllerConfig", "IonLabSpec", "IonLabPKI",
-            "IonLabProvision", "IonLabTransfer",
+            "IonLabProvision", "IonLabTransfer", "IonLabDashboard",
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Logging", package: "swift-log"),
@@ -203,7 +204,7 @@ let package = Package(
         ]),
         .testTarget(name: "IonLabIntegrationTests", dependencies: [
             "IonLabController", "IonLabAgent", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabPKI", "IonLabWire", "IonLabConfig",
-            "IonLabSpec", "CIonLabSys", "ionlab", "ionlab-controller", "ionlab-agent",
+            "IonLabSpec", "CIonLabSys", "IonLabDashboard", "ionlab", "ionlab-controller", "ionlab-agent",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

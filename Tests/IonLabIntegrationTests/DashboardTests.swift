@@ -1,4 +1,5 @@
 import Foundation
+import IonLabDashboard
 import Testing
 
 /// `ionlab serve --http`: the dashboard in a real headless Chromium (selenium, Debian's chromedriver) while a
@@ -108,4 +109,45 @@ import Testing
         let stops = fleet.events(fleet: "dx").filter { $0["kind"] as? String == "vm.stopped" }.compactMap { $0["agent"] as? String }
         #expect(stops == ["dx-2"], "only the page's own restart stopped a VM: \(stops)")
     }
+
+    struct Pressure: Decodable {
+        var servedDuringLoris: Int
+        var streamHead: String
+        var hugeHead: IntOrText
+        var pastLimitClosedIn: Double?
+        var servedAfterLimit: Int
+        var lorisClosedAfter: Double?
+    }
+
+    enum IntOrText: Decodable, Equatable {
+        case number(Int), text(String)
+        init(from decoder: Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let number = try? container.decode(Int.self) { self = .number(number) } else { self = .text(try container.decode(String.self)) }
+        }
+    }
+
+    /// The HTTP side under pressure from loopback: a slowloris, a huge head, connections past the limit, and
+    /// an event stream nobody reads. Each is closed or refused, and the server goes on answering.
+    @Test func slowIdleAndTooManyClientsCannotHoldTheHTTPSide() async throws {
+        let port = try Lab.freePort()
+        let lab = try Lab()
+        defer { lab.tearDown() }
+        try await lab.startController(arguments: ["--http", "127.0.0.1:\(port)"])
+        try await eventually("the HTTP side", timeout: 20) { MetricsTests.get("http://127.0.0.1:\(port)/metrics", token: nil).status == 401 }
+        let token = lab.run(["dashboard", "token"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let script = VMCommandTests.repo.appendingPathComponent("Tests/IonLabIntegrationTests/Helpers/http_pressure.py").path
+        let run = Lab.runProgram("/usr/bin/python3", [script, "\(port)", token, "\(HTTPLimits().connections)"], directory: lab.directory)
+        let seen = try JSONDecoder().decode(Pressure.self, from: Data(run.stdout.utf8))
+        #expect(seen.servedDuringLoris == 200)
+        #expect(seen.streamHead == "HTTP/1.1 200 OK")
+        #expect([.number(400), .number(431), .text("closed")].contains(seen.hugeHead), "\(seen.hugeHead)")
+        #expect((seen.pastLimitClosedIn ?? 99) < 2, "the connection past the limit is closed at once: \(seen.pastLimitClosedIn ?? -1)")
+        #expect(seen.servedAfterLimit == 200)
+        let loris = try #require(seen.lorisClosedAfter, "the slowloris was never closed")
+        #expect(loris >= 25 && loris < 40, "closed by the idle timeout: \(loris) s")
+        // The server is still whole.
+        #expect(MetricsTests.get("http://127.0.0.1:\(port)/metrics", token: token).status == 200)
+    }
 }
+
