@@ -93,6 +93,24 @@ PY
 [[ $usage != missing* ]] || fail "/metrics for $vm: $usage"
 echo "e2e: /metrics for $vm: $usage"
 lab_phase "scrape /metrics" "$s"
+# The dashboard's overview: the real boot's phases as timeline bars, and the VM's screen as the page shows it.
+s=$(date +%s.%N)
+curl -s -H "Authorization: Bearer $(ionlab dashboard token)" "http://$LAB_HTTP/api/overview" >"$state/overview.json" || fail "GET /api/overview"
+bars=$(/usr/bin/python3 - "$state/overview.json" "$vm" <<'PY'
+import json, sys
+vm = next(v for v in json.load(open(sys.argv[1]))["vms"] if v["status"]["name"] == sys.argv[2])
+names = [bar["name"] for bar in vm["timeline"] if bar["kind"] == "boot"]
+missing = [name for name in ["kernel", "cloud-init local", "agent installed", "ready"] if name not in names]
+print(("missing: " + ", ".join(missing)) if missing or vm["phase"] != "ready" else
+      " · ".join(f'{bar["name"]} {bar["end"]:.1f} s' for bar in vm["timeline"] if bar["kind"] == "boot"))
+PY
+) || fail "read /api/overview: $(head -c 2000 "$state/overview.json")"
+[[ $bars != missing* ]] || fail "the dashboard's timeline of $vm: $bars"
+echo "e2e: dashboard timeline of $vm: $bars"
+curl -s -o "$state/dashboard-screen.png" -w '%{http_code}' -H "Authorization: Bearer $(ionlab dashboard token)" \
+  "http://$LAB_HTTP/api/vms/$vm/screen" | grep -q '^200$' || fail "GET /api/vms/$vm/screen"
+[[ $(head -c 4 "$state/dashboard-screen.png" | od -An -tx1 | tr -d ' ') == 89504e47 ]] || fail "the dashboard's screen of $vm is not a PNG"
+lab_phase "dashboard overview and screen" "$s"
 echo "e2e: agent binary $(stat -c %s agent-dist/out/ionlab-agent) bytes; in the guest:" \
   "$(ionlab exec "$vm" -- sh -c 'grep -E "^(VmRSS|RssAnon|RssFile):" /proc/$(pidof ionlab-agent)/status' | tr -s ' \t\n' ' ')"
 

@@ -9,7 +9,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ionlab-bench",
         abstract: "Benchmarks for ionlab (run with -c release).",
-        subcommands: [ChannelBench.self, ForwardBench.self, ScaleBench.self, SlowlorisBench.self])
+        subcommands: [ChannelBench.self, ForwardBench.self, ScaleBench.self, SlowlorisBench.self, DashboardBench.self])
 }
 
 /// A benchmark's scratch directory and the processes it starts there, all gone when it ends.

@@ -220,15 +220,20 @@ struct ScaleController {
     let pin: CAPin
     var pid: pid_t { child.pid }
 
-    static func start(in work: String, heartbeatSeconds: Double) async throws -> ScaleController {
+    /// `configure` edits the controller's config before it starts; `serving` is added to `ionlab serve`.
+    static func start(in work: String, heartbeatSeconds: Double, serving: [String] = [],
+                      configure: (inout ControllerConfig) -> Void = { _ in }) async throws -> ScaleController {
         let paths = StatePaths(directory: "\(work)/controller")
         let endpoint = Endpoint(host: "127.0.0.1", port: 20_000 + Int(getpid() % 10_000))
         let ionlab = Binaries.path("ionlab")
         let initialized = Shell.run(ionlab, ["init", "--state-dir", paths.directory, "--listen", endpoint.description])
         guard initialized.status == 0 else { throw BenchError("ionlab init failed: \(initialized.output)") }
-        try allowSilence(heartbeatSeconds, paths: paths)
+        var config = try ControllerConfig.load(path: paths.config)
+        allowSilence(heartbeatSeconds, in: &config)
+        configure(&config)
+        try PEMFile.write(config.yaml(), path: paths.config, mode: 0o644)
         let pin = SPKIPin.of(try PEMFile.readCertificate(path: paths.caCertificate))
-        let child = try Shell.background(ionlab, ["serve", "--state-dir", paths.directory, "--log-level", "warning"],
+        let child = try Shell.background(ionlab, ["serve", "--state-dir", paths.directory, "--log-level", "warning"] + serving,
                                          log: "\(work)/controller.log")
         let controller = ScaleController(child: child, paths: paths, endpoint: endpoint, pin: pin)
         do {
@@ -241,12 +246,8 @@ struct ScaleController {
     }
 
     /// Raises `agent_down_after_seconds` only if the heartbeat interval is too long for it.
-    private static func allowSilence(_ heartbeatSeconds: Double, paths: StatePaths) throws {
-        var config = try ControllerConfig.load(path: paths.config)
-        let needed = (heartbeatSeconds * 3.5).rounded(.up)
-        guard config.agentDownAfterSeconds < needed else { return }
-        config.agentDownAfterSeconds = needed
-        try PEMFile.write(config.yaml(), path: paths.config, mode: 0o644)
+    private static func allowSilence(_ heartbeatSeconds: Double, in config: inout ControllerConfig) {
+        config.agentDownAfterSeconds = max(config.agentDownAfterSeconds, (heartbeatSeconds * 3.5).rounded(.up))
     }
 
     private func waitUntilServing(log: String) async throws {

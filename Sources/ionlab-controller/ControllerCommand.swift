@@ -54,7 +54,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
-    @Option(help: ArgumentHelp("Also serve HTTP here (HOST:PORT): Prometheus metrics at /metrics, for the bearer token `ionlab dashboard token` prints. Off unless given; say 127.0.0.1 to keep it on loopback.",
+    @Option(help: ArgumentHelp("Also serve HTTP here (HOST:PORT): the live dashboard at / and Prometheus metrics at /metrics, for the token `ionlab dashboard token` prints. Off unless given; say 127.0.0.1 to keep it on loopback.",
                                valueName: "HOST:PORT"))
     var http: String?
 

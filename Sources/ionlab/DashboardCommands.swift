@@ -11,8 +11,8 @@ struct DashboardCommands: AsyncParsableCommand {
 struct DashboardTokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
-        abstract: "Print the bearer token every HTTP request needs (made on first use, kept in the state directory, 0600).",
-        discussion: "Send it as `Authorization: Bearer TOKEN`; Prometheus reads it with `authorization: {credentials_file: …}`. It never goes in a URL.")
+        abstract: "Print the token every HTTP request needs (made on first use, kept in the state directory, 0600).",
+        discussion: "Paste it into the dashboard's login form once (the browser then keeps a session cookie), or send it as `Authorization: Bearer TOKEN`; Prometheus reads it with `authorization: {credentials_file: …}`. It never goes in a URL.")
 
     @OptionGroup var global: GlobalOptions
 
