@@ -4,12 +4,12 @@ import IonLabDashboard
 import Synchronization
 
 /// The lab as the dashboard sees it, through the same managers the CLI's requests use. However many pages
-/// are open, an overview is made at most once a second and each VM's screen taken at most once every two
+/// are open, an overview is made at most once every two seconds and each VM's screen taken at most once every two
 /// seconds, a few at a time.
 final class ControllerDashboard: DashboardSource {
     private let controller: Controller
     private let usage: VMUsageReader
-    private let overviews = Memo<DashboardOverview>(seconds: 1)
+    private let overviews = Memo<DashboardOverview>(seconds: 2)
     private let screens = Mutex<[String: (taken: ContinuousClock.Instant, png: [UInt8])]>([:])
     private let screenSlots = AsyncSemaphore(4)
     static let screenSeconds = 2.0

@@ -79,9 +79,10 @@ public struct DashboardServer: Sendable {
             try Response.json(["csrf": try guardBox.get().csrfValue, "header": RequestGuard.csrfHeaderName])
         }
         group.get("api/overview") { [source] _, _ in try Response.json(try await source.overview()) }
+        let frames = FrameCache()
         group.get("api/events") { [source, limits] request, _ in
             let after = request.headers[.lastEventID].flatMap { Int64($0) } ?? request.uri.queryParameters.get("after").flatMap { Int64($0) }
-            return EventStreamResponse.response(source: source, after: after, limits: limits)
+            return EventStreamResponse.response(source: source, after: after, limits: limits, cache: frames)
         }
         group.get("api/vms/:name/screen") { [source] _, context -> Response in
             let png = try await source.screen(of: try context.parameters.require("name"))
@@ -136,9 +137,10 @@ public struct HTTPLimits: Sendable {
     public var connections = 256
     /// A connection with no request (or an unfinished request head) for this long is closed.
     public var idleSeconds = 30
-    /// Events queued for one event-stream page; a page further behind is closed and, reconnecting with
-    /// `Last-Event-ID`, catches up from the store.
+    /// Events queued for one event-stream page; a page that leaves it full for `behindSeconds` is closed and,
+    /// reconnecting with `Last-Event-ID`, catches up from the store.
     public var queuedEventFrames = 256
+    public var behindSeconds = 5.0
     /// A comment on an idle event stream, so a page that left is noticed.
     public var keepaliveSeconds = 15.0
     /// Events replayed to a page that connects without `Last-Event-ID`.
