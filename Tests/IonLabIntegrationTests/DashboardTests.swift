@@ -61,7 +61,7 @@ import Testing
               - name: fine
                 exec: ["true"]
               - name: slow
-                exec: ["sleep", "4"]
+                exec: ["sleep", "8"]
               - name: says-markup
                 exec: ["sh", "-c", "echo '<img src=x id=injected>' >&2; exit 3"]
             """)
