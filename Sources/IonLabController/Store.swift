@@ -398,6 +398,11 @@ extension Store {
         }
     }
 
+    /// `?, ?, ?`: one SQL parameter per value of an `IN (…)` list.
+    static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+
     /// The newest event's sequence number (0 when there is none).
     func lastEventSeq() throws -> Int64 {
         try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0 }
@@ -405,7 +410,7 @@ extension Store {
 
     /// Every VM's events of these kinds, by VM, oldest first: one read for the dashboard's timelines.
     func eventsByAgent(kinds: Set<EventKind>) throws -> [String: [Event]] {
-        let marks = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
+        let marks = Self.placeholders(kinds.count)
         let sql = "SELECT * FROM events WHERE agent IS NOT NULL AND kind IN (\(marks)) ORDER BY seq"
         return try pool.read { db in
             Dictionary(grouping: try Row.fetchAll(db, sql: sql, arguments: StatementArguments(kinds.map(\.rawValue))).map(Self.event)) { $0.agent ?? "" }
@@ -414,7 +419,7 @@ extension Store {
 
     /// One agent's (or VM's) events of these kinds, oldest first: the last `limit` of them.
     func events(of agent: String, kinds: Set<EventKind>, limit: Int = 1_000) throws -> [Event] {
-        let marks = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
+        let marks = Self.placeholders(kinds.count)
         let sql = "SELECT * FROM (SELECT * FROM events WHERE agent = ? AND kind IN (\(marks)) ORDER BY seq DESC LIMIT ?) ORDER BY seq"
         return try pool.read { db in
             try Row.fetchAll(db, sql: sql, arguments: StatementArguments([agent] + kinds.map(\.rawValue)) + [limit]).map(Self.event)

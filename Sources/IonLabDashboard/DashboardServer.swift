@@ -58,7 +58,7 @@ public struct DashboardServer: Sendable {
             if case .forbidden(let reason) = requestGuard.checkLogin(.init(request)) { return .text(.forbidden, reason) }
             var request = request
             let form = try? URLEncodedFormDecoder().decode(LoginForm.self, from: String(buffer: try await request.collectBody(upTo: 4096)))
-            guard let form, RequestGuard.equal(String(form.token.trimmingWhitespace), self.token.value) else {
+            guard let form, self.token.matches(form.token.trimmingWhitespace) else {
                 return Response(status: .seeOther, headers: [.location: "/login?wrong"])
             }
             return Response(status: .seeOther, headers: [
@@ -125,7 +125,7 @@ public struct DashboardServer: Sendable {
         do {
             done = try await source.perform(action)
         } catch {
-            return .text(.conflict, Format.escaped(String(describing: error)))
+            return .text(.conflict, Format.error(error))
         }
         return try .json(["done": done])
     }
@@ -165,7 +165,7 @@ struct Guarded<Context: RequestContext>: RouterMiddleware {
     let box: GuardBox
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        switch try box.get().check(.init(request), changesState: request.method != .get && request.method != .head) {
+        switch try box.get().check(.init(request)) {
         case .allowed:
             return try await next(request, context)
         case .unauthenticated where request.method == .get && request.uri.path == "/":

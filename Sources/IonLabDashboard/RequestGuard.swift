@@ -39,6 +39,9 @@ public struct RequestGuard: Sendable {
             self.sessionCookie = sessionCookie
             self.csrfHeader = csrfHeader
         }
+
+        /// Anything but a read: GET and HEAD only read.
+        var changesState: Bool { !["GET", "HEAD"].contains(method.uppercased()) }
     }
 
     public static let cookieName = "ionlab_session"
@@ -67,14 +70,14 @@ public struct RequestGuard: Sendable {
         Array(SHA256.hash(data: Data((purpose + "\0" + token.value).utf8))).hexString
     }
 
-    public func check(_ request: Request, changesState: Bool) -> Verdict {
+    public func check(_ request: Request) -> Verdict {
         if let refused = unknownHost(request) { return refused }
         if let authorization = request.authorization, authorization.hasPrefix("Bearer "), token.matches(authorization.dropFirst(7)) {
             // A browser never adds this header by itself, so no other page can make one carry it.
             return .allowed
         }
         guard let cookie = request.sessionCookie, Self.equal(cookie, sessionValue) else { return .unauthenticated }
-        guard changesState else { return .allowed }
+        guard request.changesState else { return .allowed }
         return sameOrigin(request) ?? .allowed
     }
 

@@ -17,50 +17,56 @@ import Testing
     }
 
     @Test func readingNeedsTheTokenOrTheSessionCookie() {
-        #expect(requestGuard.check(request(), changesState: false) == .unauthenticated)
-        #expect(requestGuard.check(request(bearer: token.value), changesState: false) == .allowed)
-        #expect(requestGuard.check(request(bearer: String(repeating: "0", count: 64)), changesState: false) == .unauthenticated)
-        #expect(requestGuard.check(request(bearer: String(token.value.dropLast())), changesState: false) == .unauthenticated)
-        #expect(requestGuard.check(request(cookie: requestGuard.sessionValue), changesState: false) == .allowed)
+        #expect(requestGuard.check(request()) == .unauthenticated)
+        #expect(requestGuard.check(request(bearer: token.value)) == .allowed)
+        #expect(requestGuard.check(request(bearer: String(repeating: "0", count: 64))) == .unauthenticated)
+        #expect(requestGuard.check(request(bearer: String(token.value.dropLast()))) == .unauthenticated)
+        #expect(requestGuard.check(request(cookie: requestGuard.sessionValue)) == .allowed)
         // The cookie is not the token, and the token is not a cookie.
         #expect(requestGuard.sessionValue != token.value)
-        #expect(requestGuard.check(request(cookie: token.value), changesState: false) == .unauthenticated)
-        #expect(requestGuard.check(request(bearer: requestGuard.sessionValue), changesState: false) == .unauthenticated)
+        #expect(requestGuard.check(request(cookie: token.value)) == .unauthenticated)
+        #expect(requestGuard.check(request(bearer: requestGuard.sessionValue)) == .unauthenticated)
     }
 
     @Test func aChangeByCookieMustComeFromThisOriginWithTheCSRFHeader() {
         let cookie = requestGuard.sessionValue, csrf = requestGuard.csrfValue
-        #expect(requestGuard.check(request(method: "POST", origin: "http://127.0.0.1:8080", cookie: cookie, csrf: csrf), changesState: true) == .allowed)
+        #expect(requestGuard.check(request(method: "POST", origin: "http://127.0.0.1:8080", cookie: cookie, csrf: csrf)) == .allowed)
         // Another port of the same host is the same site: its form posts carry the SameSite=Strict cookie.
         for origin in ["http://127.0.0.1:9999", "http://localhost:8080", "null", "https://127.0.0.1:8080"] {
-            let verdict = requestGuard.check(request(method: "POST", origin: origin, cookie: cookie, csrf: csrf), changesState: true)
+            let verdict = requestGuard.check(request(method: "POST", origin: origin, cookie: cookie, csrf: csrf))
             #expect(verdict == .forbidden("a change must come from this server's own page (Origin: \(origin))"), "\(origin)")
         }
-        #expect(requestGuard.check(request(method: "POST", cookie: cookie, csrf: csrf), changesState: true)
+        #expect(requestGuard.check(request(method: "POST", cookie: cookie, csrf: csrf))
                 == .forbidden("a change must come from this server's own page (Origin: none)"))
+        // Every method but GET and HEAD is a change.
+        for method in ["PUT", "DELETE", "PATCH", "post"] {
+            #expect(requestGuard.check(request(method: method, cookie: cookie, csrf: csrf))
+                    == .forbidden("a change must come from this server's own page (Origin: none)"), "\(method)")
+        }
+        #expect(requestGuard.check(request(method: "HEAD", cookie: cookie)) == .allowed)
         for wrong in [nil, "", String(csrf.dropLast()), cookie] {
-            #expect(requestGuard.check(request(method: "POST", origin: "http://127.0.0.1:8080", cookie: cookie, csrf: wrong), changesState: true)
+            #expect(requestGuard.check(request(method: "POST", origin: "http://127.0.0.1:8080", cookie: cookie, csrf: wrong))
                     == .forbidden("a change must carry the page's X-IonLab-CSRF header"), "\(wrong ?? "nil")")
         }
         // A bearer token is never sent by a browser on its own: no other page can make a request carry it.
-        #expect(requestGuard.check(request(method: "POST", origin: "http://evil.example", bearer: token.value), changesState: true) == .allowed)
+        #expect(requestGuard.check(request(method: "POST", origin: "http://evil.example", bearer: token.value)) == .allowed)
     }
 
     @Test func anUnknownHostIsRefusedWhateverItCarries() {
         // DNS rebinding: a name the attacker controls, resolved to 127.0.0.1.
         for host in ["evil.example:8080", "127.0.0.1:8081", "127.0.0.1", "", "127.0.0.1:8080\u{1b}[2J"] {
-            let verdict = requestGuard.check(request(host: host, bearer: token.value), changesState: false)
+            let verdict = requestGuard.check(request(host: host, bearer: token.value))
             guard case .forbidden(let reason) = verdict else { Issue.record("\(host): \(verdict)"); continue }
             #expect(reason.hasPrefix("this server does not answer to the host"))
             #expect(!reason.contains("\u{1b}"), "a peer's header reaches the log escaped")
         }
-        #expect(requestGuard.check(request(host: nil, bearer: token.value), changesState: false) != .allowed)
+        #expect(requestGuard.check(request(host: nil, bearer: token.value)) != .allowed)
         for host in ["localhost:8080", "[::1]:8080", "LOCALHOST:8080"] {
-            #expect(requestGuard.check(request(host: host, bearer: token.value), changesState: false) == .allowed, "\(host)")
+            #expect(requestGuard.check(request(host: host, bearer: token.value)) == .allowed, "\(host)")
         }
         let wide = RequestGuard(token: token, host: "10.1.2.3", port: 80)
-        #expect(wide.check(request(host: "localhost:80", bearer: token.value), changesState: false) != .allowed)
-        #expect(wide.check(request(host: "10.1.2.3:80", bearer: token.value), changesState: false) == .allowed)
+        #expect(wide.check(request(host: "localhost:80", bearer: token.value)) != .allowed)
+        #expect(wide.check(request(host: "10.1.2.3:80", bearer: token.value)) == .allowed)
     }
 
     @Test func theLoginFormMustComeFromThisServersPage() {
