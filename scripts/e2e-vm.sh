@@ -342,22 +342,29 @@ for i in 1 2; do
   verdict=$(grep "  verify.complete  .*$vm  1/1 passed: remote desktop on port 5900 ok" "$state/desktop-events.txt") ||
     fail "the remote-desktop check did not pass on $vm: $(grep "$vm" "$state/desktop-events.txt" | tail -3)"
   echo "e2e: $vm remote desktop: ${verdict#*ok (}" | cut -c1-200
+  # The two pictures, read by an independent PNG reader: the first frame is not blank (its brightness varies:
+  # the bar and its text on the background; a blank screen has 0, a lone cursor about 2), and the input
+  # changed a region of the screen (the terminal and its text: at least 5 per mille of the pixels).
+  pictures=()
   for picture in first after_input; do
     path=$(python3 -c 'import json, sys; vm = [v for v in json.load(open(sys.argv[1])) if v["name"] == sys.argv[2]][0]; print(vm["facts"]["picture." + sys.argv[3]])' \
       "$state/desktop-vms.json" "$vm" "$picture") || fail "no $picture picture recorded for $vm"
-    read -r width height colours < <(python3 scripts/lib/png_check.py "$path" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["width"], d["height"], d["colors"])') ||
-      fail "$vm's $picture picture is not a valid PNG"
-    # Not blank: the desktop's first frame has a bar with text (anti-aliased: dozens of colours), not only a
-    # background and a cursor.
-    [[ $width == 1280 && $height == 800 ]] && ((colours >= 16)) || fail "$vm's $picture picture is ${width}x$height with $colours colour(s)"
+    pictures+=("$path")
   done
+  read -r width height variance changed < <(python3 scripts/lib/png_check.py "${pictures[@]}" |
+    python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["width"], d["height"], d["variance"], d["changed"])') ||
+    fail "$vm's pictures are not valid PNGs of one size: ${pictures[*]}"
+  [[ $width == 1280 && $height == 800 ]] && ((variance >= 25)) || fail "$vm's first frame is ${width}x$height with a brightness variance of $variance"
+  ((changed >= 5)) || fail "the input changed $changed per mille of $vm's screen"
+  echo "e2e: $vm pictures: first frame's brightness variance $variance, $changed per mille changed by the input"
 done
 "$LAB_IONLAB" forward desktop-1 15900:5900 2>"$state/vnc-forward.log" &
 forward_pid=$!
 for _ in $(seq 50); do "$VNCDO" -s 127.0.0.1::15900 --timeout 20 capture "$state/vncdo.png" 2>"$state/vncdo.log" && break; sleep 0.5; done
 kill "$forward_pid" && wait "$forward_pid" 2>/dev/null || true
 png=$(python3 scripts/lib/png_check.py "$state/vncdo.png") || fail "vncdotool captured no valid PNG through the forward: $(cat "$state/vncdo.log")"
-grep -q '"width": 1280, "height": 800' <<<"$png" || fail "vncdotool's capture is not 1280x800: $png"
+read -r width height variance < <(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(d["width"], d["height"], d["variance"])' "$png")
+[[ $width == 1280 && $height == 800 ]] && ((variance >= 25)) || fail "vncdotool's capture is not a 1280x800 desktop: $png"
 echo "e2e: vncdotool through ionlab forward: $png"
 ionlab down desktop || fail "down desktop"
 vm=vm1

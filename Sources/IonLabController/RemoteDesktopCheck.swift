@@ -13,6 +13,9 @@ import NIOCore
 /// opens a terminal and types a marker, and takes a second frame once the screen settles; the two frames are
 /// kept as pictures. It passes when the first frame is not blank and the input changed the screen.
 struct RemoteDesktopCheck {
+    /// A first frame with less brightness variance than this is blank: one colour, perhaps with a cursor on it
+    /// (a cursor adds about 2 on a 1280×800 screen; the desktop image's background, bar and cursor make 57).
+    static let minimumVariance = 25.0
     /// The input must change at least this share of the screen (a terminal window and a line of text do,
     /// a blinking cursor does not).
     static let minimumChange = 0.005
@@ -27,7 +30,8 @@ struct RemoteDesktopCheck {
         var firstFrameSeconds: Double
         /// From the first key to the first update that changed pixels.
         var inputToScreenSeconds: Double?
-        var colours: Int
+        /// The first frame's brightness variance (``Framebuffer/lumaVariance()``).
+        var variance: Double
         var changedShare: Double
         var first: Framebuffer
         var after: Framebuffer
@@ -69,7 +73,7 @@ struct RemoteDesktopCheck {
         inputToScreen = inputToScreen ?? settled
         let after = screen.latest.framebuffer ?? first.framebuffer
         return Result(width: width, height: height, name: name, connectSeconds: connectSeconds, firstFrameSeconds: firstFrameSeconds,
-                      inputToScreenSeconds: inputToScreen, colours: first.framebuffer.colours(),
+                      inputToScreenSeconds: inputToScreen, variance: first.framebuffer.lumaVariance(),
                       changedShare: Double(after.changedPixels(since: first.framebuffer)) / Double(width * height),
                       first: first.framebuffer, after: after)
     }

@@ -298,14 +298,20 @@ public struct Framebuffer: Sendable, Equatable {
         return changed
     }
 
-    /// How many distinct colours the screen shows, counted up to `limit`: 1 is a blank screen.
-    public func colours(upTo limit: Int = 1000) -> Int {
-        var seen = Set<UInt32>()
-        for pixel in 0..<(width * height) {
-            seen.insert(UInt32(rgb[pixel * 3]) << 16 | UInt32(rgb[pixel * 3 + 1]) << 8 | UInt32(rgb[pixel * 3 + 2]))
-            if seen.count >= limit { break }
+    /// The variance of the pixels' brightness (BT.601 luma, 0 to 255). It says whether anything is drawn, where a
+    /// count of colours does not: a screen of one colour has 0, and a lone cursor or stuck pixel adds only a few
+    /// units, while a bar with text or a window adds tens to thousands.
+    public func lumaVariance() -> Double {
+        let count = width * height
+        guard count > 0 else { return 0 }
+        var sum = 0.0, squares = 0.0
+        for pixel in 0..<count {
+            let luma = (299 * Double(rgb[pixel * 3]) + 587 * Double(rgb[pixel * 3 + 1]) + 114 * Double(rgb[pixel * 3 + 2])) / 1000
+            sum += luma
+            squares += luma * luma
         }
-        return seen.count
+        let mean = sum / Double(count)
+        return max(0, squares / Double(count) - mean * mean)
     }
 }
 

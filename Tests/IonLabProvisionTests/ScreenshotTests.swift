@@ -51,9 +51,11 @@ import Testing
         let read = try Self.check(png)
         #expect(read["width"] == 320 && read["height"] == 200)
         #expect((read["colors"] ?? 0) > 100)
-        // A blank screen reads as one colour, so the e2e test's "not blank" means something.
+        #expect((read["variance"] ?? 0) > 100)
+        // A blank screen reads as one colour with no variance, so the e2e test's "not blank" means something.
         let blank = PPMImage(width: 64, height: 48, rgb: Data(repeating: 0, count: 64 * 48 * 3))
-        #expect(try Self.check(try PNGEncoder.encode(blank))["colors"] == 1)
+        let readBlank = try Self.check(try PNGEncoder.encode(blank))
+        #expect(readBlank["colors"] == 1 && readBlank["variance"] == 0)
     }
 
     @Test(arguments: [

@@ -1,3 +1,4 @@
+import Foundation
 import IonLabRFB
 import Testing
 
@@ -43,7 +44,9 @@ import Testing
         #expect(rest.events == [.updated([RFBClient.Rect(x: 1, y: 1, width: 2, height: 1)])])
         let screen = try #require(client.framebuffer)
         #expect(Array(screen.rgb[(5 * 3)..<(7 * 3)]) == [0x30, 0x20, 0x10, 0x60, 0x50, 0x40])
-        #expect(screen.colours() == 3)
+        // Lumas: 34.96 (#302010) and 82.96 (#605040) among 6 black pixels.
+        #expect(abs(screen.lumaVariance() - ((34.96 * 34.96 + 82.96 * 82.96) / 8 - pow((34.96 + 82.96) / 8, 2))) < 0.001)
+        #expect(Framebuffer(width: 4, height: 2).lumaVariance() == 0)
         #expect(screen.changedPixels(since: Framebuffer(width: 4, height: 2)) == 2)
         // A bell, cut text and a colour map are taken in stride.
         #expect(try client.receive([2] + [3, 0, 0, 0] + Self.u32(3) + Array("abc".utf8) + [1, 0] + Self.u16(0) + Self.u16(1) + [1, 2, 3, 4, 5, 6]).events == [.bell])

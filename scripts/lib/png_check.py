@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Reads a PNG with nothing but the standard library, independently of the encoder that wrote it.
+"""Reads PNGs with nothing but the standard library, independently of the encoder that wrote them.
 
-  png_check.py FILE   prints {"width", "height", "colors"} as JSON, where colors counts the distinct pixel
-                      values (1 means a blank screen); exits 1, naming the problem, if FILE is not a valid
-                      8-bit RGB, RGBA or grey PNG (signature, chunk CRCs, IHDR, zlib stream, row filters).
+  png_check.py FILE         prints {"width", "height", "colors", "variance"} as JSON: colors counts the distinct
+                            pixel values (up to 1000), variance is the variance of the pixels' brightness (BT.601
+                            luma, 0-255, rounded): 0 for a screen of one colour, about 2 for a cursor on one
+  png_check.py FILE OTHER   also prints "changed", the per-mille of pixels that differ between the two (which
+                            must be of one size)
+Exits 1, naming the problem, if a file is not a valid 8-bit RGB, RGBA or grey PNG (signature, chunk CRCs, IHDR,
+zlib stream, row filters).
 """
 import json
 import struct
@@ -11,25 +15,25 @@ import sys
 import zlib
 
 
-def fail(message):
-    print(f"png_check: {sys.argv[1]}: {message}", file=sys.stderr)
+def fail(path, message):
+    print(f"png_check: {path}: {message}", file=sys.stderr)
     sys.exit(1)
 
 
-def chunks(data):
+def chunks(path, data):
     if data[:8] != b"\x89PNG\r\n\x1a\n":
-        fail("no PNG signature")
+        fail(path, "no PNG signature")
     offset = 8
     while offset < len(data):
         if offset + 8 > len(data):
-            fail("a chunk is cut short")
+            fail(path, "a chunk is cut short")
         length, kind = struct.unpack(">I4s", data[offset:offset + 8])
         body = data[offset + 8:offset + 8 + length]
         crc = data[offset + 8 + length:offset + 12 + length]
         if len(body) != length or len(crc) != 4:
-            fail(f"chunk {kind!r} is cut short")
+            fail(path, f"chunk {kind!r} is cut short")
         if struct.unpack(">I", crc)[0] != zlib.crc32(kind + body) & 0xFFFFFFFF:
-            fail(f"chunk {kind!r} has a bad CRC")
+            fail(path, f"chunk {kind!r} has a bad CRC")
         yield kind, body
         offset += 12 + length
 
@@ -40,10 +44,11 @@ def paeth(a, b, c):
     return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
 
 
-def main():
-    data = open(sys.argv[1], "rb").read()
+def pixels(path):
+    """The image's width, height and rows, each row a list of (red, green, blue)."""
+    data = open(path, "rb").read()
     header, compressed, ended = None, b"", False
-    for kind, body in chunks(data):
+    for kind, body in chunks(path, data):
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
         elif kind == b"IDAT":
@@ -51,17 +56,20 @@ def main():
         elif kind == b"IEND":
             ended = True
     if header is None or not ended:
-        fail("no IHDR or no IEND")
+        fail(path, "no IHDR or no IEND")
     width, height, depth, color, _, _, interlace = header
     channels = {0: 1, 2: 3, 6: 4}.get(color)
     if depth != 8 or channels is None or interlace != 0:
-        fail(f"depth {depth}, colour type {color}, interlace {interlace}: not read here")
-    raw = zlib.decompress(compressed)
+        fail(path, f"depth {depth}, colour type {color}, interlace {interlace}: not read here")
+    try:
+        raw = zlib.decompress(compressed)
+    except zlib.error as error:
+        fail(path, f"the image data is not a zlib stream: {error}")
     stride = width * channels
     if len(raw) != height * (stride + 1):
-        fail(f"{len(raw)} bytes of rows for {width} x {height}")
+        fail(path, f"{len(raw)} bytes of rows for {width} x {height}")
     previous = bytearray(stride)
-    colors = set()
+    rows = []
     for row in range(height):
         start = row * (stride + 1)
         kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
@@ -78,11 +86,36 @@ def main():
             elif kind == 4:
                 line[i] = (line[i] + paeth(left, up, corner)) & 0xFF
             elif kind != 0:
-                fail(f"row {row} has filter {kind}")
-        if len(colors) < 1000:
-            colors.update(bytes(line[i:i + channels]) for i in range(0, stride, channels))
+                fail(path, f"row {row} has filter {kind}")
+        if channels == 1:
+            rows.append([(v, v, v) for v in line])
+        else:
+            rows.append([tuple(line[i:i + 3]) for i in range(0, stride, channels)])
         previous = line
-    print(json.dumps({"width": width, "height": height, "colors": len(colors)}))
+    return width, height, rows
+
+
+def main():
+    width, height, rows = pixels(sys.argv[1])
+    colors = set()
+    total = squares = 0.0
+    for row in rows:
+        if len(colors) < 1000:
+            colors.update(row)
+        for r, g, b in row:
+            luma = (299 * r + 587 * g + 114 * b) / 1000
+            total += luma
+            squares += luma * luma
+    count = max(1, width * height)
+    report = {"width": width, "height": height, "colors": min(len(colors), 1000),
+              "variance": round(max(0.0, squares / count - (total / count) ** 2))}
+    if len(sys.argv) > 2:
+        other_width, other_height, other_rows = pixels(sys.argv[2])
+        if (other_width, other_height) != (width, height):
+            fail(sys.argv[2], f"{other_width} x {other_height}, not {width} x {height} like {sys.argv[1]}")
+        differing = sum(a != b for row, other in zip(rows, other_rows) for a, b in zip(row, other))
+        report["changed"] = round(1000 * differing / count)
+    print(json.dumps(report))
 
 
 main()

@@ -4,8 +4,8 @@
   rfb_server.py PORT [--blank]
 
 Serves a 64 x 48 desktop named "scripted" on 127.0.0.1:PORT with no authentication, in 32-bit true colour
-(it checks that the client asks for that) and the Raw encoding. The screen is a gradient (one colour with
---blank); each key pressed paints a band of it white, so a viewer's input visibly changes the screen. Answers an
+(it checks that the client asks for that) and the Raw encoding. The screen is a gradient (with --blank, one colour
+and a single white pixel, like a cursor on a desktop that drew nothing: two colours, but blank); each key pressed paints a band of it white, so a viewer's input visibly changes the screen. Answers an
 incremental update request only once something changed, as real servers do.
 """
 import socket
@@ -20,7 +20,7 @@ def serve(connection, blank):
     pixels = bytearray()
     for y in range(H):
         for x in range(W):
-            b, g, r = (40, 40, 40) if blank else (x * 4, y * 5, (x + y) * 2)
+            b, g, r = ((255, 255, 255) if (x, y) == (W // 2, H // 2) else (40, 40, 40)) if blank else (x * 4, y * 5, (x + y) * 2)
             pixels += bytes((b, g, r, 0))
     state = {"dirty": True, "pending": False, "band": 0}
 
