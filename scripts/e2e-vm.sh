@@ -342,6 +342,9 @@ for i in 1 2; do
   verdict=$(grep "  verify.complete  .*$vm  1/1 passed: remote desktop on port 5900 ok" "$state/desktop-events.txt") ||
     fail "the remote-desktop check did not pass on $vm: $(grep "$vm" "$state/desktop-events.txt" | tail -3)"
   echo "e2e: $vm remote desktop: ${verdict#*ok (}" | cut -c1-200
+  started=$(grep -m1 "  vm.started  .*$vm  " "$state/desktop-events.txt" | cut -d' ' -f1) || fail "no vm.started event for $vm"
+  ready=$(grep -m1 "  desktop.ready  .*$vm  " "$state/desktop-events.txt" | cut -d' ' -f1) || fail "no desktop.ready event for $vm"
+  lab_phase "$vm: domain started until desktop.ready" "$(date -d "$started" +%s.%N)" "$(date -d "$ready" +%s.%N)"
   # The two pictures, read by an independent PNG reader: the first frame is not blank (its brightness varies:
   # the bar and its text on the background; a blank screen has 0, a lone cursor about 2), and the input
   # changed a region of the screen (the terminal and its text: at least 5 per mille of the pixels).

@@ -1,8 +1,8 @@
 # Shared by scripts/demo-local.sh and scripts/e2e-vm.sh: build what a VM needs, and run a controller
 # inside the loopback-only namespace of scripts/in-netns.sh. Source it; it defines functions only.
 
-# lab_phase NAME START: prints how long the phase that began at START (date +%s.%N) took.
-lab_phase() { awk -v name="${LAB_NAME:-lab}" -v phase="$1" -v start="$2" -v now="$(date +%s.%N)" \
+# lab_phase NAME START [END]: prints how long the phase that began at START (date +%s.%N) took, until END or now.
+lab_phase() { awk -v name="${LAB_NAME:-lab}" -v phase="$1" -v start="$2" -v now="${3:-$(date +%s.%N)}" \
   'BEGIN { printf "%s: %-28s %6.1f s\n", name, phase, now - start }'; }
 
 # lab_build [desktop]: the CLI and the controller (`ionlab serve` runs ionlab-controller beside it), the agent bundle (release, static, stripped), the cached test image (and with
