@@ -134,7 +134,7 @@ extension WorkflowRunner {
             for (index, path) in saved.enumerated() { facts["picture.\(index == 0 ? "first" : "after_input")"] = path }
             try? store.recordFacts(facts, vm: vm)
             let input = result.inputToScreenSeconds.map { String(format: "input on screen in %.2f s", $0) } ?? "no change seen after the input"
-            let detail = String(format: "%d×%d '%@': connected in %.2f s, first frame in %.2f s (luma variance %.0f), %@, %.1f%% of the screen changed",
+            let detail = String(format: "%d×%d '%@': connected in %.2f s, first frame in %.2f s (brightness variance %.0f), %@, %.1f%% of the screen changed",
                                 result.width, result.height, String(result.name.prefix(64)), result.connectSeconds, result.firstFrameSeconds,
                                 result.variance, input, result.changedShare * 100) + (saved.isEmpty ? "" : "; pictures: " + saved.joined(separator: ", "))
             if result.variance < RemoteDesktopCheck.minimumVariance { return .init(label: label, passed: false, detail: "the first frame is blank: " + detail) }
