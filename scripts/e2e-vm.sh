@@ -366,7 +366,8 @@ forward_pid=$!
 for _ in $(seq 50); do "$VNCDO" -s 127.0.0.1::15900 --timeout 20 capture "$state/vncdo.png" 2>"$state/vncdo.log" && break; sleep 0.5; done
 kill "$forward_pid" && wait "$forward_pid" 2>/dev/null || true
 png=$(python3 scripts/lib/png_check.py "$state/vncdo.png") || fail "vncdotool captured no valid PNG through the forward: $(cat "$state/vncdo.log")"
-read -r width height variance < <(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(d["width"], d["height"], d["variance"])' "$png")
+read -r width height variance < <(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(d["width"], d["height"], d["variance"])' "$png") ||
+  fail "png_check's report is not readable: $png"
 [[ $width == 1280 && $height == 800 ]] && ((variance >= 25)) || fail "vncdotool's capture is not a 1280x800 desktop: $png"
 echo "e2e: vncdotool through ionlab forward: $png"
 ionlab down desktop || fail "down desktop"
