@@ -52,9 +52,8 @@ import Testing
         let port = try Lab.freePort(), attackerPort = try Lab.freePort()
         let fleet = try FleetLab()
         try await fleet.start(controllerArguments: ["--http", "127.0.0.1:\(port)"])
-        let url = "http://127.0.0.1:\(port)"
-        try await eventually("the HTTP side", timeout: 20) { MetricsTests.get("\(url)/api/overview", token: nil).status == 401 }
-        let token = fleet.lab.run(["dashboard", "token"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (url, token) = try await fleet.lab.httpSide(port: port)
+        #expect(MetricsTests.get("\(url)/api/overview", token: nil).status == 401)
         let spec = try fleet.spec("dx", FleetTests.header("dx", backend: "big") + """
             count: 2
             workflow:
@@ -135,8 +134,7 @@ import Testing
         let lab = try Lab()
         defer { lab.tearDown() }
         try await lab.startController(arguments: ["--http", "127.0.0.1:\(port)"])
-        try await eventually("the HTTP side", timeout: 20) { MetricsTests.get("http://127.0.0.1:\(port)/metrics", token: nil).status == 401 }
-        let token = lab.run(["dashboard", "token"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (url, token) = try await lab.httpSide(port: port)
         let script = VMCommandTests.repo.appendingPathComponent("Tests/IonLabIntegrationTests/Helpers/http_pressure.py").path
         let run = Lab.runProgram("/usr/bin/python3", [script, "\(port)", token, "\(HTTPLimits().connections)"], directory: lab.directory)
         let seen = try JSONDecoder().decode(Pressure.self, from: Data(run.stdout.utf8))
@@ -151,7 +149,7 @@ import Testing
         let loris = try #require(seen.lorisClosedAfter, "the slowloris was never closed")
         #expect(loris >= 25 && loris < 40, "closed by the idle timeout: \(loris) s")
         // The server is still whole.
-        #expect(MetricsTests.get("http://127.0.0.1:\(port)/metrics", token: token).status == 200)
+        #expect(MetricsTests.get("\(url)/metrics", token: token).status == 200)
     }
 }
 

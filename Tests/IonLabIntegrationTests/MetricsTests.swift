@@ -56,10 +56,9 @@ import Testing
         let port = try Lab.freePort()
         let fleet = try FleetLab()
         try await fleet.start(controllerArguments: ["--http", "127.0.0.1:\(port)"])
-        let url = "http://127.0.0.1:\(port)/metrics"
-        try await eventually("the HTTP side", timeout: 20) { Self.get(url, token: nil).status == 401 }
+        let (base, token) = try await fleet.lab.httpSide(port: port)
+        let url = "\(base)/metrics"
         #expect(Self.get(url, token: String(repeating: "0", count: 64)).status == 401)
-        let token = fleet.lab.run(["dashboard", "token"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(token.count == 64)
         let mode = try FileManager.default.attributesOfItem(atPath: "\(fleet.lab.stateDir)/dashboard.token")[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -122,5 +121,15 @@ import Testing
         let done = Self.value(samples, "ionlab_step_duration_seconds_count", ["outcome": "done"]) ?? 0
         let underTwo = Self.value(samples, "ionlab_step_duration_seconds_bucket", ["outcome": "done", "le": "2.0"]) ?? -1
         #expect(done == 4 && underTwo == 2, "\(samples.filter { $0.name.hasPrefix("ionlab_step") })")
+    }
+}
+
+extension Lab {
+    /// Waits until the HTTP side of a controller started with `--http 127.0.0.1:PORT` answers (401 without a
+    /// token), and returns its base URL and the dashboard's token.
+    func httpSide(port: Int) async throws -> (url: String, token: String) {
+        let url = "http://127.0.0.1:\(port)"
+        try await eventually("the HTTP side", timeout: 20) { MetricsTests.get("\(url)/metrics", token: nil).status == 401 }
+        return (url, run(["dashboard", "token"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
