@@ -84,7 +84,7 @@ import Testing
         let lab = try await Self.servingLab()
         defer { lab.tearDown() }
         let peer = try await RawPeer.tls(port: lab.port, pin: try lab.pin)
-        try await peer.send([0x7f, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0])
+        try await peer.sendExpectingClose([0x7f, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0])
         _ = try await peer.readUntilClosed()
         try await eventually("the log line", timeout: 20) {
             lab.log("controller.log").contains("protocol error: frame of 2147483647 bytes exceeds the maximum of")
@@ -96,7 +96,7 @@ import Testing
         let lab = try await Self.servingLab()
         defer { lab.tearDown() }
         let peer = try await RawPeer.tcp(port: lab.port)
-        try await peer.send((0..<512).map { _ in UInt8.random(in: 0...255) })
+        try await peer.sendExpectingClose((0..<512).map { _ in UInt8.random(in: 0...255) })
         _ = try await peer.readUntilClosed()
         try await eventually("the log line", timeout: 20) { lab.log("controller.log").contains("failed: TLS handshake:") }
         let line = try #require(lab.log("controller.log").split(separator: "\n").first { $0.contains("failed: TLS handshake:") })

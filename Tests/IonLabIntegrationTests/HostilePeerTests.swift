@@ -166,7 +166,7 @@ import X509
         let peer = try await RawPeer.tls(port: lab.port, pin: try lab.pin)
         var header: [UInt8] = []
         withUnsafeBytes(of: UInt32(100_000 + 5).bigEndian) { header += $0 }
-        try await peer.send(header + [FrameKind.message.rawValue, 0, 0, 0, 0] + [UInt8](repeating: 0x20, count: 1000))
+        try await peer.sendExpectingClose(header + [FrameKind.message.rawValue, 0, 0, 0, 0] + [UInt8](repeating: 0x20, count: 1000))
         _ = try await peer.readUntilClosed()
         try await eventually("the log line", timeout: 20) {
             lab.log("controller.log").contains("frame of 100005 bytes exceeds the maximum of \(Frame.unauthenticatedMaxPayload + 5)")
