@@ -299,13 +299,32 @@ public struct ServiceDetail: Codable, Sendable, Equatable {
     }
 }
 
+/// A verify step's outcome: how many probes passed, and each probe's verdict in the spec's order.
 public struct VerificationDetail: Codable, Sendable, Equatable {
     public var passed: Int
     public var probes: Int
+    /// Absent from the events of builds that recorded only the counts.
+    public var verdicts: [ProbeVerdict]?
 
-    public init(passed: Int, probes: Int) {
+    public init(passed: Int, probes: Int, verdicts: [ProbeVerdict]? = nil) {
         self.passed = passed
         self.probes = probes
+        self.verdicts = verdicts
+    }
+}
+
+/// One probe's verdict: the guest's verify script reports these, and the controller's own probes make them.
+public struct ProbeVerdict: Codable, Sendable, Equatable {
+    /// What was checked, as people read it: `port 8080`, `remote desktop on port 5900`.
+    public var label: String
+    public var passed: Bool
+    /// What was found: the reason when it failed.
+    public var detail: String
+
+    public init(label: String, passed: Bool, detail: String) {
+        self.label = label
+        self.passed = passed
+        self.detail = detail
     }
 }
 

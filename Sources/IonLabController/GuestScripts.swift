@@ -93,12 +93,7 @@ enum GuestScripts {
     }
 
     struct Verdicts: Decodable {
-        struct Verdict: Decodable {
-            var label: String
-            var passed: Bool
-            var detail: String
-        }
-        var probes: [Verdict]
+        var probes: [ProbeVerdict]
     }
 
     struct Configured: Decodable {

@@ -80,7 +80,7 @@ extension WorkflowRunner {
     /// verdict line for the VM, failing the step if a probe failed.
     func verify(_ probes: [Probe], jobID: String, timeout: Double) async throws -> String {
         var guest = try await guestVerdicts(probes.filter(\.runsInGuest), jobID: jobID, timeout: timeout).makeIterator()
-        var verdicts: [GuestScripts.Verdicts.Verdict] = []
+        var verdicts: [ProbeVerdict] = []
         for probe in probes {
             if probe.runsInGuest, let verdict = guest.next() {
                 verdicts.append(verdict)
@@ -94,13 +94,13 @@ extension WorkflowRunner {
         let line = verdicts.map { "\($0.label) \($0.passed ? "ok" : "FAILED") (\($0.detail))" }.joined(separator: "; ")
         let passed = verdicts.filter(\.passed).count
         events.emit(.verificationComplete, agent: vm, "\(passed)/\(probes.count) passed: \(line)",
-                    detail: .verification(VerificationDetail(passed: passed, probes: probes.count)))
+                    detail: .verification(VerificationDetail(passed: passed, probes: probes.count, verdicts: verdicts)))
         guard passed == probes.count else { throw StepFailure(message: "verify: \(line)") }
         return "\(passed)/\(probes.count) passed: \(line)"
     }
 
     /// The guest's probes, in one run of the verify script.
-    private func guestVerdicts(_ probes: [Probe], jobID: String, timeout: Double) async throws -> [GuestScripts.Verdicts.Verdict] {
+    private func guestVerdicts(_ probes: [Probe], jobID: String, timeout: Double) async throws -> [ProbeVerdict] {
         guard !probes.isEmpty else { return [] }
         // Exit 1 means a probe failed, and the verdicts say which; anything else but 0 is the script's failure.
         let script = GuestScripts.verify(probes)
@@ -117,7 +117,7 @@ extension WorkflowRunner {
 
     /// A viewer's session with the guest's VNC server, through the agent's channel (``RemoteDesktopCheck``);
     /// its two frames are kept as pictures and recorded as facts of the VM.
-    func remoteDesktop(port: Int, terminalKeys: String, passwordFile: String?, label: String) async -> GuestScripts.Verdicts.Verdict {
+    func remoteDesktop(port: Int, terminalKeys: String, passwordFile: String?, label: String) async -> ProbeVerdict {
         do {
             let keys = try KeyChord(parsing: terminalKeys)
             let marker = "echo ionlab-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"

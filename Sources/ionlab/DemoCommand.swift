@@ -40,8 +40,8 @@ struct Demo: AsyncParsableCommand {
 
             say("\n3/3 what each VM reported, and its verification")
             let all = try await AdminClient.with(paths: paths) { try await $0.vms() }
-            let verdicts = try await Self.verdicts(fleet: fleet.name, paths: paths)
-            say(FactsTable.render(all.filter { $0.fleet == fleet.name }, extra: [("VERIFY", { verdicts[$0.name] ?? "-" })]))
+            let verifications = try await Self.verifications(fleet: fleet.name, paths: paths)
+            say(DemoSummary.render(all.filter { $0.fleet == fleet.name }, verifications: verifications))
             return report
         }
         if !report.succeeded { throw ExitCode(1) }
@@ -52,14 +52,14 @@ struct Demo: AsyncParsableCommand {
         if json { Terminal.error(text) } else { Terminal.line(text) }
     }
 
-    /// Each VM's last verification verdict, from the fleet's events.
-    static func verdicts(fleet: String, paths: StatePaths) async throws -> [String: String] {
+    /// Each VM's last `verify.complete` event, from the fleet's events.
+    static func verifications(fleet: String, paths: StatePaths) async throws -> [String: Event] {
         try await AdminClient.with(paths: paths) { client in
-            var verdicts: [String: String] = [:]
+            var verifications: [String: Event] = [:]
             for try await event in try await client.events(EventQuery(fleet: fleet)) where event.kind == .verificationComplete {
-                verdicts[event.agent ?? ""] = event.message
+                verifications[event.agent ?? ""] = event
             }
-            return verdicts
+            return verifications
         }
     }
 

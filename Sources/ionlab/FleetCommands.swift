@@ -159,11 +159,10 @@ struct FactsJSON: Encodable {
     let facts: [String: String]
 }
 
-/// VMs with a column per fact any of them has, and more columns a caller adds.
+/// VMs with a column per fact any of them has.
 enum FactsTable {
-    static func render(_ vms: [VMRecord], extra: [(header: String, value: (VMRecord) -> String)] = []) -> String {
+    static func render(_ vms: [VMRecord]) -> String {
         let names = Set(vms.flatMap(\.facts.keys)).sorted()
-        let rows = vms.map { vm in [vm.name] + names.map { vm.facts[$0] ?? "-" } + extra.map { $0.value(vm) } }
-        return Table.render(["VM"] + names.map { $0.uppercased() } + extra.map(\.header), rows)
+        return Table.render(["VM"] + names.map { $0.uppercased() }, vms.map { vm in [vm.name] + names.map { vm.facts[$0] ?? "-" } })
     }
 }

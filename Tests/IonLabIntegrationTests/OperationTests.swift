@@ -81,6 +81,39 @@ import Testing
         #expect(closed.stdout.contains("cannot connect to 127.0.0.1:\(closedPort): connection refused"), "\(closed.stdout)")
     }
 
+    /// `ionlab demo`'s summary keeps its table as narrow as what it holds: the facts, the pictures by name and how
+    /// many probes passed; then each verdict on a line of its own under its VM, escaped (a guest writes them).
+    @Test func theDemoSummaryNamesThePicturesAndGivesEachVerdictALine() async throws {
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let helper = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Helpers/rfb_server.py").path
+        let port = try Lab.freePort()
+        _ = try fleet.lab.spawnHelper("/usr/bin/env", ["python3", helper, String(port)], log: "rfb.log")
+        try await eventually("the VNC server", timeout: 30) { ForwardTests.connects(port) }
+        let spec = try fleet.spec("show", FleetTests.header("show", backend: "big") + """
+            count: 1
+            workflow:
+              - verify:
+                  - remote_desktop: {port: \(port)}
+                  - command: ['sh', '-c', 'printf "nope \\033]0;pwned\\007"; exit 4']
+            """)
+        let demo = fleet.lab.run(["demo", "--spec", spec])
+        #expect(demo.status == 1, "\(demo.stdout)\(demo.stderr)")
+        #expect(!demo.stdout.contains("\u{1B}"), "a guest's escape reached the terminal")
+        let summary = try #require(demo.stdout.components(separatedBy: "3/3 what each VM reported, and its verification\n").dropFirst().first,
+                                   "\(demo.stdout)")
+        let lines = summary.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count >= 6, "\(demo.stdout)\(demo.stderr)")
+        guard lines.count >= 6 else { return }
+        #expect(lines[0].split(separator: " ") == ["VM", "REMOTE_DESKTOP.CONNECT_MS", "REMOTE_DESKTOP.FIRST_FRAME_MS", "REMOTE_DESKTOP.INPUT_TO_SCREEN_MS",
+                                                   "REMOTE_DESKTOP.SCREEN", "PICTURES", "VERIFY"], "\(summary)")
+        #expect(lines[1].hasPrefix("show-1 ") && lines[1].hasSuffix("  64x48                  first, after_input  1/2 passed"), "\(summary)")
+        #expect(lines[2].isEmpty && lines[3] == "show-1", "\(summary)")
+        #expect(lines[4].hasPrefix("  ok      remote desktop on port \(port) (64×48 'scripted': connected in "), "\(summary)")
+        #expect(lines[4].contains("; pictures: \(fleet.lab.stateDir)/pictures/show-1/"), "\(summary)")
+        #expect(lines[5] == "  FAILED  command sh -c printf \"nope \\033]0;pwned\\007\"; exit 4 (exit 4: nope \\u{1B}]0;pwned\\u{7})", "\(summary)")
+    }
+
     /// VNC Authentication against a real server that knows nothing of ionlab: TigerVNC's Xvnc with a password,
     /// on loopback. The password is read from the machine of the agent (here the host) through the channel, and
     /// never reaches a job's output. The right one gets a frame (Xvnc's bare root window: keys change nothing
