@@ -303,12 +303,14 @@ public struct ServiceDetail: Codable, Sendable, Equatable {
 public struct VerificationDetail: Codable, Sendable, Equatable {
     public var passed: Int
     public var probes: Int
-    /// Absent from the events of builds that recorded only the counts.
+    /// The step's name and its verdicts: absent from the events of builds that recorded only the counts.
+    public var step: String?
     public var verdicts: [ProbeVerdict]?
 
-    public init(passed: Int, probes: Int, verdicts: [ProbeVerdict]? = nil) {
+    public init(passed: Int, probes: Int, step: String? = nil, verdicts: [ProbeVerdict]? = nil) {
         self.passed = passed
         self.probes = probes
+        self.step = step
         self.verdicts = verdicts
     }
 }

@@ -26,7 +26,7 @@ extension WorkflowRunner {
         case .service(let service):
             return try await bring(service, jobID: jobID, timeout: timeout)
         case .verify(let probes):
-            return try await verify(probes, jobID: jobID, timeout: timeout)
+            return try await verify(probes, step: step.name, jobID: jobID, timeout: timeout)
         case .rustdesk(let spec):
             return try await rustdesk(spec, jobID: jobID, timeout: timeout, notes: &notes)
         case .recipe(let path):
@@ -77,16 +77,24 @@ extension WorkflowRunner {
     }
 
     /// Runs every probe: those of the guest in the VM (one script), a remote-desktop session from here. One
-    /// verdict line for the VM, failing the step if a probe failed.
-    func verify(_ probes: [Probe], jobID: String, timeout: Double) async throws -> String {
+    /// verdict line for the VM, failing the step if a probe failed. A verdict carries the probe's own label,
+    /// not the guest's echo of it, and a detail short enough that the event keeps every verdict.
+    func verify(_ probes: [Probe], step: String, jobID: String, timeout: Double) async throws -> String {
         var guest = try await guestVerdicts(probes.filter(\.runsInGuest), jobID: jobID, timeout: timeout).makeIterator()
+        let detailLimit = max(160, 12_000 / max(1, probes.count))
         var verdicts: [ProbeVerdict] = []
         for probe in probes {
-            if probe.runsInGuest, let verdict = guest.next() {
-                verdicts.append(verdict)
+            var verdict: ProbeVerdict
+            if probe.runsInGuest, let reported = guest.next() {
+                verdict = reported
             } else if case .remoteDesktop(let port, let keys, let passwordFile) = probe {
-                verdicts.append(await remoteDesktop(port: port, terminalKeys: keys, passwordFile: passwordFile, label: probe.label))
+                verdict = await remoteDesktop(port: port, terminalKeys: keys, passwordFile: passwordFile, label: probe.label)
+            } else {
+                continue
             }
+            verdict.label = probe.label
+            verdict.detail = Format.oneLine(verdict.detail, limit: detailLimit)
+            verdicts.append(verdict)
         }
         for (probe, verdict) in zip(probes, verdicts) where verdict.passed {
             if case .desktop = probe { events.emit(.desktopReady, agent: vm, "\(verdict.label): \(verdict.detail)") }
@@ -94,7 +102,7 @@ extension WorkflowRunner {
         let line = verdicts.map { "\($0.label) \($0.passed ? "ok" : "FAILED") (\($0.detail))" }.joined(separator: "; ")
         let passed = verdicts.filter(\.passed).count
         events.emit(.verificationComplete, agent: vm, "\(passed)/\(probes.count) passed: \(line)",
-                    detail: .verification(VerificationDetail(passed: passed, probes: probes.count, verdicts: verdicts)))
+                    detail: .verification(VerificationDetail(passed: passed, probes: probes.count, step: step, verdicts: verdicts)))
         guard passed == probes.count else { throw StepFailure(message: "verify: \(line)") }
         return "\(passed)/\(probes.count) passed: \(line)"
     }

@@ -40,7 +40,7 @@ struct Demo: AsyncParsableCommand {
 
             say("\n3/3 what each VM reported, and its verification")
             let all = try await AdminClient.with(paths: paths) { try await $0.vms() }
-            let verifications = try await Self.verifications(fleet: fleet.name, paths: paths)
+            let verifications = try await Self.verifications(fleet: fleet, paths: paths)
             say(DemoSummary.render(all.filter { $0.fleet == fleet.name }, verifications: verifications))
             return report
         }
@@ -52,14 +52,14 @@ struct Demo: AsyncParsableCommand {
         if json { Terminal.error(text) } else { Terminal.line(text) }
     }
 
-    /// Each VM's last `verify.complete` event, from the fleet's events.
-    static func verifications(fleet: String, paths: StatePaths) async throws -> [String: Event] {
+    /// Each VM's verdicts: the last `verify.complete` of each verify step (``DemoSummary/latest(_:steps:)``).
+    static func verifications(fleet: FleetSpec, paths: StatePaths) async throws -> [String: [Event]] {
         try await AdminClient.with(paths: paths) { client in
-            var verifications: [String: Event] = [:]
-            for try await event in try await client.events(EventQuery(fleet: fleet)) where event.kind == .verificationComplete {
-                verifications[event.agent ?? ""] = event
+            var verifications: [Event] = []
+            for try await event in try await client.events(EventQuery(fleet: fleet.name)) where event.kind == .verificationComplete {
+                verifications.append(event)
             }
-            return verifications
+            return DemoSummary.latest(verifications, steps: fleet.workflow.map(\.name))
         }
     }
 

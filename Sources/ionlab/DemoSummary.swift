@@ -5,60 +5,82 @@ import IonLabCommandLine
 /// passed), then each VM's verdicts a line each. A verdict and a picture's path are too long for a cell: in
 /// the table they made every row wider than a terminal.
 enum DemoSummary {
-    /// `vms` in the order to show them; `verifications`: each VM's last `verify.complete` event.
-    static func render(_ vms: [VMRecord], verifications: [String: Event]) -> String {
+    /// `vms` in the order to show them; `verifications`: each VM's `verify.complete` events (``latest(_:steps:)``).
+    static func render(_ vms: [VMRecord], verifications: [String: [Event]]) -> String {
         let facts = Set(vms.flatMap(\.facts.keys)).filter { !isPicture($0) }.sorted()
         let withPictures = vms.contains { !pictures(of: $0).isEmpty }
         let header = ["VM"] + facts.map { $0.uppercased() } + (withPictures ? ["PICTURES"] : []) + ["VERIFY"]
         let rows = vms.map { vm in
-            [vm.name] + facts.map { vm.facts[$0] ?? "-" } + (withPictures ? [pictures(of: vm).joined(separator: ", ").nonEmpty ?? "-"] : [])
-                + [counts(verifications[vm.name])]
+            let pictures = pictures(of: vm).joined(separator: ", ")
+            return [vm.name] + facts.map { vm.facts[$0] ?? "-" } + (withPictures ? [pictures.isEmpty ? "-" : pictures] : [])
+                + [counts(verifications[vm.name] ?? [])]
         }
         var text = Table.render(header, rows)
         for vm in vms {
-            guard let lines = verdictLines(verifications[vm.name]) else { continue }
-            text += "\n\n" + ([Format.escaped(vm.name)] + lines).joined(separator: "\n")
+            let lines = (verifications[vm.name] ?? []).flatMap(verdictLines)
+            if !lines.isEmpty { text += "\n\n" + ([Format.escaped(vm.name)] + lines).joined(separator: "\n") }
         }
         return text
     }
 
-    /// The names of a VM's pictures (`first`, `after_input`), from its `picture.NAME` facts.
-    static func pictures(of vm: VMRecord) -> [String] {
-        vm.facts.keys.filter(isPicture).map { String($0.dropFirst(picturePrefix.count)) }.sorted { order($0) < order($1) }
+    /// Of a fleet's `verify.complete` events, each VM's last one of each verify step, in the workflow's order
+    /// (`steps`): a step skipped by a re-run keeps the verdict of the run that did it. A VM whose events name no
+    /// step (a controller from before steps were named) keeps its last one.
+    static func latest(_ events: [Event], steps: [String]) -> [String: [Event]] {
+        var byVM: [String: [String: Event]] = [:]
+        for event in events where event.kind == .verificationComplete {
+            byVM[event.agent ?? "", default: [:]][step(of: event) ?? ""] = event
+        }
+        return byVM.mapValues { byStep in
+            let current = steps.compactMap { byStep[$0] }
+            return current.isEmpty ? byStep[""].map { [$0] } ?? [] : current
+        }
     }
 
-    /// `3/4 passed`, from the event's counts; from its message when the event has no detail (one whose detail
-    /// was too big to keep has its counts at the start of the message).
-    static func counts(_ event: Event?) -> String {
-        guard let event else { return "-" }
-        if case .verification(let detail) = event.detail { return "\(detail.passed)/\(detail.probes) passed" }
-        return Format.escaped(String(event.message.prefix { $0 != ":" }))
+    /// The names of a VM's pictures (`first`, `after_input`), from its `picture.NAME` facts, in the order taken.
+    static func pictures(of vm: VMRecord) -> [String] {
+        vm.facts.keys.filter(isPicture).map { String($0.dropFirst(picturePrefix.count)) }.sorted { taken($0) < taken($1) }
+    }
+
+    /// `3/4 passed` over all the VM's verify steps; `-` when none ran.
+    static func counts(_ events: [Event]) -> String {
+        let counted = events.compactMap(counts)
+        guard !counted.isEmpty else { return "-" }
+        return "\(counted.map(\.passed).reduce(0, +))/\(counted.map(\.probes).reduce(0, +)) passed"
+    }
+
+    /// An event's counts: from its detail, or from its message (`3/4 passed: …`, which the controller writes)
+    /// when its detail was too big to keep.
+    private static func counts(_ event: Event) -> (passed: Int, probes: Int)? {
+        if case .verification(let detail) = event.detail { return (detail.passed, detail.probes) }
+        let numbers = event.message.prefix { $0 != " " }.split(separator: "/").compactMap { Int($0) }
+        return numbers.count == 2 ? (numbers[0], numbers[1]) : nil
     }
 
     /// A line per probe (`ok      port 8080 (accepts on 127.0.0.1)`), indented under the VM's name; the
     /// message as one line for an event without verdicts.
-    static func verdictLines(_ event: Event?) -> [String]? {
-        guard let event else { return nil }
+    static func verdictLines(_ event: Event) -> [String] {
         guard case .verification(let detail) = event.detail, let verdicts = detail.verdicts else {
             return ["  " + Format.escaped(event.message)]
         }
         return verdicts.map { "  \($0.passed ? "ok    " : "FAILED")  \(Format.escaped($0.label)) (\(Format.escaped($0.detail)))" }
     }
 
+    private static func step(of event: Event) -> String? {
+        if case .verification(let detail) = event.detail { return detail.step }
+        return nil
+    }
+
     private static let picturePrefix = "picture."
 
     private static func isPicture(_ fact: String) -> Bool { fact.hasPrefix(picturePrefix) }
 
-    /// The first frame before the one after the input; others after both, by name.
-    private static func order(_ name: String) -> String {
+    /// The first frame before the one after the input (the remote-desktop probe's two), then others by name.
+    private static func taken(_ name: String) -> String {
         switch name {
         case "first": "0"
         case "after_input": "1"
         default: "2" + name
         }
     }
-}
-
-extension String {
-    fileprivate var nonEmpty: String? { isEmpty ? nil : self }
 }

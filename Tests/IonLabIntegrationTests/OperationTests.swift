@@ -82,7 +82,8 @@ import Testing
     }
 
     /// `ionlab demo`'s summary keeps its table as narrow as what it holds: the facts, the pictures by name and how
-    /// many probes passed; then each verdict on a line of its own under its VM, escaped (a guest writes them).
+    /// many probes passed in all its verify steps; then each verdict on a line of its own under its VM, escaped (a
+    /// guest writes them). Run again, the step that passed is skipped and its verdict still shown.
     @Test func theDemoSummaryNamesThePicturesAndGivesEachVerdictALine() async throws {
         let fleet = try FleetLab()
         try await fleet.start()
@@ -93,12 +94,23 @@ import Testing
         let spec = try fleet.spec("show", FleetTests.header("show", backend: "big") + """
             count: 1
             workflow:
-              - verify:
+              - name: screen
+                verify:
                   - remote_desktop: {port: \(port)}
+              - name: checks
+                verify:
                   - command: ['sh', '-c', 'printf "nope \\033]0;pwned\\007"; exit 4']
             """)
-        let demo = fleet.lab.run(["demo", "--spec", spec])
-        #expect(demo.status == 1, "\(demo.stdout)\(demo.stderr)")
+        for _ in 1...2 {
+            let demo = fleet.lab.run(["demo", "--spec", spec])
+            #expect(demo.status == 1, "\(demo.stdout)\(demo.stderr)")
+            try Self.expectDemoSummary(demo, port: port, stateDir: fleet.lab.stateDir)
+        }
+        let verified = fleet.events(fleet: "show").filter { $0["kind"] as? String == "verify.complete" }.compactMap { $0["message"] as? String }
+        #expect(verified.map { $0.prefix(10) } == ["1/1 passed", "0/1 passed", "0/1 passed"], "the second run skips the step that passed: \(verified)")
+    }
+
+    static func expectDemoSummary(_ demo: Lab.Result, port: Int, stateDir: String) throws {
         #expect(!demo.stdout.contains("\u{1B}"), "a guest's escape reached the terminal")
         let summary = try #require(demo.stdout.components(separatedBy: "3/3 what each VM reported, and its verification\n").dropFirst().first,
                                    "\(demo.stdout)")
@@ -110,7 +122,7 @@ import Testing
         #expect(lines[1].hasPrefix("show-1 ") && lines[1].hasSuffix("  64x48                  first, after_input  1/2 passed"), "\(summary)")
         #expect(lines[2].isEmpty && lines[3] == "show-1", "\(summary)")
         #expect(lines[4].hasPrefix("  ok      remote desktop on port \(port) (64×48 'scripted': connected in "), "\(summary)")
-        #expect(lines[4].contains("; pictures: \(fleet.lab.stateDir)/pictures/show-1/"), "\(summary)")
+        #expect(lines[4].contains("; pictures: \(stateDir)/pictures/show-1/"), "\(summary)")
         #expect(lines[5] == "  FAILED  command sh -c printf \"nope \\033]0;pwned\\007\"; exit 4 (exit 4: nope \\u{1B}]0;pwned\\u{7})", "\(summary)")
     }
 
