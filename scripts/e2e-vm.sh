@@ -298,7 +298,9 @@ for i in 1 2; do
   id=$(ionlab exec "$vm" -- rustdesk --get-id) || fail "rustdesk --get-id on $vm"
   [[ $id =~ ^[0-9]{9}$ ]] || fail "no RustDesk ID on $vm: '$id'"
   grep -q "^$vm  *$id  *0.0.0-standin" "$state/ids.txt" || fail "facts do not report $vm's ID $id"
-  grep -q "^$vm  *$id  *0.0.0-standin  *4/4 passed" "$state/demo.txt" || fail "the demo summary lacks $vm's ID or verdict"
+  # 7 probes in two verify steps: the portal recipe's (unit, process, port) and the spec's last (4).
+  grep -q "^$vm  *$id  *0.0.0-standin  *7/7 passed$" "$state/demo.txt" || fail "the demo summary lacks $vm's ID or verdict"
+  sed -n "/^$vm\$/,/^\$/p" "$state/demo.txt" | grep -q "^  ok      RustDesk ID ($id)\$" || fail "the demo summary lacks $vm's verdict lines"
   ionlab exec "$vm" -- test -x /opt/portal/src/portal-fixture || fail "the portal was not built from source on $vm"
   [[ $(ionlab exec "$vm" -- systemctl is-active portal-fixture) == active ]] || fail "portal service not active on $vm"
   [[ $(ionlab exec "$vm" -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/7878; cat <&3') == "ionlab portal fixture" ]] || fail "portal port does not answer on $vm"
@@ -329,11 +331,14 @@ ionlab vm list --json >"$state/desktop-vms.json"
 # had finished its workflow.
 grep -q "^desktop-headless .*failed.*desktop session" "$state/desktop.txt" || fail "the summary lacks the headless VM's failed gate"
 grep -q "no user desktop: this image has no desktop user" "$state/desktop.txt" || fail "the gate's reason is missing from the summary"
+grep -q "^desktop-headless .*  0/1 passed$" "$state/desktop.txt" || fail "the demo summary does not count the headless VM's failed gate"
 headless_end=$(grep -n "  fleet.error  .*desktop-headless  " "$state/desktop-events.txt" | head -1 | cut -d: -f1)
 [[ -n $headless_end ]] || fail "no outcome event for desktop-headless: $(grep desktop-headless "$state/desktop-events.txt" | tail -3)"
 for i in 1 2; do
   vm=desktop-$i
   grep -q "^$vm .* ok " "$state/desktop.txt" || fail "$vm did not end ok beside the headless VM: $(grep "^$vm " "$state/desktop.txt")"
+  # The gate, the portal's 2 interfaces and the remote desktop, in three verify steps; the probe's two pictures.
+  grep -q "^$vm .*  first, after_input  4/4 passed$" "$state/desktop.txt" || fail "the demo summary lacks $vm's pictures or count"
   done_at=$(grep -n "  verify.complete  .*$vm  1/1 passed: remote desktop" "$state/desktop-events.txt" | head -1 | cut -d: -f1)
   [[ -n $done_at && $headless_end -lt $done_at ]] || fail "the headless VM's failure did not come before $vm's last step"
   grep -q "  desktop.ready  .*$vm  desktop of desktop: wayland-1 answers; session bus; portal with its wlr backend" "$state/desktop-events.txt" ||
