@@ -268,6 +268,26 @@ import Testing
         #expect(failing.stdout.contains("bad-1: failed at verify"), "\(failing.stdout)")
     }
 
+    /// A guest's verdict as long as its report allows (a command's last line of 40,000 characters) is cut, so the
+    /// `verify.complete` event keeps its counts and every verdict rather than losing its detail whole.
+    @Test func aLongVerdictIsCutAndTheEventKeepsItsVerdicts() async throws {
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let result = try up(fleet, "long", steps: """
+              - verify:
+                  - command: ["sh", "-c", "printf '%040000d' 0 | tr 0 x; exit 3"]
+                  - port: 1
+            """)
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        let event = try #require(fleet.events(fleet: "long").first { $0["kind"] as? String == "verify.complete" })
+        let detail = try #require(FleetLab.detail(event, "verification"), "the event lost its detail: \(event)")
+        #expect(detail["passed"] as? Int == 0 && detail["probes"] as? Int == 2 && detail["step"] as? String == "verify command sh -c printf '%040000d' 0 | tr 0 x; exit 3, port 1")
+        let verdicts = try #require(detail["verdicts"] as? [[String: Any]])
+        #expect(verdicts.map { $0["label"] as? String } == ["command sh -c printf '%040000d' 0 | tr 0 x; exit 3", "port 1"])
+        let long = try #require(verdicts.first?["detail"] as? String)
+        #expect(long.hasPrefix("exit 3: xxxx") && long.hasSuffix("x…") && long.count == 6000, "\(long.count) characters")
+    }
+
     /// The D-Bus probes against a private session bus (its daemon owns `org.freedesktop.DBus` and exports that
     /// interface at /org/freedesktop/DBus), and the RustDesk ID probe against the stand-in package installed on
     /// this host with its service process running. Both are removed afterwards.
