@@ -216,7 +216,7 @@ import Testing
               - name: before
                 exec: ["echo", "before the crash"]
               - name: during
-                exec: ["sleep", "5"]
+                exec: ["sleep", "15"]
               - name: after
                 exec: ["echo", "after the crash"]
             """)
@@ -231,7 +231,7 @@ import Testing
         // The agents reconnect and report the result of the job that ran on through the crash.
         try await eventually("the interrupted step's jobs reported", timeout: 60) {
             let list = try JSONSerialization.jsonObject(with: Data(fleet.lab.run(["jobs", "--json"]).stdout.utf8)) as? [[String: Any]] ?? []
-            return list.filter { ($0["argv"] as? [String]) == ["sleep", "5"] && $0["result"] != nil }.count == 2
+            return list.filter { ($0["argv"] as? [String]) == ["sleep", "15"] && $0["result"] != nil }.count == 2
         }
 
         let again = fleet.lab.run(["up", spec])
@@ -243,7 +243,7 @@ import Testing
             #expect(jobs.filter { $0.agent == vm && $0.command == "echo before the crash" }.count == 1)
             #expect(jobs.filter { $0.agent == vm && $0.command == "echo after the crash" }.count == 1)
             // The step that was running when the controller died finished on the agent: it is not run again.
-            #expect(jobs.filter { $0.agent == vm && $0.command == "sleep 5" }.count == 1)
+            #expect(jobs.filter { $0.agent == vm && $0.command == "sleep 15" }.count == 1)
         }
         let skipped = fleet.events(fleet: "crash").filter { $0["kind"] as? String == "step.skipped" }
         #expect(skipped.contains { (FleetLab.detail($0, "step")?["reason"] as? String)?.contains("while the controller was away") == true },

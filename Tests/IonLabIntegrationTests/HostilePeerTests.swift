@@ -152,7 +152,8 @@ import X509
         defer { lab.tearDown() }
         let silent = try await RawPeer.tcp(port: lab.port)
         let stalling = try await RawPeer.tls(port: lab.port, pin: try lab.pin)
-        try await stalling.send(AgentControl.hello(Hello(role: .agent, software: "slowloris")))
+        // On a loaded machine the 2 s can end before the handshake does: a hello that cannot be sent is closed too.
+        try? await stalling.send(AgentControl.hello(Hello(role: .agent, software: "slowloris")))
         let started = Date()
         _ = try await silent.readUntilClosed(timeout: 15)
         _ = try await stalling.readUntilClosed(timeout: 15)  // once, the hello cancelled the deadline for good

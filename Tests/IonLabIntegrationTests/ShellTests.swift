@@ -91,9 +91,13 @@ final class TerminalDriver: @unchecked Sendable {
         at = try await shell.expect("24 80", after: at)
         // The window changes: the remote terminal follows, and its programs are told.
         shell.resize(rows: 41, columns: 101)
-        try await Task.sleep(for: .milliseconds(500))
-        shell.type("stty size\r")
-        at = try await shell.expect("41 101", after: at)
+        // The new size travels beside the typed input, not in order with it: ask until the remote side has it.
+        var resized: String.Index?
+        for _ in 1...20 where resized == nil {
+            shell.type("stty size\r")
+            resized = try? await shell.expect("41 101", after: at, timeout: 1)
+        }
+        at = try #require(resized, "the remote terminal never took the new size: \(shell.text.suffix(300))")
         // A full-screen program takes the alternate screen and gives it back.
         shell.type("less /etc/hostname\r")
         at = try await shell.expect("\u{1b}[?1049h", after: at)
