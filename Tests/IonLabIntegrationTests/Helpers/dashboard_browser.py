@@ -123,6 +123,9 @@ def main():
                 history.setdefault(row["name"], []).append(row)
             return False
 
+        def observe_fleet(driver):
+            return [r for r in rows(driver) if r["name"].startswith(args.fleet + "-")]
+
         started = time.time()
         wait(driver, "rows of the fleet", lambda d: observe(d) or len([r for r in rows(d) if r["name"].startswith(args.fleet + "-")]) >= 2)
         wait(driver, "a live step event", lambda d: observe(d) or d.execute_script(
@@ -130,7 +133,11 @@ def main():
         while fleet.poll() is None and time.time() - started < 180:
             observe(driver)
             time.sleep(0.2)
-        time.sleep(2.5)  # a refresh after the last event
+        # The page's refreshes after the last event: until no row of the fleet says it is running, at most 15 s
+        # (the test then finds the stale row).
+        settled = time.time() + 15
+        while time.time() < settled and any(r["step"].startswith("running") for r in observe_fleet(driver)):
+            time.sleep(0.2)
         observe(driver)
         seen["upExit"] = fleet.returncode
         seen["upOutput"] = (fleet.stdout.read() if fleet.stdout else "")[-2000:]

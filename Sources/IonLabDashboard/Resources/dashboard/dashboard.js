@@ -16,6 +16,7 @@
     rows: new Map(),      // VM name -> row element
     fleets: new Map(),    // fleet name -> fleet element
     eventCount: 0,
+    lastEventAt: 0,       // the newest event's time, seconds since 1970 (the server's clock, like generatedAt)
     refreshQueued: false,
   };
   const maxEvents = 500;
@@ -48,6 +49,9 @@
       state.overview = await getJSON("/api/overview");
       state.receivedAt = performance.now();
       render(state.overview);
+      // The server makes the overview at most once every 2 s: one made before the newest event is asked again,
+      // or the page would show it until the next periodic refresh.
+      if (state.overview.generatedAt < state.lastEventAt) queueRefresh();
     } catch (error) {
       notice("cannot read the lab: " + error.message, true);
     }
@@ -299,7 +303,9 @@
     source.onopen = () => { text($("live"), "● live"); $("live").className = "live on"; };
     source.onerror = () => { text($("live"), "○ reconnecting"); $("live").className = "live"; };
     source.onmessage = (message) => {
-      addEvent(JSON.parse(message.data));
+      const event = JSON.parse(message.data);
+      addEvent(event);
+      state.lastEventAt = Math.max(state.lastEventAt, Number(event.time) || 0);
       queueRefresh();
     };
   }
