@@ -169,3 +169,11 @@ public struct VMRecord: Codable, Sendable {
         self.facts = [:]
     }
 }
+
+/// The facts a VM's pictures are recorded under (`picture.first`, `picture.after_input`): the controller's
+/// remote-desktop probe writes them, the demo's summary lists them.
+public enum PictureFacts {
+    public static let prefix = "picture."
+    /// The remote-desktop probe's two frames, in the order it takes them.
+    public static let remoteDesktop = ["first", "after_input"]
+}

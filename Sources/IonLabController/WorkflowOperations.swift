@@ -139,7 +139,7 @@ extension WorkflowRunner {
                          "remote_desktop.connect_ms": String(Int(result.connectSeconds * 1000)),
                          "remote_desktop.first_frame_ms": String(Int(result.firstFrameSeconds * 1000))]
             if let input = result.inputToScreenSeconds { facts["remote_desktop.input_to_screen_ms"] = String(Int(input * 1000)) }
-            for (index, path) in saved.enumerated() { facts["picture.\(index == 0 ? "first" : "after_input")"] = path }
+            for (name, path) in zip(PictureFacts.remoteDesktop, saved) { facts[PictureFacts.prefix + name] = path }
             try? store.recordFacts(facts, vm: vm)
             let input = result.inputToScreenSeconds.map { String(format: "input on screen in %.2f s", $0) } ?? "no change seen after the input"
             let detail = String(format: "%d×%d '%@': connected in %.2f s, first frame in %.2f s (brightness variance %.0f), %@, %.1f%% of the screen changed",

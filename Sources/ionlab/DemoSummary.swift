@@ -28,8 +28,8 @@ enum DemoSummary {
     /// step (a controller from before steps were named) keeps its last one.
     static func latest(_ events: [Event], steps: [String]) -> [String: [Event]] {
         var byVM: [String: [String: Event]] = [:]
-        for event in events where event.kind == .verificationComplete {
-            byVM[event.agent ?? "", default: [:]][step(of: event) ?? ""] = event
+        for event in events {
+            byVM[event.agent ?? "", default: [:]][verification(of: event)?.step ?? ""] = event
         }
         return byVM.mapValues { byStep in
             let current = steps.compactMap { byStep[$0] }
@@ -37,9 +37,12 @@ enum DemoSummary {
         }
     }
 
-    /// The names of a VM's pictures (`first`, `after_input`), from its `picture.NAME` facts, in the order taken.
+    /// The names of a VM's pictures (`first`, `after_input`), from its `picture.NAME` facts: the remote-desktop
+    /// probe's in the order taken, then any others by name.
     static func pictures(of vm: VMRecord) -> [String] {
-        vm.facts.keys.filter(isPicture).map { String($0.dropFirst(picturePrefix.count)) }.sorted { taken($0) < taken($1) }
+        let taken = PictureFacts.remoteDesktop
+        return vm.facts.keys.filter(isPicture).map { String($0.dropFirst(PictureFacts.prefix.count)) }
+            .sorted { (taken.firstIndex(of: $0) ?? taken.count, $0) < (taken.firstIndex(of: $1) ?? taken.count, $1) }
     }
 
     /// `3/4 passed` over all the VM's verify steps; `-` when none ran.
@@ -52,7 +55,7 @@ enum DemoSummary {
     /// An event's counts: from its detail, or from its message (`3/4 passed: …`, which the controller writes)
     /// when its detail was too big to keep.
     private static func counts(_ event: Event) -> (passed: Int, probes: Int)? {
-        if case .verification(let detail) = event.detail { return (detail.passed, detail.probes) }
+        if let detail = verification(of: event) { return (detail.passed, detail.probes) }
         let numbers = event.message.prefix { $0 != " " }.split(separator: "/").compactMap { Int($0) }
         return numbers.count == 2 ? (numbers[0], numbers[1]) : nil
     }
@@ -60,27 +63,16 @@ enum DemoSummary {
     /// A line per probe (`ok      port 8080 (accepts on 127.0.0.1)`), indented under the VM's name; the
     /// message as one line for an event without verdicts.
     static func verdictLines(_ event: Event) -> [String] {
-        guard case .verification(let detail) = event.detail, let verdicts = detail.verdicts else {
+        guard let verdicts = verification(of: event)?.verdicts else {
             return ["  " + Format.escaped(event.message)]
         }
         return verdicts.map { "  \($0.passed ? "ok    " : "FAILED")  \(Format.escaped($0.label)) (\(Format.escaped($0.detail)))" }
     }
 
-    private static func step(of event: Event) -> String? {
-        if case .verification(let detail) = event.detail { return detail.step }
+    private static func verification(of event: Event) -> VerificationDetail? {
+        if case .verification(let detail) = event.detail { return detail }
         return nil
     }
 
-    private static let picturePrefix = "picture."
-
-    private static func isPicture(_ fact: String) -> Bool { fact.hasPrefix(picturePrefix) }
-
-    /// The first frame before the one after the input (the remote-desktop probe's two), then others by name.
-    private static func taken(_ name: String) -> String {
-        switch name {
-        case "first": "0"
-        case "after_input": "1"
-        default: "2" + name
-        }
-    }
+    private static func isPicture(_ fact: String) -> Bool { fact.hasPrefix(PictureFacts.prefix) }
 }

@@ -54,11 +54,7 @@ import Testing
     @Test func theRemoteDesktopProbeConnectsTakesFramesTypesAndKeepsPictures() async throws {
         let fleet = try FleetLab()
         try await fleet.start()
-        let helper = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Helpers/rfb_server.py").path
-        let (port, blankPort, closedPort) = (try Lab.freePort(), try Lab.freePort(), try Lab.freePort())
-        _ = try fleet.lab.spawnHelper("/usr/bin/env", ["python3", helper, String(port)], log: "rfb.log")
-        _ = try fleet.lab.spawnHelper("/usr/bin/env", ["python3", helper, String(blankPort), "--blank"], log: "rfb-blank.log")
-        try await eventually("the VNC servers", timeout: 30) { ForwardTests.connects(port) && ForwardTests.connects(blankPort) }
+        let (port, blankPort, closedPort) = (try await Self.scriptedVNCServer(fleet), try await Self.scriptedVNCServer(fleet, blank: true), try Lab.freePort())
 
         let result = try up(fleet, "rd", steps: "  - verify:\n      - remote_desktop: {port: \(port)}\n")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
@@ -81,16 +77,24 @@ import Testing
         #expect(closed.stdout.contains("cannot connect to 127.0.0.1:\(closedPort): connection refused"), "\(closed.stdout)")
     }
 
+    /// Starts `Helpers/rfb_server.py` (a VNC server that knows nothing of ionlab) on a free port, and returns the
+    /// port once it accepts; `blank` gives it a screen of one colour and a single pixel.
+    static func scriptedVNCServer(_ fleet: FleetLab, blank: Bool = false) async throws -> Int {
+        let helper = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Helpers/rfb_server.py").path
+        let port = try Lab.freePort()
+        _ = try fleet.lab.spawnHelper("/usr/bin/env", ["python3", helper, String(port)] + (blank ? ["--blank"] : []),
+                                      log: blank ? "rfb-blank.log" : "rfb.log")
+        try await eventually("the VNC server on port \(port)", timeout: 30) { ForwardTests.connects(port) }
+        return port
+    }
+
     /// `ionlab demo`'s summary keeps its table as narrow as what it holds: the facts, the pictures by name and how
     /// many probes passed in all its verify steps; then each verdict on a line of its own under its VM, escaped (a
     /// guest writes them). Run again, the step that passed is skipped and its verdict still shown.
     @Test func theDemoSummaryNamesThePicturesAndGivesEachVerdictALine() async throws {
         let fleet = try FleetLab()
         try await fleet.start()
-        let helper = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Helpers/rfb_server.py").path
-        let port = try Lab.freePort()
-        _ = try fleet.lab.spawnHelper("/usr/bin/env", ["python3", helper, String(port)], log: "rfb.log")
-        try await eventually("the VNC server", timeout: 30) { ForwardTests.connects(port) }
+        let port = try await Self.scriptedVNCServer(fleet)
         let spec = try fleet.spec("show", FleetTests.header("show", backend: "big") + """
             count: 1
             workflow:
