@@ -36,12 +36,18 @@ let package = Package(
         /// Provisioning: backend discovery, domain and volume XML, the cloud-init seed, VM lifecycle, snapshots
         /// and screenshots.
         .target(name: "IonLabProvision", dependencies: [
-            "Libvirt", "IonLabConfig", "IonLabControllerConfig", "CIonLabPNG",
+            "Libvirt", "IonLabConfig", "IonLabControllerConfig", "IonLabPictures",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        /// Pictures of screens as values: 8-bit RGB, PNG in and out through libpng within stated limits, QEMU's
+        /// PPM, comparisons within a tolerance, and the copy an OCR engine reads best. No I/O.
+        .target(name: "IonLabPictures", dependencies: ["CIonLabPNG"]),
+        /// The host's picture tools, run without a shell and bounded in time and output: tesseract reads a
+        /// screen's text, apngasm makes a session's frames an animated PNG.
+        .target(name: "IonLabPictureTools", dependencies: ["IonLabPictures"]),
         /// The client side of RFB (VNC) as a pure state machine: handshake, VNC Authentication, framebuffer
         /// updates, key events.
-        .target(name: "IonLabRFB", dependencies: ["CNettle"]),
+        .target(name: "IonLabRFB", dependencies: ["CNettle", "IonLabPictures"]),
         /// Nettle (nettle-dev), for the DES that RFB's VNC Authentication needs.
         .systemLibrary(name: "CNettle", pkgConfig: "nettle", providers: [.apt(["nettle-dev"])]),
         /// PNG encoding with libpng (libpng-dev), in C because libpng reports errors by longjmp.
@@ -85,6 +91,7 @@ let package = Package(
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
         ]),
@@ -99,6 +106,8 @@ let package = Package(
         /// The in-VM agent: connection loop, enrollment, operations.
         .target(name: "IonLabAgent", dependencies: [
             "IonLabWire", "IonLabAgentProtocol", "IonLabPKI", "IonLabConfig", "IonLabTransfer", "CIonLabSys",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "X509", package: "swift-certificates"),
@@ -110,7 +119,9 @@ let package = Package(
         .target(name: "IonLabDashboard", dependencies: [
             "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabConfig",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -122,9 +133,13 @@ let package = Package(
         /// its built-in operations (Resources/guest, bundled).
         .target(name: "IonLabController", dependencies: [
             "IonLabWire", "IonLabAgentProtocol", "IonLabAdminAPI", "IonLabSpec", "IonLabPKI", "IonLabConfig", "IonLabControllerConfig",
-            "IonLabTransfer", "IonLabProvision", "Libvirt", "IonLabRFB", "IonLabDashboard",
+            "IonLabTransfer", "IonLabProvision", "Libvirt", "IonLabRFB", "IonLabDashboard", "IonLabPictures", "IonLabPictureTools",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "X509", package: "swift-certificates"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ], resources: [.copy("Resources/guest")]),
@@ -138,7 +153,9 @@ let package = Package(
             "IonLabCommandLine", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabTransfer", "IonLabConfig",
             "IonLabControllerConfig", "IonLabSpec", "IonLabWire", "CIonLabSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         /// The controller's executable: `init`, `serve` and `backends`, which `ionlab` hands over to.
         .executableTarget(name: "ionlab-controller", dependencies: [
@@ -147,8 +164,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ionlab-agent", dependencies: [
-            "IonLabAgent",
+            "IonLabAgent", "IonLabConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         /// Fuzz targets for the frame decoder and multiplexer, the message decoder and the tree writer, with
         /// their seed corpus; `ionlab-fuzz` runs them under libFuzzer (scripts/fuzz.sh) or replays inputs.
@@ -170,6 +189,7 @@ let package = Package(
         ]),
         .testTarget(name: "IonLabWireTests", dependencies: [
             "IonLabWire",
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -178,14 +198,16 @@ let package = Package(
             "IonLabAgentProtocol", "IonLabWire",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        .testTarget(name: "IonLabRFBTests", dependencies: ["IonLabRFB"]),
+        .testTarget(name: "IonLabRFBTests", dependencies: ["IonLabRFB", "IonLabPictures"]),
+        .testTarget(name: "IonLabPicturesTests", dependencies: ["IonLabPictures"]),
+        .testTarget(name: "IonLabPictureToolsTests", dependencies: ["IonLabPictureTools", "IonLabPictures"]),
         .testTarget(name: "IonLabConfigTests", dependencies: ["IonLabConfig", "IonLabYAML", "IonLabControllerConfig", "IonLabSpec"]),
         .testTarget(name: "IonLabTransferTests", dependencies: [
             "IonLabTransfer", "IonLabWire", "IonLabAgentProtocol", "IonLabFuzz",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        .testTarget(name: "IonLabProvisionTests", dependencies: ["IonLabProvision", "Libvirt", "IonLabConfig", "IonLabControllerConfig"]),
+        .testTarget(name: "IonLabProvisionTests", dependencies: ["IonLabProvision", "Libvirt", "IonLabConfig", "IonLabControllerConfig", "IonLabPictures"]),
         .testTarget(name: "IonLabPKITests", dependencies: [
             "IonLabPKI", "IonLabConfig",
             .product(name: "X509", package: "swift-certificates"),
@@ -205,6 +227,7 @@ let package = Package(
         .testTarget(name: "IonLabIntegrationTests", dependencies: [
             "IonLabController", "IonLabAgent", "IonLabAdminAPI", "IonLabAgentProtocol", "IonLabPKI", "IonLabWire", "IonLabConfig",
             "IonLabSpec", "CIonLabSys", "IonLabDashboard", "ionlab", "ionlab-controller", "ionlab-agent",
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

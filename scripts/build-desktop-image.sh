@@ -20,8 +20,10 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 readonly FILES=$here/desktop-image/rootfs
 # As in the test image (scripts/build-test-image.sh), plus the bootloader and the desktop. libpam-systemd and
 # dbus-user-session are only recommended by what needs them: without them greetd's session has no logind
-# session, no /run/user/UID and no session bus.
-readonly PACKAGES=linux-image-amd64,systemd-sysv,udev,dbus,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,netbase,iproute2,ca-certificates,python3,util-linux,kmod,e2fsprogs,gcc,make,libc6-dev,grub-pc,initramfs-tools,libpam-systemd,dbus-user-session,greetd,sway,foot,wayvnc,pipewire,wireplumber,xdg-desktop-portal,xdg-desktop-portal-wlr,wayland-utils,fonts-dejavu-core,xkb-data
+# session, no /run/user/UID and no session bus. The portal-session probe's guest side is Python with D-Bus,
+# GLib and GStreamer's PipeWire source; the FIXTURE portal backend is built in the guest (sd-bus, xkbcommon)
+# and types through wtype. The guest has no network, so what a workflow builds with is in the image.
+readonly PACKAGES=linux-image-amd64,systemd-sysv,udev,dbus,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,netbase,iproute2,ca-certificates,python3,util-linux,kmod,e2fsprogs,gcc,make,libc6-dev,grub-pc,initramfs-tools,libpam-systemd,dbus-user-session,greetd,sway,foot,wayvnc,pipewire,wireplumber,xdg-desktop-portal,xdg-desktop-portal-wlr,wayland-utils,fonts-dejavu-core,xkb-data,python3-dbus,python3-gi,gir1.2-gstreamer-1.0,gir1.2-gst-plugins-base-1.0,gstreamer1.0-pipewire,gstreamer1.0-plugins-base,gstreamer1.0-tools,libsystemd-dev,libxkbcommon-dev,pkg-config,wtype
 IMAGE_FILES=(disk.qcow2)
 mapfile -t IMAGE_INPUTS < <(find "$FILES" -type f | LC_ALL=C sort)
 # shellcheck source=lib/guest-image.sh

@@ -89,3 +89,80 @@ int ionlab_png_encode_rgb(const uint8_t *rgb, uint32_t width, uint32_t height,
     free(output);
     return 0;
 }
+
+struct input {
+    const uint8_t *bytes;
+    size_t length;
+    size_t offset;
+};
+
+static void on_read(png_structp png, png_bytep data, png_size_t length) {
+    struct input *input = png_get_io_ptr(png);
+    if (length > input->length - input->offset) png_error(png, "the PNG is cut short");
+    memcpy(data, input->bytes + input->offset, length);
+    input->offset += length;
+}
+
+int ionlab_png_decode_rgb(const uint8_t *png_bytes, size_t length, uint32_t max_side, uint64_t max_pixels,
+                          uint8_t **out, uint32_t *out_width, uint32_t *out_height, char *error, size_t error_size) {
+    struct failure failure = {.message = error, .size = error_size};
+    struct input input = {.bytes = png_bytes, .length = length};
+    // On the heap, for the reason the encoder gives: libpng longjmps back into this frame.
+    struct decoding {
+        uint8_t *pixels;
+        png_bytep *rows;
+    } *decoding = calloc(1, sizeof *decoding);
+    if (!decoding) {
+        snprintf(error, error_size, "out of memory");
+        return -1;
+    }
+    if (length < 8 || png_sig_cmp(png_bytes, 0, 8) != 0) {
+        snprintf(error, error_size, "not a PNG (no PNG signature)");
+        free(decoding);
+        return -1;
+    }
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &failure, on_error, on_warning);
+    if (!png) {
+        snprintf(error, error_size, "cannot start libpng");
+        free(decoding);
+        return -1;
+    }
+    png_infop info = png_create_info_struct(png);
+    if (!info || setjmp(failure.jump)) {
+        if (!info) snprintf(error, error_size, "cannot start libpng");
+        png_destroy_read_struct(&png, info ? &info : NULL, NULL);
+        free(decoding->pixels);
+        free(decoding->rows);
+        free(decoding);
+        return -1;
+    }
+    png_set_read_fn(png, &input, on_read);
+    // A picture announcing a huge size is refused before any row is allocated; so is a huge ancillary chunk.
+    png_set_user_limits(png, max_side, max_side);
+    png_set_chunk_malloc_max(png, 8 * 1024 * 1024);
+    png_set_chunk_cache_max(png, 128);
+    png_read_info(png, info);
+    uint32_t width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+    if ((uint64_t)width * height > max_pixels) png_error(png, "the picture has more pixels than ionlab reads");
+    // Whatever it holds becomes 8-bit RGB: palettes expanded, grey made colour, alpha and 16-bit samples dropped.
+    png_set_expand(png);
+    png_set_strip_16(png);
+    png_set_strip_alpha(png);
+    png_set_gray_to_rgb(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    if (png_get_rowbytes(png, info) != (size_t)width * 3) png_error(png, "the picture does not read as 8-bit RGB");
+    decoding->pixels = malloc((size_t)width * height * 3);
+    decoding->rows = malloc(sizeof(png_bytep) * height);
+    if (!decoding->pixels || !decoding->rows) png_error(png, "out of memory");
+    for (uint32_t row = 0; row < height; row++) decoding->rows[row] = decoding->pixels + (size_t)row * width * 3;
+    png_read_image(png, decoding->rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    *out = decoding->pixels;
+    *out_width = width;
+    *out_height = height;
+    free(decoding->rows);
+    free(decoding);
+    return 0;
+}

@@ -1,5 +1,6 @@
 import Foundation
 import IonLabAgentProtocol
+import IonLabSpec
 
 /// What the CLI asks the controller over the admin socket: each request opens a stream of its own.
 public enum AdminRequest: Codable, Sendable {
@@ -43,6 +44,10 @@ public enum AdminRequest: Codable, Sendable {
     case vmScreenshot(name: String)
     /// Replies `display`: where the graphical console listens, and its password.
     case vmDisplay(name: String)
+    /// Presses keys, types or waits for a text on a VM's screen, through the hypervisor: replies `desktop`.
+    case vmDesktop(name: String, input: DesktopInput)
+    /// A fleet's report as one self-contained HTML page: replies `document`, the page as data, then `ok`.
+    case report(fleet: String)
     /// Opens a port forward. A kept one replies `ok` and lives on in the controller; otherwise the reply is
     /// `forwards` with it, then a `notice` for each connection that failed, until the CLI closes the stream.
     case forward(ForwardRule, keep: Bool)

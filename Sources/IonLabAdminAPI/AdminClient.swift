@@ -1,5 +1,6 @@
 import Foundation
 import IonLabAgentProtocol
+import IonLabSpec
 import IonLabWire
 import NIOCore
 import NIOPosix
@@ -146,19 +147,44 @@ public struct AdminClient: Sendable {
         guard case .screenshot(let header) = first, (1...ScreenshotHeader.maximumBytes).contains(header.bytes) else {
             throw AdminError.unexpectedReply(to: request)
         }
-        var png = Data()
-        while png.count < header.bytes {
+        return (header, try await Self.data(of: header.bytes, on: stream, request: request, what: "the screenshot"))
+    }
+
+    /// Presses keys, types or waits for a text on a VM's screen, through the hypervisor.
+    public func desktop(_ input: DesktopInput, on vm: String) async throws -> DesktopResult {
+        let request = AdminRequest.vmDesktop(name: vm, input: input)
+        guard case .desktop(let result) = try await single(request) else { throw AdminError.unexpectedReply(to: request) }
+        return result
+    }
+
+    /// A fleet's report, a self-contained HTML page.
+    public func report(of fleet: String) async throws -> Data {
+        let request = AdminRequest.report(fleet: fleet)
+        let stream = try await open(request)
+        defer { stream.close() }
+        let first = try await stream.nextMessage()
+        if case .failure(let failure) = first { throw failure }
+        guard case .document(let header) = first, (1...DocumentHeader.maximumBytes).contains(header.bytes) else {
+            throw AdminError.unexpectedReply(to: request)
+        }
+        return try await Self.data(of: header.bytes, on: stream, request: request, what: "the report")
+    }
+
+    /// Exactly `count` bytes of data, as a header announced them.
+    private static func data(of count: Int, on stream: AdminStream, request: AdminRequest, what: String) async throws -> Data {
+        var data = Data()
+        while data.count < count {
             switch try await stream.next() {
             case .data(_, let bytes):
-                guard png.count + bytes.readableBytes <= header.bytes else { throw AdminError("the screenshot is longer than announced") }
-                png.append(contentsOf: bytes.readableBytesView)
+                guard data.count + bytes.readableBytes <= count else { throw AdminError("\(what) is longer than announced") }
+                data.append(contentsOf: bytes.readableBytesView)
             case .message(.failure(let failure)):
                 throw failure
             case .message:
                 throw AdminError.unexpectedReply(to: request)
             }
         }
-        return (header, png)
+        return data
     }
 
     /// Takes a snapshot; returns the controller's line.

@@ -43,6 +43,8 @@ public enum AdminStreamMessage: WireMessage {
     case snapshots([SnapshotInfo])
     case screenshot(ScreenshotHeader)
     case display(DisplayInfo)
+    case desktop(DesktopResult)
+    case document(DocumentHeader)
     /// A line for the user while a request goes on: a forwarded connection that failed, say. It may quote a
     /// guest.
     case notice(String)
@@ -58,7 +60,7 @@ public enum AdminStreamMessage: WireMessage {
         case .agent(let message): try message.check()
         case .failure(let failure): try failure.check()
         case .notice(let line): try PeerText.length(line, "notice", max: PeerLimits.message)
-        case .agents, .token, .events, .jobs, .fanoutResult, .vms, .fleetReport, .fleetStatus, .vmInfo, .forwards, .snapshots, .screenshot, .display, .ok: break
+        case .agents, .token, .events, .jobs, .fanoutResult, .vms, .fleetReport, .fleetStatus, .vmInfo, .forwards, .snapshots, .screenshot, .display, .desktop, .document, .ok: break
         }
     }
 }

@@ -315,6 +315,28 @@ public struct VerificationDetail: Codable, Sendable, Equatable {
     }
 }
 
+extension VerificationDetail {
+    /// Of a fleet's `verify.complete` events, each VM's last one of each verify step, in the workflow's order
+    /// (`steps`): a step skipped by a re-run keeps the verdict of the run that did it. A VM whose events name no
+    /// step (a controller from before steps were named) keeps its last one.
+    public static func latest(_ events: [Event], steps: [String]) -> [String: [Event]] {
+        var byVM: [String: [String: Event]] = [:]
+        for event in events where event.kind == .verificationComplete {
+            byVM[event.agent ?? "", default: [:]][of(event)?.step ?? ""] = event
+        }
+        return byVM.mapValues { byStep in
+            let current = steps.compactMap { byStep[$0] }
+            return current.isEmpty ? byStep[""].map { [$0] } ?? [] : current
+        }
+    }
+
+    /// The verification an event carries, if it is a `verify.complete` with its detail.
+    public static func of(_ event: Event) -> VerificationDetail? {
+        if case .verification(let detail) = event.detail { return detail }
+        return nil
+    }
+}
+
 /// One probe's verdict: the guest's verify script reports these, and the controller's own probes make them.
 public struct ProbeVerdict: Codable, Sendable, Equatable {
     /// What was checked, as people read it: `port 8080`, `remote desktop on port 5900`.

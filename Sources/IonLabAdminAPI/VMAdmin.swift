@@ -66,6 +66,39 @@ public struct ScreenshotHeader: Codable, Sendable, Equatable {
     }
 }
 
+/// What `ionlab desktop key | type | wait-text` did.
+public struct DesktopResult: Codable, Sendable, Equatable {
+    /// "pressed super+Return", "typed 14 characters", "read 'hello' after 3.2 s (2 readings)".
+    public var summary: String
+    /// For a wait: whether the text was read.
+    public var found: Bool?
+    /// For a wait: what OCR read last, on one line (a guest's screen: escape it before showing it).
+    public var read: String?
+    public var seconds: Double
+    /// For a wait: the screen it read last, kept as the VM's `picture.screen_text`.
+    public var picture: String?
+
+    public init(summary: String, found: Bool? = nil, read: String? = nil, seconds: Double, picture: String? = nil) {
+        self.summary = summary
+        self.found = found
+        self.read = read
+        self.seconds = seconds
+        self.picture = picture
+    }
+}
+
+/// A document the controller sends as data after this header: its size and media type.
+public struct DocumentHeader: Codable, Sendable, Equatable {
+    public static let maximumBytes = 256 << 20
+    public var bytes: Int
+    public var mediaType: String
+
+    public init(bytes: Int, mediaType: String) {
+        self.bytes = bytes
+        self.mediaType = mediaType
+    }
+}
+
 /// How to reach a VM's graphical console.
 public struct DisplayInfo: Codable, Sendable, Equatable {
     public var backend: String
@@ -174,6 +207,15 @@ public struct VMRecord: Codable, Sendable {
 /// remote-desktop probe writes them, the demo's summary lists them.
 public enum PictureFacts {
     public static let prefix = "picture."
-    /// The remote-desktop probe's two frames, in the order it takes them.
-    public static let remoteDesktop = ["first", "after_input"]
+    /// The remote-desktop probe's two frames, in the order it takes them, and its session as an animated PNG.
+    public static let remoteDesktop = ["first", "after_input", "remote_desktop_session"]
+    /// The portal-session probe's: its first frame, its last (matched against the hypervisor's screen), the
+    /// hypervisor's screen then, and the session as an animated PNG.
+    public static let portalSession = ["portal_first", "portal_last", "portal_hypervisor", "portal_session"]
+    /// The screen a `screen_text` probe or a `wait_text` step read last.
+    public static let screenText = ["screen_text"]
+    /// Every picture name, in the order a summary lists them.
+    public static let all = remoteDesktop + portalSession + screenText
+    /// The names of animated pictures.
+    public static let animated: Set<String> = ["remote_desktop_session", "portal_session"]
 }

@@ -133,6 +133,16 @@ struct AdminHandler {
                 try await stream.send(.ok("\(screenshot.width) × \(screenshot.height)"))
             case .vmDisplay(let name):
                 try await stream.send(.display(try await controller.vms.display(of: name)))
+            case .vmDesktop(let name, let input):
+                let driver = DesktopDriver(screens: controller.vms, pictures: "\(controller.paths.directory)/pictures", store: controller.store)
+                try await stream.send(.desktop(try await driver.perform(input, on: name)))
+            case .report(let fleet):
+                let page = Array(try FleetReportMaker(controller: controller).html(fleet: fleet).utf8)
+                try await stream.send(.document(DocumentHeader(bytes: page.count, mediaType: "text/html; charset=utf-8")))
+                for offset in stride(from: 0, to: page.count, by: 256 << 10) {
+                    try await stream.send(data: ByteBuffer(bytes: page[offset..<min(page.count, offset + (256 << 10))]), on: .content)
+                }
+                try await stream.send(.ok("report of \(fleet): \(page.count) bytes"))
             case .vmSnapshot(let name, let action):
                 try await snapshot(action, of: name, stream: stream)
             case .vmDestroy(let name):

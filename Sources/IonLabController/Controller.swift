@@ -61,7 +61,7 @@ public final class Controller: Sendable {
         self.forwards = ForwardManager(store: store, sessions: sessions, group: group, logger: logger)
         self.fleets = FleetRunner(store: store, events: events, secrets: try SecretDigest.load(paths: paths), provisioner: vms,
                                   agents: SessionExecutor(sessions: sessions, jobs: jobs), forwards: forwards,
-                                  pictures: "\(paths.directory)/pictures")
+                                  pictures: "\(paths.directory)/pictures", screens: vms)
         self.fleetStatus = FleetStatus(store: store, sessions: sessions, downAfterSeconds: config.agentDownAfterSeconds)
         self.group = group
         self.logger = logger

@@ -20,27 +20,7 @@ final class ControllerDashboard: DashboardSource {
     }
 
     func overview() async throws -> DashboardOverview {
-        try await overviews.value { [controller] in try Self.makeOverview(controller) }
-    }
-
-    private static func makeOverview(_ controller: Controller) throws -> DashboardOverview {
-        let now = Date()
-        let boots = try controller.store.eventsByAgent(kinds: BootTimeline.kinds)
-        let rows = try controller.fleetStatus.rows(fleet: nil).map { row in
-            let events = boots[row.record.name] ?? []
-            let boot = BootTimeline.of(events)
-            let origin = BootTimeline.origin(of: events)
-            let booting = row.record.state == .provisioning
-            let steps = row.steps.map { step in
-                TimelineBar(name: step.name, kind: .step, start: origin.map { step.startedAt.timeIntervalSince($0) } ?? 0,
-                            end: step.finishedAt.flatMap { finished in origin.map { finished.timeIntervalSince($0) } },
-                            outcome: step.state == .done ? .done : step.state == .failed ? .failed : .running)
-            }
-            return DashboardVM(status: row.status, phase: booting ? boot.milestones.last?.name ?? "provisioning" : row.record.state.rawValue,
-                               facts: row.record.facts, origin: origin, timeline: TimelineBar.bootPhases(boot, booting: booting) + steps,
-                               hasScreen: row.record.state != .stopped)
-        }
-        return DashboardOverview(generatedAt: now, fleets: try controller.store.fleetNames(), vms: rows)
+        try await overviews.value { [controller] in try controller.overview(fleet: nil) }
     }
 
     func events(after seq: Int64?, replay: Int, send: @escaping @Sendable ([Event]) async throws -> Void) async throws {
@@ -104,5 +84,29 @@ final class Memo<Value: Sendable>: Sendable {
             guard let kept, kept.made.duration(to: .now) < period else { return nil }
             return kept.value
         }
+    }
+}
+
+extension Controller {
+    /// Every VM (of `fleet`, when given) as the dashboard and the report show it: status, boot phase, facts, and
+    /// a timeline of boot phases and steps from one read of the store.
+    func overview(fleet: String?) throws -> DashboardOverview {
+        let now = Date()
+        let boots = try store.eventsByAgent(kinds: BootTimeline.kinds)
+        let rows = try fleetStatus.rows(fleet: fleet).map { row in
+            let events = boots[row.record.name] ?? []
+            let boot = BootTimeline.of(events)
+            let origin = BootTimeline.origin(of: events)
+            let booting = row.record.state == .provisioning
+            let steps = row.steps.map { step in
+                TimelineBar(name: step.name, kind: .step, start: origin.map { step.startedAt.timeIntervalSince($0) } ?? 0,
+                            end: step.finishedAt.flatMap { finished in origin.map { finished.timeIntervalSince($0) } },
+                            outcome: step.state == .done ? .done : step.state == .failed ? .failed : .running)
+            }
+            return DashboardVM(status: row.status, phase: booting ? boot.milestones.last?.name ?? "provisioning" : row.record.state.rawValue,
+                               facts: row.record.facts, origin: origin, timeline: TimelineBar.bootPhases(boot, booting: booting) + steps,
+                               hasScreen: row.record.state != .stopped)
+        }
+        return DashboardOverview(generatedAt: now, fleets: try store.fleetNames(), vms: rows)
     }
 }

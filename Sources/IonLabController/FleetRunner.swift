@@ -46,11 +46,13 @@ final class FleetRunner: Sendable {
     let retryPause: @Sendable (Int) -> Duration
     /// Where pictures of VMs' screens go.
     let pictures: String?
+    /// VMs' screens through their hypervisors.
+    let screens: ScreenAccess?
     private let busy = NIOLockedValueBox<Set<String>>([])
 
     init(store: Store, events: EventLog, secrets: SecretDigest, provisioner: VMProvisioning, agents: AgentExecuting, forwards: ForwardKeeping,
          readyPatienceSeconds: Double = 1200, retryPause: @escaping @Sendable (Int) -> Duration = { .seconds(min(30, 2 * $0)) },
-         pictures: String? = nil) {
+         pictures: String? = nil, screens: ScreenAccess? = nil) {
         self.store = store
         self.events = events
         self.secrets = secrets
@@ -60,6 +62,7 @@ final class FleetRunner: Sendable {
         self.readyPatienceSeconds = readyPatienceSeconds
         self.retryPause = retryPause
         self.pictures = pictures
+        self.screens = screens
     }
 
     func up(_ request: FleetUpRequest) async throws -> FleetReport {
@@ -191,7 +194,7 @@ final class FleetRunner: Sendable {
             events.emit(.healthCheck, agent: vm.name, HealthText.summary(health), detail: .health(health))
         }
         let runner = WorkflowRunner(fleet: spec.name, vm: vm.name, agent: agents, store: store, events: events, secrets: secrets,
-                                    retryPause: retryPause, pictures: pictures)
+                                    retryPause: retryPause, pictures: pictures, screens: screens)
         let result = await runner.run(spec.workflow)
         outcome.stepsRun = result.run
         outcome.stepsSkipped = result.skipped

@@ -5,19 +5,21 @@ import IonLabSpec
 import NIOConcurrencyHelpers
 
 /// A guest-side script of a built-in operation, with its arguments and the type of its result. The scripts
-/// are real files (`Resources/guest/*.sh`, bundled with the binary, checked by shellcheck and tested on their
-/// own by `scripts/test-guest-scripts.sh`). Each runs in the VM through the agent, as root, with its values as
-/// arguments (never spliced into its text), and reports its result as one JSON line on descriptor 3.
+/// are real files (`Resources/guest/*.sh`, and `*.py` for what needs D-Bus and GStreamer, bundled with the
+/// binary, checked by shellcheck or Python's compiler and tested on their own by `scripts/test-guest-scripts.sh`).
+/// Each runs in the VM through the agent, as root, with its values as arguments (never spliced into its text),
+/// and reports its result as one JSON line on descriptor 3.
 struct GuestScript<Result: Decodable> {
     let name: String
     let arguments: [String]
-    /// `sh`, or `bash` for what needs it (verify's /dev/tcp).
+    /// `sh`, `bash` for what needs it (verify's /dev/tcp), or `python3`.
     var shell = "sh"
 
     /// What the agent runs: the shared `lib.sh` and the script as one `-c` text, named `ionlab-NAME` for `ps`
-    /// and for people.
+    /// and for people; a Python script as its own `-c` text.
     func argv() throws -> [String] {
-        [shell, "-c", try GuestScriptFiles.text(of: name), "ionlab-\(name)"] + arguments
+        if shell == "python3" { return [shell, "-c", try GuestScriptFiles.text(of: name, python: true)] + arguments }
+        return [shell, "-c", try GuestScriptFiles.text(of: name), "ionlab-\(name)"] + arguments
     }
 
     /// The result the script reported.
@@ -42,18 +44,19 @@ struct GuestScriptError: Error, CustomStringConvertible {
 enum GuestScriptFiles {
     private static let texts = NIOLockedValueBox<[String: String]>([:])
 
-    /// `lib.sh` (the result descriptor and JSON strings) followed by the script.
-    static func text(of name: String) throws -> String {
-        if let text = texts.withLockedValue({ $0[name] }) { return text }
-        let text = try read("lib") + "\n" + read(name)
-        texts.withLockedValue { $0[name] = text }
+    /// `lib.sh` (the result descriptor and JSON strings) followed by the script; a Python script alone.
+    static func text(of name: String, python: Bool = false) throws -> String {
+        let key = python ? name + ".py" : name
+        if let text = texts.withLockedValue({ $0[key] }) { return text }
+        let text = python ? try read(name, extension: "py") : try read("lib") + "\n" + read(name)
+        texts.withLockedValue { $0[key] = text }
         return text
     }
 
-    private static func read(_ name: String) throws -> String {
-        guard let url = Bundle.module.url(forResource: name, withExtension: "sh", subdirectory: "guest"),
+    private static func read(_ name: String, extension: String = "sh") throws -> String {
+        guard let url = Bundle.module.url(forResource: name, withExtension: `extension`, subdirectory: "guest"),
               let text = try? String(contentsOf: url, encoding: .utf8) else {
-            throw GuestScriptError("the guest script \(name).sh is missing from this installation")
+            throw GuestScriptError("the guest script \(name).\(`extension`) is missing from this installation")
         }
         return text
     }
@@ -147,11 +150,11 @@ enum GuestScripts {
         case .process(let name): (kind, values) = ("process", [name])
         case .port(let port): (kind, values) = ("port", [String(port)])
         case .command(let argv): (kind, values) = ("command", argv)
-        case .dbusName(let name): (kind, values) = ("dbus-name", [name])
+        case .dbusName(let name, let user): (kind, values) = ("dbus-name", [name] + (user.map { [$0] } ?? []))
         case .dbusInterface(let path, let interface): (kind, values) = ("dbus-interface", [path, interface])
         case .rustdeskID: (kind, values) = ("rustdesk-id", [])
         case .desktop(let user, let wait): (kind, values) = ("desktop", [user, String(wait)])
-        case .remoteDesktop: return []  // runs on the controller (``RemoteDesktopCheck``), never in the guest
+        case .remoteDesktop, .portalSession, .screenText: return []  // the controller's (``RemoteDesktopCheck``, …), never the guest's
         }
         return [kind, probe.label, String(values.count)] + values
     }
@@ -163,6 +166,36 @@ enum GuestScripts {
         GuestScript(name: "rustdesk-configure", arguments: [idServer ?? "", relayServer ?? "", key ?? ""])
     }
 
+    /// What the guest's side of a portal session reported (`portal-session.py`).
+    struct PortalSession: Decodable {
+        var ok: Bool
+        var step: String?
+        var detail: String?
+        var steps: [String: Double]?
+        var setupSeconds: Double?
+        var firstFrameSeconds: Double?
+        var frames: Int?
+        var windowSeconds: Double?
+        var width: Int?
+        var height: Int?
+        var devices: Int?
+        var inputToFrameSeconds: Double?
+        var pictures: [String]?
+
+        enum CodingKeys: String, CodingKey {
+            case ok, step, detail, steps, setupSeconds = "setup_seconds", firstFrameSeconds = "first_frame_seconds", frames,
+                 windowSeconds = "window_seconds", width, height, devices, inputToFrameSeconds = "input_to_frame_seconds", pictures
+        }
+    }
+
+    /// A ScreenCast session through the portal's frontend as `user`, frames kept in `directory` (made by the
+    /// script); with `keysyms` and `marker`, a RemoteDesktop session types the marker in a terminal.
+    static func portalSession(user: String, directory: String, seconds: Int, keysyms: [UInt32]?, marker: String?) -> GuestScript<PortalSession> {
+        var arguments = [user, directory, String(seconds)]
+        if let keysyms, let marker { arguments += [keysyms.map(String.init).joined(separator: ","), marker] }
+        return GuestScript(name: "portal-session", arguments: arguments, shell: "python3")
+    }
+
     /// Reads RustDesk's ID, retrying until the service has registered, and its version.
     static let rustdeskID = GuestScript<RustDeskIdentity>(name: "rustdesk-id", arguments: [])
 
@@ -171,6 +204,9 @@ enum GuestScripts {
     static func describe(_ argv: [String]) -> String {
         if let shell = argv.first, ["sh", "bash"].contains(shell), argv.dropFirst().first == "-c", argv.count >= 4 {
             return Format.oneLine(argv.dropFirst(3).map { $0.isEmpty ? "''" : $0 }.joined(separator: " "), limit: 160)
+        }
+        if argv.first == "python3", argv.dropFirst().first == "-c", argv.count >= 3 {
+            return Format.oneLine((["python3 (a guest script)"] + argv.dropFirst(3).map { $0.isEmpty ? "''" : $0 }).joined(separator: " "), limit: 160)
         }
         return Format.oneLine(argv.joined(separator: " "), limit: 160)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import IonLabAgentProtocol
 import IonLabConfig
+import IonLabPictures
 import IonLabProvision
 import IonLabRFB
 import IonLabSpec
@@ -30,12 +31,18 @@ struct RemoteDesktopCheck {
         var firstFrameSeconds: Double
         /// From the first key to the first update that changed pixels.
         var inputToScreenSeconds: Double?
-        /// The first frame's brightness variance (``Framebuffer/lumaVariance()``).
+        /// The first frame's brightness variance (``Picture/lumaVariance()``).
         var variance: Double
         var changedShare: Double
-        var first: Framebuffer
-        var after: Framebuffer
+        var first: Picture
+        var after: Picture
+        /// The screen as it changed, for the session's animation: the first frame, then at most one every
+        /// ``frameSpacing``, at most ``keptFrames``.
+        var frames: [Picture]
     }
+
+    static let keptFrames = 24
+    static let frameSpacing: Duration = .milliseconds(200)
 
     let stream: AgentStream
     let terminalKeys: KeyChord
@@ -66,22 +73,23 @@ struct RemoteDesktopCheck {
         // watched all along, asking for each change as the last one arrives.
         let typed = ContinuousClock.now
         try await press(terminalKeys.keysyms)
-        var inputToScreen = try await watch(screen, width: width, height: height, from: first.framebuffer, since: typed)
+        var frames = FrameKeeper(first: first.framebuffer)
+        var inputToScreen = try await watch(screen, width: width, height: height, from: first.framebuffer, since: typed, keeping: &frames)
         for scalar in marker.unicodeScalars { try await press([scalar.value]) }
         try await press([0xFF0D])
-        let settled = try await watch(screen, width: width, height: height, from: first.framebuffer, since: typed)
+        let settled = try await watch(screen, width: width, height: height, from: first.framebuffer, since: typed, keeping: &frames)
         inputToScreen = inputToScreen ?? settled
         let after = screen.latest.framebuffer ?? first.framebuffer
         return Result(width: width, height: height, name: name, connectSeconds: connectSeconds, firstFrameSeconds: firstFrameSeconds,
                       inputToScreenSeconds: inputToScreen, variance: first.framebuffer.lumaVariance(),
                       changedShare: Double(after.changedPixels(since: first.framebuffer)) / Double(width * height),
-                      first: first.framebuffer, after: after)
+                      first: first.framebuffer, after: after, frames: frames.kept(ending: after))
     }
 
     /// Asks for each change as the last one arrives, until none comes for two seconds (or thirty passed);
     /// returns the seconds from `since` to the first update that made the screen differ from `reference`.
-    private func watch(_ screen: RemoteScreen, width: Int, height: Int, from reference: Framebuffer,
-                       since: ContinuousClock.Instant) async throws -> Double? {
+    private func watch(_ screen: RemoteScreen, width: Int, height: Int, from reference: Picture,
+                       since: ContinuousClock.Instant, keeping frames: inout FrameKeeper) async throws -> Double? {
         let end = ContinuousClock.now + .seconds(30)
         var firstChange: Double?
         var seen = screen.latest.updates
@@ -89,6 +97,7 @@ struct RemoteDesktopCheck {
             try await send(RFBClient.updateRequest(width: width, height: height, incremental: true))
             guard let update = try await screen.nextUpdate(after: seen, within: .seconds(2)) else { break }
             seen = update.updates
+            frames.offer(update.framebuffer)
             if firstChange == nil, update.framebuffer.changedPixels(since: reference) > 0 {
                 firstChange = (ContinuousClock.now - since).seconds
             }
@@ -110,6 +119,77 @@ struct RemoteDesktopCheck {
     }
 }
 
+/// The frames of a session worth keeping for its animation: the first, then at most one every
+/// ``RemoteDesktopCheck/frameSpacing``, and the last.
+struct FrameKeeper {
+    private var frames: [Picture]
+    private var lastKept = ContinuousClock.now
+
+    init(first: Picture) {
+        frames = [first]
+    }
+
+    mutating func offer(_ frame: Picture) {
+        guard ContinuousClock.now - lastKept >= RemoteDesktopCheck.frameSpacing, frames.count < RemoteDesktopCheck.keptFrames - 1,
+              frame != frames.last else { return }
+        frames.append(frame)
+        lastKept = .now
+    }
+
+    func kept(ending last: Picture) -> [Picture] {
+        frames.last == last ? frames : frames + [last]
+    }
+}
+
+/// Frames from a guest's VNC server, one whole screen on each ask: what a `screen_text` probe reads when its
+/// source is the remote desktop.
+final class RemoteFrames: Sendable {
+    private let stream: AgentStream
+    private let screen: RemoteScreen
+    private let reader: Task<Void, Never>
+    private let size: (width: Int, height: Int)
+
+    private init(stream: AgentStream, screen: RemoteScreen, reader: Task<Void, Never>, size: (Int, Int)) {
+        self.stream = stream
+        self.screen = screen
+        self.reader = reader
+        self.size = size
+    }
+
+    static func open(_ stream: AgentStream, password: [UInt8]?) async throws -> RemoteFrames {
+        let screen = RemoteScreen(password: password)
+        let reader = Task { await screen.read(stream) }
+        guard let desktop = await screen.changes.wait(for: { screen.readyOrFailed }, timeout: .seconds(30)) else {
+            reader.cancel()
+            stream.close()
+            throw Failure("the guest's VNC server did not finish the handshake within 30 s")
+        }
+        do {
+            let (width, height, _) = try desktop.get()
+            return RemoteFrames(stream: stream, screen: screen, reader: reader, size: (width, height))
+        } catch {
+            reader.cancel()
+            stream.close()
+            throw error
+        }
+    }
+
+    /// The whole screen now.
+    func next() async throws -> Picture {
+        let seen = screen.latest.updates
+        try await stream.send(data: ByteBuffer(bytes: RFBClient.updateRequest(width: size.width, height: size.height, incremental: false)), on: .content)
+        guard let update = try await screen.nextUpdate(after: seen, within: .seconds(30)) else {
+            throw Failure("no frame from the guest's VNC server within 30 s")
+        }
+        return update.framebuffer
+    }
+
+    func close() {
+        reader.cancel()
+        stream.close()
+    }
+}
+
 /// The viewer's side of one RFB connection: a reader task feeds the server's bytes to the client state machine
 /// (answering the handshake itself), and waiters are woken on every change. Waiting never cancels a read,
 /// which would end the stream.
@@ -127,7 +207,7 @@ final class RemoteScreen: @unchecked Sendable {
 
     struct Snapshot {
         var updates: Int
-        var framebuffer: Framebuffer?
+        var framebuffer: Picture?
     }
 
     func read(_ stream: AgentStream) async {
@@ -173,8 +253,8 @@ final class RemoteScreen: @unchecked Sendable {
     var latest: Snapshot { lock.withLock { Snapshot(updates: updates, framebuffer: client.framebuffer) } }
 
     /// The first snapshot with more than `count` updates, nil if none came `within`; a failure is thrown.
-    func nextUpdate(after count: Int, within: Duration) async throws -> (updates: Int, framebuffer: Framebuffer)? {
-        let outcome: Result<(Int, Framebuffer), Error>? = await changes.wait(for: {
+    func nextUpdate(after count: Int, within: Duration) async throws -> (updates: Int, framebuffer: Picture)? {
+        let outcome: Result<(Int, Picture), Error>? = await changes.wait(for: {
             self.lock.withLock {
                 if let failure = self.failure { return .failure(failure) }
                 guard self.updates > count, let framebuffer = self.client.framebuffer else { return nil }

@@ -1,6 +1,8 @@
 import Foundation
 import IonLabAdminAPI
 import IonLabConfig
+import IonLabPictureTools
+import IonLabPictures
 import IonLabProvision
 import IonLabRFB
 import IonLabSpec
@@ -31,6 +33,13 @@ extension WorkflowRunner {
             return try await rustdesk(spec, jobID: jobID, timeout: timeout, notes: &notes)
         case .recipe(let path):
             throw StepFailure(message: "recipe \(path) was not expanded (the CLI expands recipes when it loads the spec)")
+        case .desktop(let input):
+            guard let screens else { throw StepFailure(message: "this controller has no access to VM screens") }
+            let result = try await withStepDeadline(timeout) { [vm, pictures, store] in
+                try await DesktopDriver(screens: screens, pictures: pictures, store: store).perform(input, on: vm)
+            }
+            guard result.found != false else { throw StepFailure(message: result.summary) }
+            return result.summary
         }
     }
 
@@ -89,6 +98,10 @@ extension WorkflowRunner {
                 verdict = reported
             } else if case .remoteDesktop(let port, let keys, let passwordFile) = probe {
                 verdict = await remoteDesktop(port: port, terminalKeys: keys, passwordFile: passwordFile, label: probe.label)
+            } else if case .portalSession(let session) = probe {
+                verdict = await portalSession(session, label: probe.label)
+            } else if case .screenText(let wanted) = probe {
+                verdict = await screenText(wanted, label: probe.label)
             } else {
                 continue
             }
@@ -128,13 +141,23 @@ extension WorkflowRunner {
     func remoteDesktop(port: Int, terminalKeys: String, passwordFile: String?, label: String) async -> ProbeVerdict {
         do {
             let keys = try KeyChord(parsing: terminalKeys)
-            let marker = "echo ionlab-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+            let marker = TypedMarker.make()
             let password: [UInt8]? = if let passwordFile { try await readPassword(passwordFile) } else { nil }
             let stream = try await agent.connect(to: Endpoint(host: "127.0.0.1", port: port), on: vm, patience: 60)
             let result = try await withStepDeadline(RemoteDesktopCheck.deadline.seconds) {
-                try await RemoteDesktopCheck(stream: stream, terminalKeys: keys, marker: marker, password: password).run()
+                try await RemoteDesktopCheck(stream: stream, terminalKeys: keys, marker: "echo \(marker)", password: password).run()
             }
-            let saved = try savePictures([("remote-desktop-first", result.first), ("remote-desktop-after-input", result.after)])
+            // The marker's text, read off the second frame on this host: a screen that changed for another
+            // reason (a crash dialog, a black screen) does not pass.
+            let read = try await ScreenTextReader().read(result.after)
+            var saved = try savePictures([("remote-desktop-first", result.first), ("remote-desktop-after-input", result.after)])
+            if let pictures {
+                do {
+                    saved.append(try await VMPictures(root: pictures, vm: vm).animate(result.frames, as: "remote-desktop-session"))
+                } catch {
+                    events.emit(.warning, agent: vm, "the remote-desktop session's animation was not made: \(error)")
+                }
+            }
             var facts = ["remote_desktop.screen": "\(result.width)x\(result.height)",
                          "remote_desktop.connect_ms": String(Int(result.connectSeconds * 1000)),
                          "remote_desktop.first_frame_ms": String(Int(result.firstFrameSeconds * 1000))]
@@ -142,14 +165,17 @@ extension WorkflowRunner {
             for (name, path) in zip(PictureFacts.remoteDesktop, saved) { facts[PictureFacts.prefix + name] = path }
             try? store.recordFacts(facts, vm: vm)
             let input = result.inputToScreenSeconds.map { String(format: "input on screen in %.2f s", $0) } ?? "no change seen after the input"
-            let detail = String(format: "%d×%d '%@': connected in %.2f s, first frame in %.2f s (brightness variance %.0f), %@, %.1f%% of the screen changed",
+            let detail = String(format: "%d×%d '%@': connected in %.2f s, first frame in %.2f s (brightness variance %.0f), %@, %.1f%% of the screen changed, OCR read in %.1f s",
                                 result.width, result.height, String(result.name.prefix(64)), result.connectSeconds, result.firstFrameSeconds,
-                                result.variance, input, result.changedShare * 100) + (saved.isEmpty ? "" : "; pictures: " + saved.joined(separator: ", "))
+                                result.variance, input, result.changedShare * 100, read.seconds) + (saved.isEmpty ? "" : "; pictures: " + saved.joined(separator: ", "))
             if result.variance < RemoteDesktopCheck.minimumVariance { return .init(label: label, passed: false, detail: "the first frame is blank: " + detail) }
             if result.changedShare < RemoteDesktopCheck.minimumChange {
                 return .init(label: label, passed: false, detail: "the input did not change the screen: " + detail)
             }
-            return .init(label: label, passed: true, detail: detail)
+            guard read.contains(marker) else {
+                return .init(label: label, passed: false, detail: "the marker \(marker) it typed is not on the screen after the input; OCR read: '\(Format.oneLine(read.oneLine, limit: 300))'; " + detail)
+            }
+            return .init(label: label, passed: true, detail: detail + "; OCR read '\(marker)'")
         } catch {
             return .init(label: label, passed: false, detail: AdminHandler.describe(error))
         }
@@ -165,16 +191,43 @@ extension WorkflowRunner {
     }
 
     /// Writes frames as PNG under `pictures/VM/`; returns their paths.
-    private func savePictures(_ frames: [(String, Framebuffer)]) throws -> [String] {
+    private func savePictures(_ frames: [(String, Picture)]) throws -> [String] {
         guard let pictures else { return [] }
-        let directory = "\(pictures)/\(vm)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let stamp = Format.fileStamp()
-        return try frames.map { name, frame in
-            let path = "\(directory)/\(stamp)-\(name).png"
-            let png = try PNGEncoder.encode(PPMImage(width: frame.width, height: frame.height, rgb: Data(frame.rgb)))
-            try png.write(to: URL(fileURLWithPath: path))
-            return path
+        let shelf = VMPictures(root: pictures, vm: vm)
+        return try frames.map { name, frame in try shelf.save(frame, as: name) }
+    }
+
+    /// The `screen_text` probe: waits until OCR reads the text on the hypervisor's screen or on frames of the
+    /// guest's VNC server, and keeps the screen it read last.
+    func screenText(_ probe: ScreenTextProbe, label: String) async -> ProbeVerdict {
+        do {
+            let take: @Sendable () async throws -> Picture
+            var frames: RemoteFrames?
+            switch probe.source {
+            case .hypervisor:
+                guard let screens else { throw StepFailure(message: "this controller has no access to VM screens") }
+                take = { [vm] in try await screens.screen(of: vm) }
+            case .remoteDesktop(let port, let passwordFile):
+                let password: [UInt8]? = if let passwordFile { try await readPassword(passwordFile) } else { nil }
+                let opened = try await RemoteFrames.open(try await agent.connect(to: Endpoint(host: "127.0.0.1", port: port), on: vm, patience: 60),
+                                                         password: password)
+                frames = opened
+                take = { try await opened.next() }
+            }
+            defer { frames?.close() }
+            let outcome = try await ScreenTextWait(take: take).wait(for: probe.contains, within: Double(probe.withinSeconds))
+            if let pictures, let path = try? VMPictures(root: pictures, vm: vm).save(outcome.picture, as: "screen-text") {
+                try? store.recordFacts([PictureFacts.prefix + "screen_text": path], vm: vm)
+            }
+            let readings = "\(outcome.readings) reading(s) in \(outcome.seconds.oneDecimal) s"
+            guard outcome.found else {
+                return .init(label: label, passed: false, detail: "not on the screen after \(readings); OCR read: '\(Format.oneLine(outcome.read.oneLine, limit: 300))'")
+            }
+            return .init(label: label, passed: true, detail: "read after \(readings)")
+        } catch let failure as StepFailure {
+            return .init(label: label, passed: false, detail: failure.message)
+        } catch {
+            return .init(label: label, passed: false, detail: AdminHandler.describe(error))
         }
     }
 

@@ -23,6 +23,8 @@ struct WorkflowRunner {
     var retryPause: @Sendable (Int) -> Duration = { attempt in .seconds(min(30, 2 * attempt)) }
     /// Where pictures of the VM's screen go (`STATE/pictures`); nil keeps none.
     var pictures: String? = nil
+    /// The VM's screen through its hypervisor; nil where there is none (the controller's unit tests, mostly).
+    var screens: ScreenAccess? = nil
 
     struct Outcome {
         var result: VMOutcome.Result = .ok

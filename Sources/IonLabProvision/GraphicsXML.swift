@@ -20,3 +20,13 @@ public struct GraphicsXML: Sendable, Equatable {
         password = attribute("passwd")
     }
 }
+
+/// Whether a domain has a screen to show and type on: a display device (`<video>` of a model other than
+/// `none`) or a graphical console. A domain without either takes no screenshot and no keys that anyone sees.
+public enum DomainScreen {
+    public static func exists(inDomainXML xml: String) -> Bool {
+        if xml.contains("<graphics ") { return true }
+        guard xml.range(of: "<video") != nil else { return false }
+        return xml.range(of: "<model type=['\"]none['\"]", options: .regularExpression) == nil
+    }
+}

@@ -1,3 +1,5 @@
+import IonLabPictures
+
 /// The client side of the RFB protocol (RFC 6143) as a pure state machine: bytes from the server go in,
 /// what to send and what happened come out. No I/O: the caller moves the bytes (ionlab over a forwarded
 /// connection through an agent), and tests feed it a server's bytes directly.
@@ -44,7 +46,8 @@ public struct RFBClient: Sendable {
     private var inbox: [UInt8] = []
     private var start = 0
     private let password: [UInt8]?
-    public private(set) var framebuffer: Framebuffer?
+    /// The client's copy of the server's screen.
+    public private(set) var framebuffer: Picture?
 
     /// `password` answers a server that asks for VNC Authentication; without one only None is spoken. A
     /// server that offers both gets None.
@@ -83,6 +86,11 @@ public struct RFBClient: Sendable {
     /// A key pressed or released, by X keysym.
     public static func key(_ keysym: UInt32, down: Bool) -> [UInt8] {
         [4, down ? 1 : 0, 0, 0] + u32(keysym)
+    }
+
+    /// The pointer at `x`, `y` of the framebuffer, with buttons 1 to 8 down as the bits of `buttons`.
+    public static func pointer(x: Int, y: Int, buttons: UInt8 = 0) -> [UInt8] {
+        [5, buttons] + u16(max(0, min(x, 0xFFFF))) + u16(max(0, min(y, 0xFFFF)))
     }
 
     // MARK: Parsing
@@ -166,7 +174,7 @@ public struct RFBClient: Sendable {
             guard available >= 24 + nameLength else { return nil }
             let name = String(decoding: inbox[(start + 24)..<(start + 24 + nameLength)], as: UTF8.self)
             start += 24 + nameLength
-            framebuffer = Framebuffer(width: width, height: height)
+            framebuffer = Picture(width: width, height: height)
             phase = .ready
             return (Self.setPixelFormat + Self.setEncodings, [.ready(width: width, height: height, name: name)])
         case .ready:
@@ -243,7 +251,10 @@ public struct RFBClient: Sendable {
         }
         guard available >= offset else { return nil }
         inbox.withUnsafeBufferPointer { bytes in
-            for (rect, first) in rects { framebuffer.apply(rect, bgrx: UnsafeBufferPointer(rebasing: bytes[first..<(first + rect.width * rect.height * 4)])) }
+            for (rect, first) in rects {
+                framebuffer.paste(x: rect.x, y: rect.y, width: rect.width, height: rect.height,
+                                  bgrx: UnsafeBufferPointer(rebasing: bytes[first..<(first + rect.width * rect.height * 4)]))
+            }
         }
         self.framebuffer = framebuffer
         start += offset
@@ -259,60 +270,6 @@ public struct RFBClient: Sendable {
 
     static func u16(_ value: Int) -> [UInt8] { [UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
     static func u32(_ value: UInt32) -> [UInt8] { [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
-}
-
-/// The client's copy of the server's screen, as RGB rows.
-public struct Framebuffer: Sendable, Equatable {
-    public let width: Int
-    public let height: Int
-    public private(set) var rgb: [UInt8]
-
-    public init(width: Int, height: Int) {
-        self.width = width
-        self.height = height
-        rgb = [UInt8](repeating: 0, count: width * height * 3)
-    }
-
-    mutating func apply(_ rect: RFBClient.Rect, bgrx: UnsafeBufferPointer<UInt8>) {
-        for row in 0..<rect.height {
-            var target = ((rect.y + row) * width + rect.x) * 3
-            var source = row * rect.width * 4
-            for _ in 0..<rect.width {
-                rgb[target] = bgrx[source + 2]
-                rgb[target + 1] = bgrx[source + 1]
-                rgb[target + 2] = bgrx[source]
-                target += 3
-                source += 4
-            }
-        }
-    }
-
-    /// How many pixels differ from `other` (of the same size) in at least one channel.
-    public func changedPixels(since other: Framebuffer) -> Int {
-        guard other.width == width, other.height == height else { return width * height }
-        var changed = 0
-        for pixel in 0..<(width * height) where rgb[pixel * 3] != other.rgb[pixel * 3] || rgb[pixel * 3 + 1] != other.rgb[pixel * 3 + 1]
-            || rgb[pixel * 3 + 2] != other.rgb[pixel * 3 + 2] {
-            changed += 1
-        }
-        return changed
-    }
-
-    /// The variance of the pixels' brightness (BT.601 luma, 0 to 255). It says whether anything is drawn, where a
-    /// count of colours does not: a screen of one colour has 0, and a lone cursor or stuck pixel adds only a few
-    /// units, while a bar with text or a window adds tens to thousands.
-    public func lumaVariance() -> Double {
-        let count = width * height
-        guard count > 0 else { return 0 }
-        var sum = 0.0, squares = 0.0
-        for pixel in 0..<count {
-            let luma = (299 * Double(rgb[pixel * 3]) + 587 * Double(rgb[pixel * 3 + 1]) + 114 * Double(rgb[pixel * 3 + 2])) / 1000
-            sum += luma
-            squares += luma * luma
-        }
-        let mean = sum / Double(count)
-        return max(0, squares / Double(count) - mean * mean)
-    }
 }
 
 public struct RFBError: Error, CustomStringConvertible, Sendable {

@@ -192,6 +192,8 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
         case rustdesk(RustDeskSpec)
         /// Runs the steps of a recipe file (relative to the spec).
         case recipe(String)
+        /// Presses keys, types or waits for a text on the VM's screen, through the hypervisor.
+        case desktop(DesktopInput)
     }
 
     public enum FailurePolicy: TextValue, Sendable, Equatable {
@@ -231,10 +233,10 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, exec, copy, package, service, verify, rustdesk, recipe, timeoutSeconds, onFailure
+        case name, exec, copy, package, service, verify, rustdesk, recipe, desktop, timeoutSeconds, onFailure
     }
 
-    static let operationKeys: [CodingKeys] = [.exec, .copy, .package, .service, .verify, .rustdesk, .recipe]
+    static let operationKeys: [CodingKeys] = [.exec, .copy, .package, .service, .verify, .rustdesk, .recipe, .desktop]
 
     struct CopyFields: Codable {
         var from: String
@@ -260,6 +262,7 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
         case .service: operation = .service(try container.decode(ServiceSpec.self, forKey: .service))
         case .verify: operation = .verify(try container.decode([Probe].self, forKey: .verify, check: Check.nonEmpty))
         case .rustdesk: operation = .rustdesk(try container.decode(RustDeskSpec.self, forKey: .rustdesk))
+        case .desktop: operation = .desktop(try container.decode(DesktopInput.self, forKey: .desktop))
         default: operation = .recipe(try container.decode(String.self, forKey: .recipe, check: Check.nonEmpty))
         }
         name = try container.decodeIfPresent(String.self, forKey: .name, check: Check.nonEmpty) ?? Self.describe(operation)
@@ -279,6 +282,7 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
         case .verify(let probes): try container.encode(probes, forKey: .verify)
         case .rustdesk(let spec): try container.encode(spec, forKey: .rustdesk)
         case .recipe(let path): try container.encode(path, forKey: .recipe)
+        case .desktop(let input): try container.encode(input, forKey: .desktop)
         }
         try container.encode(timeoutSeconds, forKey: .timeoutSeconds)
         try container.encode(onFailure, forKey: .onFailure)
@@ -293,6 +297,7 @@ public struct WorkflowStep: Codable, Sendable, Equatable {
         case .verify(let probes): "verify \(probes.map(\.label).joined(separator: ", "))"
         case .rustdesk: "rustdesk"
         case .recipe(let path): "recipe \(path)"
+        case .desktop(let input): input.summary
         }
     }
 }

@@ -100,17 +100,20 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
 ///     - process: ion-portal-service
 ///     - port: 8080
 ///     - command: ["test", "-s", "/etc/motd"]
-///     - dbus_name: org.freedesktop.portal.Desktop
+///     - dbus_name: org.freedesktop.portal.Desktop   # or {name: org.example.Portal, user: desktop} on that user's bus
 ///     - dbus_interface: {path: /org/freedesktop/portal/desktop, interface: org.freedesktop.impl.portal.RemoteDesktop}
 ///     - rustdesk_id: true
 ///     - desktop: {user: desktop, within_seconds: 300}
 ///     - remote_desktop: {port: 5900, terminal_keys: "super+Return", password_file: /etc/vnc-password}
+///     - portal_session: {user: desktop, remote_desktop: {terminal_keys: "super+Return"}}
+///     - screen_text: {contains: "ionlab-7kx3w9", within_seconds: 30}
 public enum Probe: Codable, Sendable, Equatable {
     case unitActive(String, user: String?)
     case process(String)
     case port(Int)
     case command([String])
-    case dbusName(String)
+    /// The name is owned: on `user`'s session bus when given, else on the system bus or any session bus.
+    case dbusName(String, user: String?)
     case dbusInterface(path: String, interface: String)
     case rustdeskID
     /// The user's desktop is up: a compositor answers on the user's Wayland socket, the user's session bus
@@ -121,9 +124,14 @@ public enum Probe: Codable, Sendable, Equatable {
     /// marker, and takes a second frame that must show the change. Runs on the controller, not in the guest.
     /// A server that asks for VNC Authentication gets the password in the guest's `passwordFile`.
     case remoteDesktop(port: Int, terminalKeys: String, passwordFile: String?)
+    /// A ScreenCast (and RemoteDesktop) session through the portal's frontend, judged on the controller
+    /// against the hypervisor's screen (``PortalSessionProbe``).
+    case portalSession(PortalSessionProbe)
+    /// A text on a screen, read by OCR on the controller (``ScreenTextProbe``).
+    case screenText(ScreenTextProbe)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case unitActive, process, port, command, dbusName, dbusInterface, rustdeskId, desktop, remoteDesktop
+        case unitActive, process, port, command, dbusName, dbusInterface, rustdeskId, desktop, remoteDesktop, portalSession, screenText
     }
 
     /// sway's and most wlroots desktops' key for a terminal.
@@ -137,8 +145,10 @@ public enum Probe: Codable, Sendable, Equatable {
 
     /// Whether the probe runs in the guest (the verify script) or on the controller.
     public var runsInGuest: Bool {
-        if case .remoteDesktop = self { return false }
-        return true
+        switch self {
+        case .remoteDesktop, .portalSession, .screenText: false
+        default: true
+        }
     }
 
     /// How long a desktop gate waits unless it says: about what a desktop takes to come up under TCG, twice.
@@ -154,6 +164,11 @@ public enum Probe: Codable, Sendable, Equatable {
         var user: String?
     }
 
+    struct NameFields: Codable {
+        var name: String
+        var user: String?
+    }
+
     struct InterfaceFields: Codable {
         var path: String
         var interface: String
@@ -164,7 +179,7 @@ public enum Probe: Codable, Sendable, Equatable {
         let given = CodingKeys.allCases.filter { container.contains($0) }
         guard given.count == 1, let key = given.first else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
-                "a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop, remote_desktop"))
+                "a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop, remote_desktop, portal_session, screen_text"))
         }
         switch key {
         case .unitActive:
@@ -182,7 +197,18 @@ public enum Probe: Codable, Sendable, Equatable {
         case .process: self = .process(try container.decode(String.self, forKey: key, check: Check.processName))
         case .port: self = .port(try container.decode(Int.self, forKey: key, check: Check.range(1...65_535)))
         case .command: self = .command(try container.decode([String].self, forKey: key, check: Check.nonEmpty))
-        case .dbusName: self = .dbusName(try container.decode(String.self, forKey: key, check: Check.busName))
+        case .dbusName:
+            if let name = try? container.decode(String.self, forKey: key) {
+                try container.validate(key) { try Check.busName(name) }
+                self = .dbusName(name, user: nil)
+            } else {
+                let fields = try container.decode(NameFields.self, forKey: key)
+                try container.validate(key) {
+                    try Check.busName(fields.name)
+                    if let user = fields.user { try Check.accountName(user) }
+                }
+                self = .dbusName(fields.name, user: fields.user)
+            }
         case .dbusInterface:
             let fields = try container.decode(InterfaceFields.self, forKey: key)
             try container.validate(key) {
@@ -210,6 +236,8 @@ public enum Probe: Codable, Sendable, Equatable {
                 if let file = fields.passwordFile { try Check.absolutePath(file) }
             }
             self = .remoteDesktop(port: fields.port, terminalKeys: fields.terminalKeys ?? Self.defaultTerminalKeys, passwordFile: fields.passwordFile)
+        case .portalSession: self = .portalSession(try container.decode(PortalSessionProbe.self, forKey: key))
+        case .screenText: self = .screenText(try container.decode(ScreenTextProbe.self, forKey: key))
         }
     }
 
@@ -220,12 +248,15 @@ public enum Probe: Codable, Sendable, Equatable {
         case .process(let name): try container.encode(name, forKey: .process)
         case .port(let port): try container.encode(port, forKey: .port)
         case .command(let argv): try container.encode(argv, forKey: .command)
-        case .dbusName(let name): try container.encode(name, forKey: .dbusName)
+        case .dbusName(let name, nil): try container.encode(name, forKey: .dbusName)
+        case .dbusName(let name, let user?): try container.encode(NameFields(name: name, user: user), forKey: .dbusName)
         case .dbusInterface(let path, let interface): try container.encode(InterfaceFields(path: path, interface: interface), forKey: .dbusInterface)
         case .rustdeskID: try container.encode(true, forKey: .rustdeskId)
         case .desktop(let user, let wait): try container.encode(DesktopFields(user: user, withinSeconds: wait), forKey: .desktop)
         case .remoteDesktop(let port, let keys, let file):
             try container.encode(RemoteDesktopFields(port: port, terminalKeys: keys, passwordFile: file), forKey: .remoteDesktop)
+        case .portalSession(let probe): try container.encode(probe, forKey: .portalSession)
+        case .screenText(let probe): try container.encode(probe, forKey: .screenText)
         }
     }
 
@@ -236,11 +267,13 @@ public enum Probe: Codable, Sendable, Equatable {
         case .process(let name): "process \(name)"
         case .port(let port): "port \(port)"
         case .command(let argv): "command \(argv.joined(separator: " "))"
-        case .dbusName(let name): "D-Bus \(name)"
+        case .dbusName(let name, let user): user.map { "D-Bus \(name) of \($0)" } ?? "D-Bus \(name)"
         case .dbusInterface(_, let interface): "D-Bus \(interface)"
         case .rustdeskID: "RustDesk ID"
         case .desktop(let user, _): "desktop of \(user)"
         case .remoteDesktop(let port, _, _): "remote desktop on port \(port)"
+        case .portalSession(let probe): probe.terminalKeys == nil ? "portal session of \(probe.user)" : "portal session of \(probe.user) with remote desktop"
+        case .screenText(let probe): probe.label
         }
     }
 }
@@ -424,10 +457,16 @@ public struct KeyChord: TextValue, Sendable, Equatable {
     public let keysyms: [UInt32]
     public let description: String
 
-    static let named: [String: UInt32] = [
-        "super": 0xFFEB, "ctrl": 0xFFE3, "control": 0xFFE3, "alt": 0xFFE9, "shift": 0xFFE1,
-        "return": 0xFF0D, "enter": 0xFF0D, "tab": 0xFF09, "escape": 0xFF1B, "space": 0x20,
-    ]
+    static let named: [String: UInt32] = {
+        var names: [String: UInt32] = [
+            "super": 0xFFEB, "ctrl": 0xFFE3, "control": 0xFFE3, "alt": 0xFFE9, "shift": 0xFFE1,
+            "return": 0xFF0D, "enter": 0xFF0D, "tab": 0xFF09, "escape": 0xFF1B, "space": 0x20,
+            "backspace": 0xFF08, "delete": 0xFFFF, "insert": 0xFF63, "home": 0xFF50, "end": 0xFF57,
+            "left": 0xFF51, "up": 0xFF52, "right": 0xFF53, "down": 0xFF54, "pageup": 0xFF55, "pagedown": 0xFF56,
+        ]
+        for number in 1...12 { names["f\(number)"] = 0xFFBD + UInt32(number) }
+        return names
+    }()
 
     public init(parsing text: String) throws {
         let parts = text.split(separator: "+", omittingEmptySubsequences: false).map { $0.lowercased() }
@@ -435,7 +474,7 @@ public struct KeyChord: TextValue, Sendable, Equatable {
         keysyms = try parts.map { part in
             if let keysym = Self.named[part] { return keysym }
             guard part.count == 1, let ascii = part.unicodeScalars.first?.value, (0x21...0x7E).contains(ascii) else {
-                throw ValueError("'\(part)' is not a key ionlab knows (super, ctrl, alt, shift, Return, Tab, Escape, space, or one character) in '\(text)'")
+                throw ValueError("'\(part)' is not a key ionlab knows (super, ctrl, alt, shift, Return, Tab, Escape, space, BackSpace, Delete, Insert, Home, End, Left, Up, Right, Down, PageUp, PageDown, F1 to F12, or one character) in '\(text)'")
             }
             return ascii
         }

@@ -94,6 +94,28 @@ public final class Domain: LibvirtObject, @unchecked Sendable {
         return (mimeType, data)
     }
 
+    /// The most keys one `sendKey` presses together (libvirt's VIR_DOMAIN_SEND_KEY_MAX_KEYS).
+    public static let maximumKeysAtOnce = Int(VIR_DOMAIN_SEND_KEY_MAX_KEYS)
+
+    /// Presses Linux input keycodes (`KEY_A` is 30) together on the domain's keyboard, holds them for
+    /// `holdMilliseconds` and releases them, as a person's chord: the hypervisor types, the guest runs nothing.
+    public func sendKey(linuxKeycodes: [UInt32], holdMilliseconds: UInt32 = 30) async throws {
+        precondition(!linuxKeycodes.isEmpty && linuxKeycodes.count <= Self.maximumKeysAtOnce)
+        try await connection.check("send keys to domain \(name)") {
+            var codes = linuxKeycodes
+            return virDomainSendKey(self.pointer, UInt32(VIR_KEYCODE_SET_LINUX.rawValue), holdMilliseconds, &codes, Int32(codes.count), 0)
+        }
+    }
+
+    /// A socket connected to the domain's graphical console (its VNC server in QEMU), made by libvirt, that
+    /// skips the console's password: for the controller's own input, never handed to anyone. The caller closes it.
+    public func openGraphics(index: UInt32 = 0) async throws -> Int32 {
+        try await connection.run("open the graphical console of domain \(name)") {
+            let descriptor = virDomainOpenGraphicsFD(self.pointer, index, UInt32(VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH.rawValue))
+            return descriptor < 0 ? nil : descriptor
+        }
+    }
+
     /// The domain's XML with its secrets (a graphics password): for the operator only.
     public func secureXML() async throws -> String {
         try await connection.run("read XML of domain \(name)") {

@@ -52,14 +52,14 @@ struct Demo: AsyncParsableCommand {
         if json { Terminal.error(text) } else { Terminal.line(text) }
     }
 
-    /// Each VM's verdicts: the last `verify.complete` of each verify step (``DemoSummary/latest(_:steps:)``).
+    /// Each VM's verdicts: the last `verify.complete` of each verify step (``VerificationDetail/latest(_:steps:)``).
     static func verifications(fleet: FleetSpec, paths: StatePaths) async throws -> [String: [Event]] {
         try await AdminClient.with(paths: paths) { client in
             var verifications: [Event] = []
             for try await event in try await client.events(EventQuery(fleet: fleet.name)) where event.kind == .verificationComplete {
                 verifications.append(event)
             }
-            return DemoSummary.latest(verifications, steps: fleet.workflow.map(\.name))
+            return VerificationDetail.latest(verifications, steps: fleet.workflow.map(\.name))
         }
     }
 

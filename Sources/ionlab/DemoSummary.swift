@@ -5,7 +5,7 @@ import IonLabCommandLine
 /// passed), then each VM's verdicts a line each. A verdict and a picture's path are too long for a cell: in
 /// the table they made every row wider than a terminal.
 enum DemoSummary {
-    /// `vms` in the order to show them; `verifications`: each VM's `verify.complete` events (``latest(_:steps:)``).
+    /// `vms` in the order to show them; `verifications`: each VM's `verify.complete` events (``VerificationDetail/latest(_:steps:)``).
     static func render(_ vms: [VMRecord], verifications: [String: [Event]]) -> String {
         let facts = Set(vms.flatMap(\.facts.keys)).filter { !isPicture($0) }.sorted()
         let withPictures = vms.contains { !pictures(of: $0).isEmpty }
@@ -23,24 +23,10 @@ enum DemoSummary {
         return text
     }
 
-    /// Of a fleet's `verify.complete` events, each VM's last one of each verify step, in the workflow's order
-    /// (`steps`): a step skipped by a re-run keeps the verdict of the run that did it. A VM whose events name no
-    /// step (a controller from before steps were named) keeps its last one.
-    static func latest(_ events: [Event], steps: [String]) -> [String: [Event]] {
-        var byVM: [String: [String: Event]] = [:]
-        for event in events {
-            byVM[event.agent ?? "", default: [:]][verification(of: event)?.step ?? ""] = event
-        }
-        return byVM.mapValues { byStep in
-            let current = steps.compactMap { byStep[$0] }
-            return current.isEmpty ? byStep[""].map { [$0] } ?? [] : current
-        }
-    }
-
     /// The names of a VM's pictures (`first`, `after_input`), from its `picture.NAME` facts: the remote-desktop
     /// probe's in the order taken, then any others by name.
     static func pictures(of vm: VMRecord) -> [String] {
-        let taken = PictureFacts.remoteDesktop
+        let taken = PictureFacts.all
         return vm.facts.keys.filter(isPicture).map { String($0.dropFirst(PictureFacts.prefix.count)) }
             .sorted { (taken.firstIndex(of: $0) ?? taken.count, $0) < (taken.firstIndex(of: $1) ?? taken.count, $1) }
     }
@@ -69,10 +55,7 @@ enum DemoSummary {
         return verdicts.map { "  \($0.passed ? "ok    " : "FAILED")  \(Format.escaped($0.label)) (\(Format.escaped($0.detail)))" }
     }
 
-    private static func verification(of event: Event) -> VerificationDetail? {
-        if case .verification(let detail) = event.detail { return detail }
-        return nil
-    }
+    private static func verification(of event: Event) -> VerificationDetail? { VerificationDetail.of(event) }
 
     private static func isPicture(_ fact: String) -> Bool { fact.hasPrefix(PictureFacts.prefix) }
 }

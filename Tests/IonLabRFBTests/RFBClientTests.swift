@@ -1,3 +1,4 @@
+import IonLabPictures
 import IonLabRFB
 import Testing
 
@@ -34,6 +35,8 @@ import Testing
         var client = try Self.ready()
         #expect(RFBClient.updateRequest(width: 4, height: 2, incremental: false) == [3, 0, 0, 0, 0, 0, 0, 4, 0, 2])
         #expect(RFBClient.key(0xFF0D, down: true) == [4, 1, 0, 0, 0, 0, 0xFF, 0x0D])
+        #expect(RFBClient.pointer(x: 640, y: 400) == [5, 0, 0x02, 0x80, 0x01, 0x90])
+        #expect(RFBClient.pointer(x: -5, y: 70_000, buttons: 1) == [5, 1, 0, 0, 0xFF, 0xFF])
         // One 2 × 1 rectangle at (1, 1): pixels as B, G, R, X.
         let update: [UInt8] = [0, 0] + Self.u16(1) + Self.u16(1) + Self.u16(1) + Self.u16(2) + Self.u16(1) + Self.u32(0)
             + [0x10, 0x20, 0x30, 0, 0x40, 0x50, 0x60, 0]
@@ -45,8 +48,8 @@ import Testing
         #expect(Array(screen.rgb[(5 * 3)..<(7 * 3)]) == [0x30, 0x20, 0x10, 0x60, 0x50, 0x40])
         // Lumas: 34.96 (#302010) and 82.96 (#605040) among 6 black pixels: mean 14.74, variance 795.8028.
         #expect(abs(screen.lumaVariance() - 795.8028) < 0.0001)
-        #expect(Framebuffer(width: 4, height: 2).lumaVariance() == 0)
-        #expect(screen.changedPixels(since: Framebuffer(width: 4, height: 2)) == 2)
+        #expect(Picture(width: 4, height: 2).lumaVariance() == 0)
+        #expect(screen.changedPixels(since: Picture(width: 4, height: 2)) == 2)
         // A bell, cut text and a colour map are taken in stride.
         #expect(try client.receive([2] + [3, 0, 0, 0] + Self.u32(3) + Array("abc".utf8) + [1, 0] + Self.u16(0) + Self.u16(1) + [1, 2, 3, 4, 5, 6]).events == [.bell])
     }

@@ -5,7 +5,8 @@
 #   process NAME        a process has that name (/proc/PID/comm)
 #   port PORT           something accepts TCP on 127.0.0.1:PORT
 #   command ARGV…       the command exits 0
-#   dbus-name NAME      the name is owned on the system bus or a session bus
+#   dbus-name NAME [USER]   the name is owned on USER's session bus when given, else on the system bus or a
+#                       session bus
 #   dbus-interface PATH INTERFACE   a session bus name exports INTERFACE at PATH
 #   rustdesk-id         RustDesk reports an ID
 #   desktop USER SECONDS    USER's desktop is up: a compositor answers on USER's Wayland socket, USER's
@@ -95,8 +96,18 @@ bus() { # ADDRESS BUSCTL_ARGS…
   fi
 }
 
-probe_dbus_name() { # LABEL NAME
-  local address addresses
+probe_dbus_name() { # LABEL NAME [USER]
+  local address addresses uid
+  if [[ -n ${3:-} ]]; then
+    uid=$(id -u -- "$3" 2>/dev/null) || { verdict false "$1" "no user $3"; return; }
+    [[ -S /run/user/$uid/bus ]] || { verdict false "$1" "$3 has no session bus (/run/user/$uid/bus)"; return; }
+    if bus "unix:path=/run/user/$uid/bus" --auto-start=no status -- "$2" >/dev/null 2>&1 </dev/null; then
+      verdict true "$1" "on $3's session bus"
+    else
+      verdict false "$1" "not owned on $3's session bus"
+    fi
+    return
+  fi
   mapfile -t addresses < <(session_buses)
   [[ -S /run/dbus/system_bus_socket ]] && addresses=(unix:path=/run/dbus/system_bus_socket "${addresses[@]}")
   for address in "${addresses[@]}"; do
@@ -187,7 +198,8 @@ main() {
     ((count <= $#)) || malformed "probe $index ($kind) announces $count argument(s), only $# follow"
     case $kind in
       unit) ((count == 1 || count == 2)) || malformed "probe $index: unit takes NAME [USER], found $count argument(s)" ;;
-      process | dbus-name) ((count == 1)) || malformed "probe $index: $kind takes 1 argument, found $count" ;;
+      process) ((count == 1)) || malformed "probe $index: $kind takes 1 argument, found $count" ;;
+      dbus-name) ((count == 1 || count == 2)) || malformed "probe $index: dbus-name takes NAME [USER], found $count argument(s)" ;;
       port)
         ((count == 1)) || malformed "probe $index: port takes 1 argument, found $count"
         if ! [[ $1 =~ ^[0-9]{1,5}$ ]] || ((10#$1 < 1 || 10#$1 > 65535)); then malformed "probe $index: port must be 1 to 65535, found '$1'"; fi

@@ -1,0 +1,42 @@
+import Foundation
+import IonLabAdminAPI
+import IonLabPictureTools
+import IonLabPictures
+
+/// Where a VM's pictures are kept: `STATE/pictures/VM/STAMP-NAME.png`, each written by ionlab's own encoder from
+/// a decoded picture, never a guest's bytes as they came. Recorded as the VM's `picture.NAME` facts.
+struct VMPictures {
+    let directory: String
+    /// One probe's pictures share a stamp, so they sort together.
+    let stamp = Format.fileStamp()
+
+    init(root: String, vm: String) {
+        directory = "\(root)/\(vm)"
+    }
+
+    func save(_ picture: Picture, as name: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = "\(directory)/\(stamp)-\(name).png"
+        try Data(try picture.png()).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// The frames as one animated PNG (``AnimatedPicture``); frames of another size than the first are left out.
+    func animate(_ frames: [Picture], as name: String) async throws -> String {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = "\(directory)/\(stamp)-\(name).png"
+        guard let first = frames.first else { throw ToolError("no frames to animate") }
+        try await AnimatedPicture.write(frames.filter { $0.width == first.width && $0.height == first.height }, to: path)
+        return path
+    }
+}
+
+/// A marker to type and read back: `ionlab-` and six letters and digits that OCR does not confuse with others
+/// (no 0/o, 1/l/i, 6/b, g/9/q, j, z/2).
+enum TypedMarker {
+    static let alphabet = Array("acdefhkmnprstuvwxy345789")
+
+    static func make() -> String {
+        "ionlab-" + String((0..<6).map { _ in alphabet.randomElement()! })
+    }
+}
