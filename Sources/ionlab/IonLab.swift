@@ -12,7 +12,8 @@ struct IonLab: AsyncParsableCommand {
         abstract: "Turn a libvirt host into a lab of VMs driven by agents over mutual TLS.",
         subcommands: [InitHandoff.self, ServeHandoff.self, Token.self, AgentCommands.self, Agents.self, Exec.self, Shell.self, Copy.self, Forward.self,
                       Forwards.self, ScreenshotCommand.self, DisplayCommand.self, Events.self, Jobs.self, BackendsHandoff.self, VMCommands.self,
-                      Logs.self, Up.self, Status.self, Down.self, Facts.self, Demo.self, DashboardCommands.self])
+                      Logs.self, Up.self, Status.self, Down.self, Facts.self, Demo.self, ReportCommand.self, DesktopCommands.self,
+                      DashboardCommands.self])
 
     static func main() async {
         ControllerHandoff.execIfControllerCommand(CommandLine.arguments)

@@ -40,10 +40,19 @@ import Testing
             Issue.record("the portal steps are not checks")
             return
         }
+        // The same checks, RemoteDesktop for ScreenCast, and COSMIC's terminal key for the portal session's.
         #expect(remoteDesktop == screenCast.map { probe in
-            guard case .dbusInterface(let path, let interface) = probe else { return probe }
-            return .dbusInterface(path: path, interface: interface.replacingOccurrences(of: "ScreenCast", with: "RemoteDesktop"))
+            switch probe {
+            case .dbusInterface(let path, let interface):
+                return .dbusInterface(path: path, interface: interface.replacingOccurrences(of: "ScreenCast", with: "RemoteDesktop"))
+            case .portalSession(var session):
+                session.terminalKeys = session.terminalKeys.map { $0 == "super+Return" ? "super+t" : $0 }
+                return .portalSession(session)
+            default:
+                return probe
+            }
         })
+        #expect(screenCast.contains(.portalSession(PortalSessionProbe(user: "desktop", terminalKeys: "super+Return"))))
         #expect(try step(desktop, "remote desktop") == .verify([.remoteDesktop(port: 5900, terminalKeys: "super+Return", passwordFile: nil)]))
         #expect(try step(ionChannel, "remote desktop")
                 == .verify([.remoteDesktop(port: 5900, terminalKeys: "super+t", passwordFile: "/root/.config/ionlab/vnc-password")]))
@@ -52,10 +61,14 @@ import Testing
             return
         }
         #expect(release.version == "1.3.7" && release.deb == nil)
-        #expect(ionChannel.workflow.compactMap { step -> String? in
-            if case .recipe(let file) = step.operation { return file }
-            return nil
-        } == ["../recipes/ionchannel-portal.yaml", "../recipes/krfb.yaml"])
+        func recipes(_ spec: FleetSpec) -> [String] {
+            spec.workflow.compactMap { step -> String? in
+                if case .recipe(let file) = step.operation { return file }
+                return nil
+            }
+        }
+        #expect(recipes(ionChannel) == ["../recipes/ionchannel-portal.yaml", "../recipes/krfb.yaml"])
+        #expect(recipes(desktop) == ["../recipes/fixture-desktop-portal.yaml"])
 
         // The krfb recipe loads with its files, and writes the password where the probe reads it.
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-krfb-\(UUID().uuidString.prefix(8))").path
@@ -70,6 +83,27 @@ import Testing
             return
         }
         #expect(argv.last == "/root/.config/ionlab/vnc-password")
+    }
+
+    /// The desktop demo's portal deploy has the ionChannel recipe's shape: source, build, install, the desktop
+    /// user's service, the frontend restarted, the name checked on that user's bus.
+    @Test func theFixturePortalRecipeHasTheIonChannelRecipesShape() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-portal-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let recipes = repo.appendingPathComponent("controller-config/recipes").path
+        try "name: p\nimage: bookworm-desktop\ncount: 1\nworkflow:\n  - recipe: \(recipes)/fixture-desktop-portal.yaml\n"
+            .write(toFile: "\(scratch)/p.yaml", atomically: true, encoding: .utf8)
+        let spec = try FleetSpec.load(path: "\(scratch)/p.yaml", context: FleetContext(images: ["bookworm-desktop"], backends: []))
+        #expect(spec.workflow.map(\.name) == ["clean", "source", "build", "install", "portal service", "portal frontend", "check"].map { "desktop portal: \($0)" })
+        #expect(spec.workflow[4].operation == .service(ServiceSpec(name: "ionlab-fixture-portal", state: "enabled",
+                                                                   unit: repo.appendingPathComponent("controller-config/fixtures/desktop-portal/ionlab-fixture-portal.service").path,
+                                                                   user: "desktop")))
+        guard case .verify(let probes) = spec.workflow[6].operation else {
+            Issue.record("the check is not a verify step")
+            return
+        }
+        #expect(probes.contains(.dbusName("org.freedesktop.impl.portal.desktop.ionlabfixture", user: "desktop")))
     }
 
     @Test func recipeProblemsNameTheRecipeFile() throws {
@@ -157,7 +191,7 @@ import Testing
         ("name: f\nimage: i\ncount: 1\ncolour: red\n", "f.yaml:4: colour: unknown field"),
         ("name: f\nimage: i\ncount: 1\nresources:\n  memory_mib: 64\n", "f.yaml:5: resources.memory_mib: must be in 128...262144, found 64"),
         ("name: f\nimage: i\nvms: [{name: a}, {name: a}]\n", "f.yaml:3: vms: VM 'a' is listed twice"),
-        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - name: nothing\n", "f.yaml:5: workflow[0]: a step needs one of exec, copy, package, service, verify, rustdesk, recipe"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - name: nothing\n", "f.yaml:5: workflow[0]: a step needs one of exec, copy, package, service, verify, rustdesk, recipe, desktop"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    package: [b]\n", "f.yaml:5: workflow[0]: a step takes one operation, found exec and package"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    on_failure: maybe\n", "f.yaml:6: workflow[0].on_failure: expected stop, continue or retry:N (N in 1...10), found 'maybe'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: x, state: dancing}\n", "f.yaml:5: workflow[0].service.state: expected started, restarted, stopped or enabled, found 'dancing'"),
@@ -165,8 +199,8 @@ import Testing
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - package: {url: \"ftp://x/a.deb\"}\n", "f.yaml:5: workflow[0].package.url: expected an http or https URL, found 'ftp://x/a.deb'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - package: {url: \"https://x/a.deb\", sha256: abc}\n", "f.yaml:5: workflow[0].package.sha256: expected 64 hex digits, found 'abc'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - port: 70000\n", "f.yaml:6: workflow[0].verify[0].port: must be in 1...65535, found 70000"),
-        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - socket: 80\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop, remote_desktop"),
-        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - {port: 80, process: x}\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop, remote_desktop"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - socket: 80\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop, remote_desktop, portal_session, screen_text"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - {port: 80, process: x}\n", "f.yaml:6: workflow[0].verify[0]: a probe is one of unit_active, process, port, command, dbus_name, dbus_interface, rustdesk_id, desktop, remote_desktop, portal_session, screen_text"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - rustdesk: {password: short}\n", "f.yaml:5: workflow[0].rustdesk.password: must be 8 to 128 printable characters, not starting with '-'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - service: {name: \"a b\", state: started}\n", "f.yaml:5: workflow[0].service.name: expected a systemd unit name, found 'a b'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - exec: [a]\n    timeout: 5\n", "f.yaml:6: workflow[0].timeout: unknown field"),
@@ -185,6 +219,26 @@ import Testing
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - desktop: {user: \"-r\"}\n", "f.yaml:6: workflow[0].verify[0].desktop: expected a login name, found '-r'"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - desktop: {user: d, within_seconds: 99999}\n", "f.yaml:6: workflow[0].verify[0].desktop: must be in 0...3600, found 99999"),
         ("name: f\nimage: i\ncount: 1\nworkflow:\n  - rustdesk: {id_server: \"--help\"}\n", "f.yaml:5: workflow[0].rustdesk.id_server: expected a printable value not starting with '-', found '--help'"),
+        // Issue 22: the desktop's probes and steps, each refused where it is written.
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - portal_session: {user: \"-r\"}\n",
+         "f.yaml:6: workflow[0].verify[0].portal_session.user: expected a login name, found '-r'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - portal_session: {user: d, seconds: 600}\n",
+         "f.yaml:6: workflow[0].verify[0].portal_session.seconds: must be in 0...60, found 600"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - portal_session: {user: d, remote_desktop: {terminal_keys: \"hyper+x\"}}\n",
+         "f.yaml:6: workflow[0].verify[0].portal_session.remote_desktop: 'hyper' is not a key ionlab knows (super, ctrl, alt, shift, Return, Tab, Escape, space, BackSpace, Delete, Insert, Home, End, Left, Up, Right, Down, PageUp, PageDown, F1 to F12, or one character) in 'hyper+x'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - screen_text: {contains: \"  \"}\n",
+         "f.yaml:6: workflow[0].verify[0].screen_text.contains: expected 1 to 256 printable characters to look for on the screen"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - screen_text: {contains: x, source: camera}\n",
+         "f.yaml:6: workflow[0].verify[0].screen_text.source: expected screen or remote_desktop, found 'camera'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - screen_text: {contains: x, port: 5900}\n",
+         "f.yaml:6: workflow[0].verify[0].screen_text.port: goes with source: remote_desktop"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - verify:\n      - dbus_name: {name: org.x.Y, user: \"-r\"}\n",
+         "f.yaml:6: workflow[0].verify[0].dbus_name: expected a login name, found '-r'"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - desktop: {key: super+Return, type: x}\n", "f.yaml:5: workflow[0].desktop: give one of key, type or wait_text"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - desktop: {type: \"caf\u{e9}\"}\n",
+         "f.yaml:5: workflow[0].desktop.type: expected 1 to 4096 characters of printable ASCII, tabs and line breaks (what a US keyboard types)"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - desktop: {key: x, within_seconds: 5}\n", "f.yaml:5: workflow[0].desktop.within_seconds: goes with wait_text"),
+        ("name: f\nimage: i\ncount: 1\nworkflow:\n  - desktop: {wait_text: x, within_seconds: 7200}\n", "f.yaml:5: workflow[0].desktop.within_seconds: must be in 0...3600, found 7200"),
     ])
     func badFleetSpecsAreLocated(yaml: String, expected: String) {
         #expect(rejection(FleetSpec.self, yaml, file: "f.yaml") == expected)
