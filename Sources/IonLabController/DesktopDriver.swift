@@ -19,8 +19,12 @@ struct DesktopDriver {
         let started = clock.now
         switch input {
         case .key(let chord):
-            try await screens.press([try HypervisorKeyboard.chord(chord.keysyms)], on: vm)
-            return DesktopResult(summary: "pressed \(chord.description)", seconds: (clock.now - started).seconds)
+            let codes = try HypervisorKeyboard.chord(chord.keysyms)
+            let before = try await screens.screen(of: vm)
+            try await screens.press([codes], on: vm)
+            let settled = try await ScreenSettling(take: { [screens] in try await screens.screen(of: vm) }).settle(after: before)
+            let reaction = settled.changedAfter.map { "the screen changed after \($0.oneDecimal) s and settled" } ?? "the screen did not change within \(ScreenSettling.changePatience.seconds.oneDecimal) s"
+            return DesktopResult(summary: "pressed \(chord.description); \(reaction)", seconds: (clock.now - started).seconds)
         case .type(let text):
             try await screens.press(try HypervisorKeyboard.strokes(typing: text), on: vm)
             return DesktopResult(summary: "typed \(text.count) character(s)", seconds: (clock.now - started).seconds)

@@ -38,3 +38,42 @@ struct ScreenTextWait {
         return Outcome(found: read.contains(text), read: read, picture: picture, seconds: (clock.now - started).seconds, readings: readings)
     }
 }
+
+/// Waits for a screen to answer a key: until it changes (a window opening), then until it keeps still, so that
+/// what is typed next reaches the window the key opened. A key that changes nothing waits ``changePatience``.
+struct ScreenSettling {
+    let take: @Sendable () async throws -> Picture
+    static let changePatience: Duration = .seconds(5)
+    /// Still for this long means settled.
+    static let still: Duration = .milliseconds(800)
+    static let settlePatience: Duration = .seconds(15)
+    /// Between two looks: pacing.
+    var pause: Duration = .milliseconds(100)
+
+    struct Outcome {
+        /// Seconds from the key to the first change, or nil if none came.
+        var changedAfter: Double?
+    }
+
+    func settle(after before: Picture) async throws -> Outcome {
+        let clock = ContinuousClock()
+        let started = clock.now
+        var current = before
+        while current == before {
+            guard clock.now - started < Self.changePatience else { return Outcome(changedAfter: nil) }
+            try await Task.sleep(for: pause)
+            current = try await take()
+        }
+        let changed = (clock.now - started).seconds
+        var stillSince = clock.now
+        while clock.now - stillSince < Self.still, clock.now - started < Self.settlePatience {
+            try await Task.sleep(for: pause)
+            let next = try await take()
+            if next != current {
+                current = next
+                stillSince = clock.now
+            }
+        }
+        return Outcome(changedAfter: changed)
+    }
+}

@@ -32,9 +32,9 @@ struct VMPictures {
 }
 
 /// A marker to type and read back: `ionlab-` and six letters and digits that OCR does not confuse with others
-/// (no 0/o, 1/l/i, 6/b, g/9/q, j, z/2).
+/// (no 0/o, 1/l/i, 5/s, 6/b, g/q, j, z/2, 7: tesseract read foot's 5 as S and 7 as 7J here).
 enum TypedMarker {
-    static let alphabet = Array("acdefhkmnprstuvwxy345789")
+    static let alphabet = Array("acdefhkmnprtuvwxy3489")
 
     static func make() -> String {
         "ionlab-" + String((0..<6).map { _ in alphabet.randomElement()! })

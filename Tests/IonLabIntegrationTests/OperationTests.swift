@@ -49,41 +49,54 @@ import Testing
     }
 
     /// The remote-desktop probe as a viewer would run it, from the controller through the agent's channel, against a
-    /// scripted VNC server that knows nothing of ionlab: the handshake, a first frame saved as a picture, keys that
-    /// paint the screen, a second picture; and a blank screen and a closed port each fail with their reason.
+    /// scripted VNC server that knows nothing of ionlab: the handshake, a first frame saved as a picture, a marker
+    /// typed that OCR must read on the second, the session as an animated picture; and a blank screen, a screen that
+    /// changed without showing the marker (its verdict quotes what was read) and a closed port each fail with their reason.
     @Test func theRemoteDesktopProbeConnectsTakesFramesTypesAndKeepsPictures() async throws {
         let fleet = try FleetLab()
         try await fleet.start()
-        let (port, blankPort, closedPort) = (try await Self.scriptedVNCServer(fleet), try await Self.scriptedVNCServer(fleet, blank: true), try Lab.freePort())
+        let (port, blankPort, closedPort) = (try await Self.scriptedVNCServer(fleet), try await Self.scriptedVNCServer(fleet, mode: "--blank"), try Lab.freePort())
+        let garbledPort = try await Self.scriptedVNCServer(fleet, mode: "--garbled")
 
         let result = try up(fleet, "rd", steps: "  - verify:\n      - remote_desktop: {port: \(port)}\n")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let verdict = try #require(fleet.events(fleet: "rd").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
-        #expect(verdict.contains("remote desktop on port \(port) ok (64×48 'scripted': connected in"), "\(verdict)")
+        #expect(verdict.contains("remote desktop on port \(port) ok (480×120 'scripted': connected in"), "\(verdict)")
         #expect(verdict.contains("input on screen in"), "\(verdict)")
+        #expect(verdict.wholeMatch(of: /.*; OCR read 'ionlab-[a-z0-9]{6}'\)/) != nil, "\(verdict)")
         let facts = try #require(fleet.vms().first { $0["name"] as? String == "rd-1" }?["facts"] as? [String: String])
-        #expect(facts["remote_desktop.screen"] == "64x48")
-        for key in ["picture.first", "picture.after_input"] {
+        #expect(facts["remote_desktop.screen"] == "480x120")
+        for key in ["picture.first", "picture.after_input", "picture.remote_desktop_session"] {
             let path = try #require(facts[key], "no \(key) in \(facts)")
             let png = try #require(FileManager.default.contents(atPath: path))
             #expect(png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]), "\(path) is not a PNG")
         }
 
+        let sessionPath = try #require(facts["picture.remote_desktop_session"])
+        let session = try #require(FileManager.default.contents(atPath: sessionPath))
+        #expect(session.range(of: Data("acTL".utf8)) != nil, "the session's picture is not animated")
+
         let blank = try up(fleet, "rdblank", steps: "  - verify:\n      - remote_desktop: {port: \(blankPort)}\n")
         #expect(blank.status == 1)
         #expect(blank.stdout.contains("the first frame is blank"), "\(blank.stdout)")
+        let garbled = try up(fleet, "rdgarbled", steps: "  - verify:\n      - remote_desktop: {port: \(garbledPort)}\n")
+        #expect(garbled.status == 1)
+        let failed = try #require(fleet.events(fleet: "rdgarbled").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
+        #expect(failed.wholeMatch(of: /.*FAILED \(the marker ionlab-[a-z0-9]{6} it typed is not on the screen after the input; OCR read: '[^']*Segmentation fault[^']*'; 480×120 .*/) != nil, "\(failed)")
         let closed = try up(fleet, "rdclosed", steps: "  - verify:\n      - remote_desktop: {port: \(closedPort)}\n")
         #expect(closed.status == 1)
         #expect(closed.stdout.contains("cannot connect to 127.0.0.1:\(closedPort): connection refused"), "\(closed.stdout)")
     }
 
     /// Starts `Helpers/rfb_server.py` (a VNC server that knows nothing of ionlab) on a free port, and returns the
-    /// port once it accepts; `blank` gives it a screen of one colour and a single pixel.
-    static func scriptedVNCServer(_ fleet: FleetLab, blank: Bool = false) async throws -> Int {
+    /// port once it accepts; `mode` `--blank` gives it a screen of one colour and a single pixel, `--garbled` one
+    /// that changes with the keys without showing them.
+    static func scriptedVNCServer(_ fleet: FleetLab, mode: String? = nil) async throws -> Int {
         let helper = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Helpers/rfb_server.py").path
         let port = try Lab.freePort()
-        _ = try fleet.lab.spawnHelper("/usr/bin/env", ["python3", helper, String(port)] + (blank ? ["--blank"] : []),
-                                      log: blank ? "rfb-blank.log" : "rfb.log")
+        // Debian's Python: it has Pillow (python3-pil, scripts/install-deps.sh) and the fonts.
+        _ = try fleet.lab.spawnHelper("/usr/bin/python3", [helper, String(port)] + (mode.map { [$0] } ?? []),
+                                      log: "rfb\(mode ?? "").log")
         try await eventually("the VNC server on port \(port)", timeout: 30) { ForwardTests.connects(port) }
         return port
     }
@@ -123,9 +136,9 @@ import Testing
         guard lines.count >= 6 else { return }
         #expect(lines[0].split(separator: " ") == ["VM", "REMOTE_DESKTOP.CONNECT_MS", "REMOTE_DESKTOP.FIRST_FRAME_MS", "REMOTE_DESKTOP.INPUT_TO_SCREEN_MS",
                                                    "REMOTE_DESKTOP.SCREEN", "PICTURES", "VERIFY"], "\(summary)")
-        #expect(lines[1].hasPrefix("show-1 ") && lines[1].hasSuffix("  64x48                  first, after_input  1/2 passed"), "\(summary)")
+        #expect(lines[1].hasPrefix("show-1 ") && lines[1].hasSuffix("  480x120                first, after_input, remote_desktop_session  1/2 passed"), "\(summary)")
         #expect(lines[2].isEmpty && lines[3] == "show-1", "\(summary)")
-        #expect(lines[4].hasPrefix("  ok      remote desktop on port \(port) (64×48 'scripted': connected in "), "\(summary)")
+        #expect(lines[4].hasPrefix("  ok      remote desktop on port \(port) (480×120 'scripted': connected in "), "\(summary)")
         #expect(lines[4].contains("; pictures: \(stateDir)/pictures/show-1/"), "\(summary)")
         #expect(lines[5] == "  FAILED  command sh -c printf \"nope \\033]0;pwned\\007\"; exit 4 (exit 4: nope \\u{1B}]0;pwned\\u{7})", "\(summary)")
     }

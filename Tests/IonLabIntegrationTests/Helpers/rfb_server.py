@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """A small VNC (RFB 3.8) server for the remote-desktop probe's tests, independent of ionlab.
 
-  rfb_server.py PORT [--blank]
+  rfb_server.py PORT [--blank | --garbled]
 
-Serves a 64 x 48 desktop named "scripted" on 127.0.0.1:PORT with no authentication, in 32-bit true colour
-(it checks that the client asks for that) and the Raw encoding. The screen is a gradient (with --blank, one colour
-and a single white pixel, like a cursor on a desktop that drew nothing: two colours, but blank); each key pressed paints a band of it white, so a viewer's input visibly changes the screen. Answers an
+Serves a 480 x 120 desktop named "scripted" on 127.0.0.1:PORT with no authentication, in 32-bit true colour
+(it checks that the client asks for that) and the Raw encoding. Its screen is a terminal of sorts: printable
+keys are typed on its line, Return starts the next line, each drawn with Pillow in DejaVu Sans Mono, so OCR can
+read what a viewer typed. With --blank it is one colour and a single white pixel, like a cursor on a desktop that
+drew nothing (two colours, but blank); with --garbled each key paints a band of the screen and the text
+"Segmentation fault" appears, so the input changes the screen but what was typed is not on it. Answers an
 incremental update request only once something changed, as real servers do.
 """
 import socket
@@ -13,16 +16,64 @@ import struct
 import sys
 import threading
 
-W, H = 64, 48
+from PIL import Image, ImageDraw, ImageFont
+
+W, H = 480, 120
+FONT = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", 16)
 
 
-def serve(connection, blank):
-    pixels = bytearray()
-    for y in range(H):
-        for x in range(W):
-            b, g, r = ((255, 255, 255) if (x, y) == (W // 2, H // 2) else (40, 40, 40)) if blank else (x * 4, y * 5, (x + y) * 2)
-            pixels += bytes((b, g, r, 0))
-    state = {"dirty": True, "pending": False, "band": 0}
+class Screen:
+    """The picture the server shows, as BGRX bytes."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.lines = ["$ "]
+        self.bands = 0
+        self.pixels = self.render()
+
+    def render(self):
+        if self.mode == "blank":
+            image = Image.new("RGB", (W, H), (40, 40, 40))
+            image.putpixel((W // 2, H // 2), (255, 255, 255))
+        elif self.mode == "garbled":
+            image = Image.new("RGB", (W, H), (200, 200, 200))
+            draw = ImageDraw.Draw(image)
+            draw.rectangle((0, 0, W, 21), fill=(30, 60, 110))
+            draw.text((8, 2), "scripted desktop", font=FONT, fill=(255, 255, 255))
+            for band in range(self.bands):
+                top = 26 + (band * 6) % (H - 72)
+                draw.rectangle((0, top, W, top + 3), fill=(20, 20, 20))
+            if self.bands:
+                draw.text((10, H - 26), "Segmentation fault", font=FONT, fill=(20, 20, 20))
+        else:
+            image = Image.new("RGB", (W, H), (250, 250, 250))
+            draw = ImageDraw.Draw(image)
+            draw.rectangle((0, 0, W, 21), fill=(30, 60, 110))
+            draw.text((8, 2), "scripted terminal", font=FONT, fill=(255, 255, 255))
+            for number, line in enumerate(self.lines[-4:]):
+                draw.text((8, 26 + number * 22), line, font=FONT, fill=(10, 10, 10))
+        r, g, b = image.split()
+        return bytearray(Image.merge("RGBA", (b, g, r, Image.new("L", (W, H), 0))).tobytes())
+
+    def key(self, keysym):
+        if self.mode == "garbled":
+            self.bands += 1
+        elif self.mode == "terminal":
+            if keysym == 0xFF0D:
+                typed = self.lines[-1][2:]
+                if typed.startswith("echo "):
+                    self.lines.append(typed[5:])
+                self.lines.append("$ ")
+            elif 0x20 <= keysym < 0x7F:
+                self.lines[-1] += chr(keysym)
+            else:
+                return
+        self.pixels = self.render()
+
+
+def serve(connection, mode):
+    screen = Screen(mode)
+    state = {"dirty": True, "pending": False}
 
     def read(n):
         data = b""
@@ -35,7 +86,7 @@ def serve(connection, blank):
 
     def frame():
         header = struct.pack(">BxH", 0, 1) + struct.pack(">HHHHi", 0, 0, W, H, 0)
-        connection.sendall(header + bytes(pixels))
+        connection.sendall(header + bytes(screen.pixels))
         state["dirty"] = False
         state["pending"] = False
 
@@ -67,13 +118,9 @@ def serve(connection, blank):
             else:
                 state["pending"] = True
         elif kind == 4:  # KeyEvent
-            down = read(7)[0]
+            down, keysym = struct.unpack(">BxxI", read(7))
             if down:
-                band = state["band"] % (H // 4)
-                for y in range(band * 4, band * 4 + 4):
-                    for x in range(W):
-                        pixels[(y * W + x) * 4:(y * W + x) * 4 + 3] = b"\xff\xff\xff"
-                state["band"] += 1
+                screen.key(keysym)
                 state["dirty"] = True
                 if state["pending"]:
                     frame()
@@ -88,7 +135,7 @@ def serve(connection, blank):
 
 def main():
     port = int(sys.argv[1])
-    blank = "--blank" in sys.argv
+    mode = "blank" if "--blank" in sys.argv else "garbled" if "--garbled" in sys.argv else "terminal"
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", port))
@@ -98,7 +145,7 @@ def main():
 
         def run(c=connection):
             try:
-                serve(c, blank)
+                serve(c, mode)
             except (EOFError, OSError):
                 pass
             finally:

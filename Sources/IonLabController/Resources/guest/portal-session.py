@@ -235,7 +235,7 @@ def describe(error):
     message = (error.get_dbus_message() or "").strip().splitlines()
     hint = ""
     if name in ("org.freedesktop.DBus.Error.UnknownMethod", "org.freedesktop.DBus.Error.UnknownInterface",
-                "org.freedesktop.DBus.Error.UnknownObject"):
+                "org.freedesktop.DBus.Error.UnknownObject") or "No such interface" in (message[0] if message else ""):
         hint = " (the frontend has no backend for it: is the backend running, and named in a .portal file?)"
     if name in ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"):
         hint = " (xdg-desktop-portal is not running on this session bus)"
@@ -247,17 +247,18 @@ def run(user, outdir, seconds, keysyms, marker, steps):
     try:
         import dbus
         from dbus.mainloop.glib import DBusGMainLoop
-        import gi
-        gi.require_version("Gst", "1.0")
-        from gi.repository import GLib, Gst
-    except (ImportError, ValueError) as error:
-        raise Failure("tools", f"{error}: the image needs python3-dbus, python3-gi, gir1.2-gstreamer-1.0 and gstreamer1.0-pipewire")
+        from gi.repository import GLib
+    except ImportError as error:
+        raise Failure("tools", f"{error}: the image needs python3-dbus and python3-gi")
     DBusGMainLoop(set_as_default=True)
     try:
         bus = dbus.SessionBus()
     except dbus.DBusException as error:
         raise Failure("session bus", describe(error))
-    portal = Portal(dbus, bus, GLib)
+    try:
+        portal = Portal(dbus, bus, GLib)
+    except dbus.DBusException as error:
+        raise Failure("portal", describe(error))
     portal.steps = steps
     screencast = portal.interface("org.freedesktop.portal.ScreenCast")
     began = time.monotonic()
@@ -276,6 +277,12 @@ def run(user, outdir, seconds, keysyms, marker, steps):
     descriptor = remote.take()
     setup = time.monotonic() - began
 
+    try:
+        import gi
+        gi.require_version("Gst", "1.0")
+        from gi.repository import Gst
+    except (ImportError, ValueError) as error:
+        raise Failure("tools", f"{error}: the image needs gir1.2-gstreamer-1.0 and gstreamer1.0-pipewire")
     frames = Frames()
     Gst.init(None)
     try:
