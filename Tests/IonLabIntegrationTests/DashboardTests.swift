@@ -48,6 +48,70 @@ import Testing
         var restartNotice: String?
     }
 
+    /// `ionlab report`: one self-contained page, opened from disk in a real headless Chromium. Every picture the
+    /// VM's probes kept shows (the remote-desktop session animated), each verdict has its line, the timeline its
+    /// rows, and a guest's markup is text: nothing runs, nothing is fetched, and the page's policy says so.
+    @Test func aFleetsReportIsOnePageThatABrowserShowsWhole() async throws {
+        let fleet = try FleetLab()
+        try await fleet.start()
+        let port = try await OperationTests.scriptedVNCServer(fleet)
+        let spec = try fleet.spec("rep", FleetTests.header("rep", backend: "big") + """
+            count: 1
+            workflow:
+              - name: screens
+                verify:
+                  - remote_desktop: {port: \(port)}
+                  - screen_text: {contains: "World Wide Web"}
+              - name: says-markup
+                verify:
+                  - command: ["sh", "-c", "echo '<img src=x id=injected onerror=alert(1)><script>alert(2)</script>'; exit 3"]
+            """)
+        let up = fleet.lab.run(["up", spec])
+        #expect(up.status == 1, "\(up.stdout)\(up.stderr)")
+        let page = "\(fleet.lab.directory)/rep-report.html"
+        let written = fleet.lab.run(["report", "rep", "-o", page])
+        #expect(written.status == 0 && written.stdout.hasPrefix("wrote \(page): the report of rep, "), "\(written.stdout)\(written.stderr)")
+        let missing = fleet.lab.run(["report", "nope", "-o", "\(fleet.lab.directory)/nope.html"])
+        #expect(missing.status == 1 && missing.stderr == "ionlab: no fleet named 'nope'\n", "\(missing.stderr)")
+
+        struct Shown: Decodable {
+            struct Image: Decodable {
+                var alt: String
+                var loaded: Bool
+                var width: Int
+                var caption: String
+            }
+            var title: String
+            var sections: [String]
+            var images: [Image]
+            var verdicts: [String]
+            var timelineRows: Int
+            var scripts: Int
+            var frames: Int
+            var injected: Int
+            var text: String
+            var console: [String]
+        }
+        let screenshot = ProcessInfo.processInfo.environment["IONLAB_REPORT_SCREENSHOT"] ?? "\(fleet.lab.directory)/report.png"
+        let run = Lab.runProgram(Self.python, [Self.helpers.appendingPathComponent("report_browser.py").path, page, "--screenshot", screenshot],
+                                 directory: fleet.lab.directory)
+        let shown = try JSONDecoder().decode(Shown.self, from: Data(run.stdout.utf8))
+        #expect(shown.title == "ionlab report: rep")
+        #expect(shown.sections == ["vm-rep-1"])
+        #expect(shown.images.map(\.caption) == ["first", "after_input", "remote_desktop_session (animated)", "screen_text"], "\(shown.images)")
+        #expect(shown.images.allSatisfy { $0.loaded && $0.width > 0 }, "\(shown.images)")
+        #expect(shown.verdicts.contains { $0.hasPrefix("ok remote desktop on port \(port) (480×120 'scripted'") }, "\(shown.verdicts)")
+        #expect(shown.verdicts.contains { $0.hasPrefix("ok screen text 'World Wide Web' (read after") }, "\(shown.verdicts)")
+        #expect(shown.verdicts.contains { $0.contains("FAILED command sh -c") && $0.contains("<img src=x id=injected onerror=alert(1)><script>alert(2)</script>") },
+                "\(shown.verdicts)")
+        #expect(shown.scripts == 0 && shown.frames == 0 && shown.injected == 0)
+        #expect(shown.timelineRows >= 2, "the boot and the two steps: \(shown.timelineRows)")
+        #expect(shown.text.contains("1 VM(s), 2/3 probes passed."), "\(shown.text.prefix(300))")
+        #expect(shown.console.isEmpty, "\(shown.console)")
+    }
+
+    static let helpers = VMCommandTests.repo.appendingPathComponent("Tests/IonLabIntegrationTests/Helpers")
+
     @Test func aRealBrowserFollowsAFleetComingUp() async throws {
         let port = try Lab.freePort(), attackerPort = try Lab.freePort()
         let fleet = try FleetLab()

@@ -14,9 +14,10 @@ import sys
 import threading
 import time
 
-from selenium import webdriver
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from headless_chromium import browser  # noqa: E402
+
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -32,18 +33,6 @@ parser.add_argument("--screenshot", required=True)
 args = parser.parse_args()
 
 seen = {"errors": []}
-
-
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1600,1000",
-                 "--no-first-run", "--no-default-browser-check", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-default-apps", "--disable-domain-reliability", "--no-pings", "--no-proxy-server",
-                 "--disable-client-side-phishing-detection", "--disable-features=OptimizationHints,MediaRouter,Translate",
-                 '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1']:
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
 
 
 def wait(driver, what, predicate, timeout=60):
