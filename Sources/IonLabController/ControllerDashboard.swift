@@ -41,6 +41,11 @@ final class ControllerDashboard: DashboardSource {
         return png
     }
 
+    func picture(of vm: String, named name: String) async throws -> [UInt8]? {
+        guard let record = try controller.store.vm(vm) else { return nil }
+        return VMPictureFiles(root: "\(controller.paths.directory)/pictures").read(name, facts: record.facts, limit: VMPictureFiles.pictureBytes)
+    }
+
     func perform(_ action: DashboardAction) async throws -> String {
         switch action {
         case .down(let fleet):

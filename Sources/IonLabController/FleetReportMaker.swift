@@ -7,8 +7,7 @@ import IonLabPictures
 /// steps' last verdicts from the events, and their pictures from `STATE/pictures`, read back and checked.
 struct FleetReportMaker {
     let controller: Controller
-    /// A report holds every picture whole: each at most this, all together at most ``totalPictureBytes``.
-    static let pictureBytes = 32 << 20
+    /// A report holds every picture whole, all together at most this.
     static let totalPictureBytes = 192 << 20
 
     func html(fleet: String) throws -> String {
@@ -31,18 +30,14 @@ struct FleetReportMaker {
         return FleetReportPage(fleet: fleet, generatedAt: Date(), vms: vms).html()
     }
 
-    /// The VM's pictures in ``PictureFacts/all``'s order: only files under `STATE/pictures` that are PNGs within
-    /// the limits (a fact is a path, and facts are kept in the store).
+    /// The VM's pictures in ``PictureFacts/all``'s order, within the page's budget.
     private func images(of facts: [String: String], budget: inout Int) -> [FleetReportPage.Image] {
-        let root = URL(fileURLWithPath: "\(controller.paths.directory)/pictures").standardizedFileURL.resolvingSymlinksInPath().path + "/"
+        let files = VMPictureFiles(root: "\(controller.paths.directory)/pictures")
         var images: [FleetReportPage.Image] = []
         for name in PictureFacts.all {
-            guard let path = facts[PictureFacts.prefix + name] else { continue }
-            let resolved = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-            guard resolved.hasPrefix(root), let data = FileManager.default.contents(atPath: resolved),
-                  data.count <= min(Self.pictureBytes, budget), (try? Picture.pngSize(of: [UInt8](data.prefix(24)))) != nil else { continue }
-            budget -= data.count
-            images.append(FleetReportPage.Image(name: name, png: [UInt8](data), animated: PictureFacts.animated.contains(name)))
+            guard let png = files.read(name, facts: facts, limit: min(VMPictureFiles.pictureBytes, budget)) else { continue }
+            budget -= png.count
+            images.append(FleetReportPage.Image(name: name, png: png, animated: PictureFacts.animated.contains(name)))
         }
         return images
     }

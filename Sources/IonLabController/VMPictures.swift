@@ -31,6 +31,23 @@ struct VMPictures {
     }
 }
 
+/// Reads a VM's pictures back for the report and the dashboard: only a name ``PictureFacts`` knows, only a file
+/// under `STATE/pictures` (a fact is a path, and facts live in the store), only a PNG within `limit`.
+struct VMPictureFiles {
+    static let pictureBytes = 32 << 20
+    let root: String
+
+    func read(_ name: String, facts: [String: String], limit: Int) -> [UInt8]? {
+        guard PictureFacts.all.contains(name), let path = facts[PictureFacts.prefix + name] else { return nil }
+        let inside = URL(fileURLWithPath: root).standardizedFileURL.resolvingSymlinksInPath().path + "/"
+        let resolved = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        guard resolved.hasPrefix(inside), let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
+              (attributes[.size] as? Int ?? .max) <= limit, let data = FileManager.default.contents(atPath: resolved),
+              data.count <= limit, (try? Picture.pngSize(of: [UInt8](data.prefix(24)))) != nil else { return nil }
+        return [UInt8](data)
+    }
+}
+
 /// A marker to type and read back: `ionlab-` and six letters and digits that OCR does not confuse with others
 /// (no 0/o, 1/l/i, 5/s, 6/b, g/q, j, z/2, 7: tesseract read foot's 5 as S and 7 as 7J here).
 enum TypedMarker {

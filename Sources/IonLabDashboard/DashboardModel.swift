@@ -88,6 +88,8 @@ public protocol DashboardSource: Sendable {
     func events(after seq: Int64?, replay: Int, send: @escaping @Sendable ([Event]) async throws -> Void) async throws
     /// The VM's screen as PNG.
     func screen(of vm: String) async throws -> [UInt8]
+    /// A picture a probe kept of the VM (its `picture.NAME` fact), as PNG; nil when it has none of that name.
+    func picture(of vm: String, named name: String) async throws -> [UInt8]?
     /// Does what the page asked; returns one line saying what was done.
     func perform(_ action: DashboardAction) async throws -> String
     /// What the gauges of `/metrics` say now.

@@ -89,6 +89,13 @@ public struct DashboardServer: Sendable {
             return Response(status: .ok, headers: [.contentType: "image/png", .cacheControl: "no-store"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))
         }
+        group.get("api/vms/:name/pictures/:picture") { [source] _, context -> Response in
+            guard let png = try await source.picture(of: try context.parameters.require("name"), named: try context.parameters.require("picture")) else {
+                return .text(.notFound, "no such picture")
+            }
+            return Response(status: .ok, headers: [.contentType: "image/png", .cacheControl: "no-store"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))
+        }
         group.get("metrics") { [metrics, source] _, _ -> Response in
             let body = metrics.scrape(await source.metricsSnapshot())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

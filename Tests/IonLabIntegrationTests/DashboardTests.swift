@@ -53,7 +53,8 @@ import Testing
     /// rows, and a guest's markup is text: nothing runs, nothing is fetched, and the page's policy says so.
     @Test func aFleetsReportIsOnePageThatABrowserShowsWhole() async throws {
         let fleet = try FleetLab()
-        try await fleet.start()
+        let httpPort = try Lab.freePort()
+        try await fleet.start(controllerArguments: ["--http", "127.0.0.1:\(httpPort)"])
         let port = try await OperationTests.scriptedVNCServer(fleet)
         let spec = try fleet.spec("rep", FleetTests.header("rep", backend: "big") + """
             count: 1
@@ -108,6 +109,18 @@ import Testing
         #expect(shown.timelineRows >= 2, "the boot and the two steps: \(shown.timelineRows)")
         #expect(shown.text.contains("1 VM(s), 2/3 probes passed."), "\(shown.text.prefix(300))")
         #expect(shown.console.isEmpty, "\(shown.console)")
+
+        // The dashboard links the same pictures: the session's animation, and nothing else of the state directory.
+        let (url, token) = try await fleet.lab.httpSide(port: httpPort)
+        let saved = "\(fleet.lab.directory)/animation.png"
+        let fetched = Lab.runProgram("/usr/bin/curl", ["-s", "-o", saved, "-w", "%{http_code} %{content_type}", "-H", "Authorization: Bearer \(token)",
+                                                       "\(url)/api/vms/rep-1/pictures/remote_desktop_session"], directory: "/")
+        #expect(fetched.stdout == "200 image/png", "\(fetched.stdout)")
+        #expect(FileManager.default.contents(atPath: saved)?.range(of: Data("acTL".utf8)) != nil, "the dashboard's session picture is not animated")
+        for other in ["first/../../dashboard.token", "..%2F..%2Fdashboard.token", "nothing", "rustdesk.id"] {
+            #expect(MetricsTests.get("\(url)/api/vms/rep-1/pictures/\(other)", token: token).status == 404, "\(other)")
+        }
+        #expect(MetricsTests.get("\(url)/api/vms/rep-1/pictures/first", token: nil).status == 401)
     }
 
     static let helpers = VMCommandTests.repo.appendingPathComponent("Tests/IonLabIntegrationTests/Helpers")

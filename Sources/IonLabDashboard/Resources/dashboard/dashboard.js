@@ -150,10 +150,30 @@
     agent.className = "agent " + status.agent;
     text(row.querySelector(".health"), healthText(status.health));
     text(row.querySelector(".step"), status.step || "");
-    text(row.querySelector(".facts"), Object.keys(vm.facts).sort().map((k) => k + " " + vm.facts[k]).join("\n"));
+    showFacts(row.querySelector(".facts"), status.name, vm.facts);
     drawTimeline(row.querySelector(".bars"), vm, scale);
     row.dataset.screen = vm.hasScreen ? "yes" : "no";
     if (!vm.hasScreen) row.querySelector(".screen img").hidden = true;
+  }
+
+  // Facts as text; the pictures probes kept (picture.NAME) as links to them, the session recordings animated.
+  function showFacts(cell, vm, facts) {
+    const keys = Object.keys(facts).sort();
+    const pictures = keys.filter((k) => k.startsWith("picture."));
+    cell.replaceChildren(keys.filter((k) => !k.startsWith("picture.")).map((k) => k + " " + facts[k]).join("\n"));
+    if (pictures.length === 0) return;
+    const line = document.createElement("div");
+    line.className = "pictures";
+    for (const key of pictures) {
+      const name = key.slice("picture.".length);
+      const link = document.createElement("a");
+      link.href = "/api/vms/" + encodeURIComponent(vm) + "/pictures/" + encodeURIComponent(name);
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.textContent = name.endsWith("_session") ? name + " ▶" : name;
+      line.append(link, " ");
+    }
+    cell.append(line);
   }
 
   function age(seconds) {
