@@ -19,6 +19,11 @@ packages=(
   zsh fish   # ionlab's shell completions are tried in each shell
   python3-prometheus-client   # Prometheus' own parser reads /metrics in the tests
   chromium chromium-driver   # a real headless browser loads the dashboard in the tests (through selenium)
+  tesseract-ocr tesseract-ocr-eng   # the controller reads the text on VMs' screens (OCR, on the host)
+  apngasm   # the controller keeps a session's frames as one animated PNG
+  python3-pil fonts-dejavu-core   # the scripted VNC server of the tests draws what is typed in a real font
+  python3-dbus python3-gi   # the scripted portal frontend of the tests, and the portal-session script run on this host
+  libsystemd-dev libxkbcommon-dev   # the desktop portal FIXTURE is built and tried on this host too
 )
 missing=()
 for package in "${packages[@]}"; do

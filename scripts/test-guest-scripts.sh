@@ -1001,5 +1001,96 @@ krfb_setup_refuses() {
 }
 check "krfb-setup: an unknown user or missing arguments, one line and nothing written" krfb_setup_refuses
 
+# --- verify.sh: a D-Bus name on one user's session bus ----------------------------------------------------------
+
+verify_dbus_name_of_a_user() {
+  echo 1000 >"$state/users/alice"
+  echo 1001 >"$state/users/bob"
+  sockets /run/user/1000/bus
+  echo "unix:path=/run/user/1000/bus org.example.Portal / -" >"$state/bus"
+  run verify.sh \
+    dbus-name "D-Bus org.example.Portal of alice" 2 org.example.Portal alice \
+    dbus-name "D-Bus org.example.Other of alice" 2 org.example.Other alice \
+    dbus-name "D-Bus org.example.Portal of bob" 2 org.example.Portal bob \
+    dbus-name "D-Bus org.example.Portal of nobody" 2 org.example.Portal nobody
+  expect_status 1
+  expect_stdout $'PASS\tD-Bus org.example.Portal of alice\ton alice\'s session bus'
+  expect_stdout $'FAIL\tD-Bus org.example.Other of alice\tnot owned on alice\'s session bus'
+  expect_stdout $'FAIL\tD-Bus org.example.Portal of bob\tbob has no session bus (/run/user/1001/bus)'
+  expect_stdout $'FAIL\tD-Bus org.example.Portal of nobody\tno user nobody'
+  # Only that user's bus, as that user: the name on the system bus or another's does not count.
+  expect_call "runuser -u alice -- busctl --address=unix:path=/run/user/1000/bus --auto-start=no status -- org.example.Portal"
+}
+check_both "verify: dbus-name with a user looks on that user's session bus only, as that user" verify_dbus_name_of_a_user
+
+# --- portal-session.py: the guest side of the portal_session probe ------------------------------------------------
+# Its sessions are tested against a scripted frontend through the controller (DesktopTests) and against the real
+# portal on real VMs (scripts/e2e-vm.sh); here, that it compiles and refuses bad arguments in one line.
+
+portal_session=$guest/portal-session.py
+portal_session_refuses() {
+  python3 -m py_compile "$portal_session" 2>"$out/stderr" || { echo "does not compile: $(cat "$out/stderr")"; return 1; }
+  local arguments expected
+  while IFS='|' read -r arguments expected; do
+    # shellcheck disable=SC2086 # the words are the arguments
+    python3 "$portal_session" $arguments >"$out/stdout" 2>"$out/stderr" 3>"$out/fd3" && status=0 || status=$?
+    expect_status 2 || { echo "for: $arguments"; return 1; }
+    [[ $(cat "$out/stderr") == "portal-session.py: $expected" ]] || { echo "for '$arguments': $(cat "$out/stderr")"; return 1; }
+    expect_no_fd3
+  done <<'CASES'
+desktop /run/x|expected USER OUTDIR SECONDS [KEYSYMS MARKER], found 2 argument(s)
+desktop relative 3|OUTDIR must be an absolute path, found 'relative'
+desktop /run/x 99|SECONDS must be 0 to 60, found '99'
+desktop /run/x 3 super echo|KEYSYMS must be decimal keysyms separated by commas, found 'super'
+desktop /run/x 3 1,2,3,4,5 echo|KEYSYMS takes 1 to 4 keysyms
+CASES
+  python3 "$portal_session" desktop /run/x 3 65515 "$(printf 'echo \033]0;x\007')" 2>"$out/stderr" && status=0 || status=$?
+  expect_status 2
+  [[ $(cat "$out/stderr") == "portal-session.py: MARKER must be 1 to 64 printable ASCII characters" ]] || { echo "stderr: $(cat "$out/stderr")"; return 1; }
+}
+check "portal-session.py: compiles, and bad arguments get one line and exit 2 with no result" portal_session_refuses
+
+# --- the desktop portal FIXTURE (controller-config/fixtures/desktop-portal) --------------------------------------------
+# Built with make as the recipe builds it in the VM, then run on a private session bus with a wtype stub that
+# records how it was asked to type: the backend's sessions, its devices and its keys.
+
+fixture_portal=$PWD/controller-config/fixtures/desktop-portal
+desktop_portal_fixture_types_what_it_is_sent() {
+  local build=$tmp/fixture bus bin=/usr/bin
+  rm -rf "$build"
+  cp -r "$fixture_portal" "$build"
+  make -s -C "$build" >"$out/stdout" 2>"$out/stderr" || { echo "make failed: $(cat "$out/stderr")"; return 1; }
+  mkdir -p "$build/path"
+  stub wtype "$build/path" </dev/null
+  bus=unix:path=$tmp/fixture.bus
+  dbus-daemon --session --address="$bus" --nofork --nopidfile 2>/dev/null &
+  background+=($!)
+  for _ in $(seq 50); do [[ -S $tmp/fixture.bus ]] && break; sleep 0.1; done
+  DBUS_SESSION_BUS_ADDRESS=$bus PATH="$build/path:$PATH" STUB_STATE="$state" "$build/xdg-desktop-portal-ionlab-fixture" 2>"$tmp/fixture.log" &
+  background+=($!)
+  fixture_call() { "$bin/busctl" --address="$bus" call org.freedesktop.impl.portal.desktop.ionlabfixture "$@"; }
+  for _ in $(seq 50); do fixture_call /org/freedesktop/portal/desktop org.freedesktop.DBus.Peer Ping >/dev/null 2>&1 && break; sleep 0.1; done
+  local portal=(/org/freedesktop/portal/desktop org.freedesktop.impl.portal.RemoteDesktop) session=/org/freedesktop/portal/desktop/session/1_2/s
+  [[ $("$bin/busctl" --address="$bus" get-property org.freedesktop.impl.portal.desktop.ionlabfixture "${portal[@]}" AvailableDeviceTypes) == "u 1" ]] ||
+    { echo "it does not offer the keyboard alone"; return 1; }
+  # Keys before the session started are refused.
+  fixture_call "${portal[@]}" CreateSession 'oosa{sv}' /r/1 "$session" app 0 >/dev/null
+  fixture_call "${portal[@]}" NotifyKeyboardKeysym 'oa{sv}iu' "$session" 0 65 1 2>"$out/stderr" && { echo "a key went through before Start"; return 1; }
+  grep -q "Access denied" "$out/stderr" || { echo "stderr: $(cat "$out/stderr")"; return 1; }
+  fixture_call "${portal[@]}" SelectDevices 'oosa{sv}' /r/2 "$session" app 1 types u 3 >/dev/null
+  [[ $(fixture_call "${portal[@]}" Start 'oossa{sv}' /r/3 "$session" app "" 0) == 'ua{sv} 0 1 "devices" u 1' ]] || { echo "Start did not grant the keyboard alone"; return 1; }
+  # Super+Return pressed key by key types as one chord; an upper-case letter and a dash go as text.
+  local keysym_state
+  for keysym_state in "65515 1" "65293 1" "65293 0" "65515 0" "77 1" "77 0" "45 1" "45 0"; do
+    # shellcheck disable=SC2086 # a keysym and its state
+    fixture_call "${portal[@]}" NotifyKeyboardKeysym 'oa{sv}iu' "$session" 0 $keysym_state >/dev/null || { echo "keysym $keysym_state refused"; return 1; }
+  done
+  expect_calls "wtype -M logo -k Return -m logo" "wtype -- M" "wtype -- -"
+  fixture_call "$session" org.freedesktop.impl.portal.Session Close >/dev/null
+  fixture_call "${portal[@]}" NotifyKeyboardKeysym 'oa{sv}iu' "$session" 0 65 1 2>/dev/null && { echo "a key went through after Close"; return 1; }
+  return 0
+}
+check "desktop portal fixture: sessions, the keyboard granted alone, chords and text through wtype, refused after Close" desktop_portal_fixture_types_what_it_is_sent
+
 echo "test-guest-scripts: $cases cases, $failures failed"
 ((failures == 0))
