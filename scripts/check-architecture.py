@@ -8,6 +8,10 @@ its imports in the third (backquoted names separated by commas, in Package.swift
 Products of other packages are not part of the table. Every relative link on the page must lead to a file of
 the repository.
 
+It checks that every target declares what it imports: each `import X` in a target's Swift files names a target
+or a product it depends on in Package.swift, or a module of the toolchain (Foundation, Glibc, Testing, …). A
+debug build finds modules a target did not declare through the targets it depends on; a release build does not.
+
 It also keeps the agent small: no target the agent links (`ionlab-agent` and what it imports, transitively)
 may import the whole of Foundation (it brings ICU, 34 MB), only FoundationEssentials, and none may use Yams.
 
@@ -224,6 +228,40 @@ def check_agent_imports(package_json, problems):
                                         "import FoundationEssentials (Foundation brings ICU)")
 
 
+# Modules the toolchain brings: no Package.swift entry declares them.
+TOOLCHAIN_MODULES = {"Foundation", "FoundationEssentials", "FoundationXML", "FoundationNetworking", "Glibc", "Musl", "Darwin",
+                     "Dispatch", "Synchronization", "Testing", "XCTest", "_Concurrency", "os"}
+IMPORT = re.compile(r"^\s*(?:@[A-Za-z_]+(?:\([^)]*\))?\s+)*(?:public\s+|internal\s+|private\s+|fileprivate\s+|package\s+)?import\s+"
+                    r"(?:(?:struct|class|enum|protocol|func|var|let|typealias)\s+)?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def check_declared_imports(package_json, problems):
+    for target in package_json["targets"]:
+        declared = set(TOOLCHAIN_MODULES)
+        for entry in target.get("dependencies", []):
+            for kind in ("byName", "target", "product"):
+                if kind in entry:
+                    declared.add(entry[kind][0].replace("-", "_"))
+        path = os.path.join(ROOT, target.get("path") or os.path.join("Tests" if target.get("type") == "test" else "Sources", target["name"]))
+        for folder, _, files in os.walk(path):
+            for file in sorted(files):
+                if not file.endswith(".swift"):
+                    continue
+                full = os.path.join(folder, file)
+                with open(full, encoding="utf-8") as handle:
+                    for number, line in enumerate(handle, start=1):
+                        text = line.strip()
+                        match = IMPORT.match(line)
+                        if not match:
+                            # Imports come first in a Swift file: past them, an "import" is in code or in a string.
+                            if text and not text.startswith(("//", "/*", "*", "#if", "#else", "#elseif", "#endif")):
+                                break
+                            continue
+                        if match.group(1) not in declared and match.group(1) != target["name"].replace("-", "_"):
+                            problems.append(f"{os.path.relpath(full, ROOT)}:{number}: {target['name']} imports {match.group(1)}, "
+                                            "which its Package.swift entry does not declare")
+
+
 def main():
     try:
         with open(DOC, encoding="utf-8") as file:
@@ -242,6 +280,7 @@ def main():
     package = package_targets(package_json)
     compare(package, documented, problems)
     check_agent_imports(package_json, problems)
+    check_declared_imports(package_json, problems)
     if problems:
         for problem in problems:
             print(f"check-architecture: {problem}")

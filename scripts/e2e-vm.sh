@@ -308,11 +308,14 @@ done
 ionlab down demo || fail "down demo"
 
 # The desktop demonstration (`ionlab demo --desktop`'s spec) on 2 desktop VMs (scripts/build-desktop-image.sh,
-# booting through their own GRUB): each session up at boot (the desktop gate), RustDesk, the portal on the
-# desktop user's session bus, and a remote-desktop session from outside with its two pictures; then an
+# booting through their own GRUB): each session up at boot (the desktop gate), RustDesk, the FIXTURE portal
+# backend built in the guest and run as the desktop user's service, the portal in use (a ScreenCast session
+# through the frontend, its frame against the hypervisor's screen, a marker typed through its RemoteDesktop and
+# read by OCR), and a remote-desktop session from outside with its pictures and its marker read; then an
 # independent viewer, vncdotool, captures the same server through an `ionlab forward`. Beside them, in the same
 # demo, a third VM of the headless test image: it fails the desktop gate at once, saying why, and the two
 # desktop VMs go on. The spec is desktop.yaml as it is, with that VM added (and the stand-in's path made absolute).
+cp -r controller-config/fixtures "$state/cc/"
 python3 - controller-config/fleets/desktop.yaml "$state/cc/fleets/desktop-mixed.yaml" "$PWD" <<'EOF'
 import sys
 text = open(sys.argv[1]).read()
@@ -324,7 +327,7 @@ EOF
 s=$(date +%s.%N)
 ionlab demo --spec "$state/cc/fleets/desktop-mixed.yaml" --parallel 3 | tee "$state/desktop.txt" &&
   fail "the desktop demo succeeded with a headless VM in it"
-lab_phase "desktop demo: 2 desktop VMs (gate, RustDesk, portal, remote desktop) and 1 headless" "$s"
+lab_phase "desktop demo: 2 desktop VMs (gate, RustDesk, portal built and in use, remote desktop) and 1 headless" "$s"
 ionlab events --fleet desktop >"$state/desktop-events.txt"
 ionlab vm list --json >"$state/desktop-vms.json"
 # The headless VM: failed at the gate with the reason, in the summary and the events, before either desktop VM
@@ -337,15 +340,37 @@ headless_end=$(grep -n "  fleet.error  .*desktop-headless  " "$state/desktop-eve
 for i in 1 2; do
   vm=desktop-$i
   grep -q "^$vm .* ok " "$state/desktop.txt" || fail "$vm did not end ok beside the headless VM: $(grep "^$vm " "$state/desktop.txt")"
-  # The gate, the portal's 2 interfaces and the remote desktop, in three verify steps; the probe's two pictures.
-  grep -q "^$vm .*  first, after_input  4/4 passed$" "$state/desktop.txt" || fail "the demo summary lacks $vm's pictures or count"
+  # The gate, the fixture portal's 3 checks, the portal's 2 interfaces and its session, and the remote desktop, in
+  # four verify steps; the remote-desktop probe's 3 pictures and the portal session's 4, two of them animated.
+  grep -q "^$vm .*  7, 2 animated  8/8 passed$" "$state/desktop.txt" || fail "the demo summary lacks $vm's pictures or count"
+  grep -q "^  pictures  first, after_input, remote_desktop_session (animated), portal_first, portal_last, portal_hypervisor, portal_session (animated)$" \
+    <(sed -n "/^$vm\$/,/^\$/p" "$state/desktop.txt") || fail "the demo summary does not name $vm's pictures"
   done_at=$(grep -n "  verify.complete  .*$vm  1/1 passed: remote desktop" "$state/desktop-events.txt" | head -1 | cut -d: -f1)
   [[ -n $done_at && $headless_end -lt $done_at ]] || fail "the headless VM's failure did not come before $vm's last step"
   grep -q "  desktop.ready  .*$vm  desktop of desktop: wayland-1 answers; session bus; portal with its wlr backend" "$state/desktop-events.txt" ||
     fail "no desktop.ready for $vm"
-  grep -q "  verify.complete  .*$vm  2/2 passed: D-Bus org.freedesktop.portal.ScreenCast ok" "$state/desktop-events.txt" || fail "the portal check did not pass on $vm"
+  # The portal in use: a ScreenCast session through the frontend whose last frame is the hypervisor's screen, and
+  # the marker typed through the frontend's RemoteDesktop (the FIXTURE backend) read on it by OCR on this host.
+  portal=$(grep "  verify.complete  .*$vm  3/3 passed: D-Bus org.freedesktop.portal.ScreenCast ok" "$state/desktop-events.txt") ||
+    fail "the portal check did not pass on $vm: $(grep "$vm  .*portal session" "$state/desktop-events.txt" | tail -2)"
+  grep -Eq "portal session of desktop with remote desktop ok \(ScreenCast set up in [0-9.]+ s, first frame in [0-9.]+ s, [0-9]+ frame\(s\) in 3 s" <<<"$portal" ||
+    fail "no portal session verdict for $vm: $portal"
+  grep -Eq "the last frame against the hypervisor's screen: 1280×800, [0-9.]+% of the pixels differ by more than 48 \(at most 1% may\)" <<<"$portal" ||
+    fail "the portal's frame was not held to the hypervisor's screen on $vm: $portal"
+  grep -Eq "OCR read in [0-9.]+ s 'ionlab-[a-z0-9]{6}'" <<<"$portal" || fail "OCR did not read the portal's marker on $vm: $portal"
+  echo "e2e: $vm portal session: $(grep -o 'ScreenCast set up in [^;]*' <<<"$portal"); $(grep -o 'RemoteDesktop granted.*' <<<"$portal" | cut -c1-160)"
+  # The FIXTURE portal's user service, for real: active in the desktop user's manager, its process the desktop
+  # user's, in that user's session, and owning its name on that user's bus.
+  fixture=$(ionlab exec "$vm" -- sh -c 'pid=$(runuser -u desktop -- env XDG_RUNTIME_DIR=/run/user/1000 systemctl --user show -p MainPID --value ionlab-fixture-portal)
+    owner=$(runuser -u desktop -- busctl --address=unix:path=/run/user/1000/bus --auto-start=no status org.freedesktop.impl.portal.desktop.ionlabfixture | sed -n "s/^PID=//p")
+    echo "pid=$pid owner=$owner uid=$(awk "/^Uid:/ { print \$2 }" /proc/$pid/status) unit=$(grep -o "user@1000.service/.*" /proc/$pid/cgroup)"') ||
+    fail "cannot read the fixture portal's service on $vm"
+  [[ $fixture =~ ^pid=([0-9]+)\ owner=([0-9]+)\ uid=1000\ unit=user@1000.service/app.slice/ionlab-fixture-portal.service$ && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]] ||
+    fail "the fixture portal does not run as the desktop user's service owning its name on $vm: $fixture"
+  echo "e2e: $vm fixture portal: $fixture"
   verdict=$(grep "  verify.complete  .*$vm  1/1 passed: remote desktop on port 5900 ok" "$state/desktop-events.txt") ||
     fail "the remote-desktop check did not pass on $vm: $(grep "$vm" "$state/desktop-events.txt" | tail -3)"
+  grep -Eq "; OCR read 'ionlab-[a-z0-9]{6}'\)$" <<<"$verdict" || fail "OCR did not read the remote-desktop probe's marker on $vm: $verdict"
   echo "e2e: $vm remote desktop: ${verdict#*ok (}" | cut -c1-200
   started=$(grep -m1 "  vm.started  .*$vm  " "$state/desktop-events.txt" | cut -d' ' -f1) || fail "no vm.started event for $vm"
   ready=$(grep -m1 "  desktop.ready  .*$vm  " "$state/desktop-events.txt" | cut -d' ' -f1) || fail "no desktop.ready event for $vm"
@@ -365,7 +390,32 @@ for i in 1 2; do
   [[ $width == 1280 && $height == 800 ]] && ((variance >= 25)) || fail "$vm's first frame is ${width}x$height with a brightness variance of $variance"
   ((changed >= 5)) || fail "the input changed $changed per mille of $vm's screen"
   echo "e2e: $vm pictures: first frame's brightness variance $variance, $changed per mille changed by the input"
+  # The portal's last frame and the hypervisor's screen then, read by the independent reader: one picture.
+  pictures=()
+  for picture in portal_last portal_hypervisor; do
+    pictures+=("$(python3 -c 'import json, sys; vm = [v for v in json.load(open(sys.argv[1])) if v["name"] == sys.argv[2]][0]; print(vm["facts"]["picture." + sys.argv[3]])' \
+      "$state/desktop-vms.json" "$vm" "$picture")") || fail "no $picture picture recorded for $vm"
+  done
+  changed=$(python3 scripts/lib/png_check.py "${pictures[@]}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["changed"])') ||
+    fail "$vm's portal pictures are not valid PNGs of one size: ${pictures[*]}"
+  ((changed <= 10)) || fail "the portal's frame and the hypervisor's screen differ in $changed per mille of $vm's pixels"
+  echo "e2e: $vm portal frame against the hypervisor's screen (png_check.py): $changed per mille differ"
 done
+# The desktop through the hypervisor alone (virDomainSendKey, the screenshot API, OCR here): a terminal opened
+# and a second marker typed with `ionlab desktop`, then found on the screen by `ionlab desktop wait-text`.
+s=$(date +%s.%N)
+letters=acdefhkmnprtuvwxy3489 marker=typed-  # letters OCR does not confuse (TypedMarker's)
+for _ in 1 2 3 4 5 6; do marker+=${letters:RANDOM % ${#letters}:1}; done
+ionlab desktop key desktop-1 super+Return | tee "$state/desktop-key.txt" || fail "ionlab desktop key"
+grep -q "^pressed super+Return; the screen changed after [0-9.]* s and settled$" "$state/desktop-key.txt" || fail "the terminal did not open: $(cat "$state/desktop-key.txt")"
+ionlab desktop type desktop-1 "echo $marker\n" || fail "ionlab desktop type"
+ionlab desktop wait-text desktop-1 "$marker" --timeout 60 | tee "$state/wait-text.txt" || fail "ionlab desktop wait-text did not find $marker"
+ionlab desktop wait-text desktop-1 "ionlab-absent" --timeout 1 2>"$state/wait-absent.txt" && fail "wait-text found a text that is not there"
+grep -q "^ionlab: 'ionlab-absent' is not on the screen after .*OCR read: 'ionlab desktop" "$state/wait-absent.txt" || fail "the failed wait does not quote the screen: $(cat "$state/wait-absent.txt")"
+lab_phase "desktop through the hypervisor: key, type, wait-text" "$s"
+# The fleet's report, one self-contained page (a browser test loads one: DashboardTests).
+ionlab report desktop -o "$state/desktop-report.html" || fail "ionlab report desktop"
+[[ $(grep -o 'data:image/png;base64,' "$state/desktop-report.html" | wc -l) -ge 14 ]] || fail "the report lacks the desktop VMs' pictures"
 "$LAB_IONLAB" forward desktop-1 15900:5900 2>"$state/vnc-forward.log" &
 forward_pid=$!
 for _ in $(seq 50); do "$VNCDO" -s 127.0.0.1::15900 --timeout 20 capture "$state/vncdo.png" 2>"$state/vncdo.log" && break; sleep 0.5; done

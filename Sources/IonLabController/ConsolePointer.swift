@@ -1,6 +1,7 @@
 import Foundation
 import IonLabAdminAPI
 import IonLabRFB
+import NIOConcurrencyHelpers
 
 /// The pointer of a VM's graphical console, moved from the controller: RFB on the socket libvirt hands over
 /// to the hypervisor's VNC server (virDomainOpenGraphicsFD, its password skipped), so nothing in the guest
@@ -11,22 +12,27 @@ enum ConsolePointer {
     static let interval: Duration = .milliseconds(50)
 
     /// Handshakes on `descriptor` (which it closes), then moves the pointer back and forth near the screen's
-    /// bottom right for `seconds`.
+    /// bottom right for `seconds`, or until the task is cancelled.
     static func stir(descriptor: Int32, seconds: Double) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            Thread {
-                defer { close(descriptor) }
-                do {
-                    try stirBlocking(descriptor, seconds: seconds)
-                    continuation.resume()
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }.start()
+        let stop = NIOLockedValueBox(false)
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                Thread {
+                    defer { close(descriptor) }
+                    do {
+                        try stirBlocking(descriptor, seconds: seconds, stop: stop)
+                        continuation.resume()
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }.start()
+            }
+        } onCancel: {
+            stop.withLockedValue { $0 = true }
         }
     }
 
-    private static func stirBlocking(_ descriptor: Int32, seconds: Double) throws {
+    private static func stirBlocking(_ descriptor: Int32, seconds: Double, stop: NIOLockedValueBox<Bool>) throws {
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -47,7 +53,7 @@ enum ConsolePointer {
         let clock = ContinuousClock()
         let end = clock.now + .milliseconds(Int(seconds * 1000))
         var away = false
-        while clock.now < end {
+        while clock.now < end, !stop.withLockedValue({ $0 }) {
             away.toggle()
             try write(RFBClient.pointer(x: away ? x - step : x, y: y), to: descriptor)
             Thread.sleep(forTimeInterval: Double(interval.components.attoseconds) / 1e18)

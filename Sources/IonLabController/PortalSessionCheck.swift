@@ -1,5 +1,6 @@
 import Foundation
 import IonLabAdminAPI
+import IonLabAgentProtocol
 import IonLabConfig
 import IonLabPictureTools
 import IonLabPictures
@@ -34,7 +35,14 @@ extension WorkflowRunner {
             // The pointer moves meanwhile, through the hypervisor: wlroots' portal sends a frame only when the
             // screen changes, and a still desktop would give none. It stops before the guest's last frame.
             let stirring = Task { [vm] in try await screens.stirPointer(of: vm, for: Double(probe.seconds) + 8) }
-            let result = try await run(try script.argv(), timeout: 180, reports: true)
+            let result: ExecResult
+            do {
+                result = try await run(try script.argv(), timeout: 180, reports: true)
+            } catch {
+                stirring.cancel()
+                throw error
+            }
+            stirring.cancel()  // a session that failed early needs no more frames; one that ran has waited it out
             let stirred = await stirring.result
             guard result.outcome == .completed, [0, 1].contains(result.exitCode) else {
                 throw StepFailure(message: "portal-session.py \(result.summary)", output: result.outputTail, timedOut: result.outcome == .timedOut)
@@ -49,7 +57,7 @@ extension WorkflowRunner {
             let screen = try await screens.screen(of: vm)
             let match = Self.portalComparison.compare(last, with: screen)
             var read: ScreenText?
-            if marker != nil { read = try await ScreenTextReader().read(last) }
+            if let marker { read = try await ScreenTextReader().find(marker, on: last) }
             let saved = try await keepPortalPictures(first: first, last: last, screen: screen, frames: frames)
             var facts = saved
             let fps = (report.windowSeconds ?? 0) > 0 ? Double(max(0, (report.frames ?? 1) - 1)) / report.windowSeconds! : 0
@@ -61,7 +69,9 @@ extension WorkflowRunner {
             var detail = String(format: "ScreenCast set up in %.2f s, first frame in %.2f s, %d frame(s) in %d s (%.1f a second)",
                                 report.setupSeconds ?? 0, report.firstFrameSeconds ?? 0, report.frames ?? 0, Int(report.windowSeconds ?? 0), fps)
             detail += "; the last frame against the hypervisor's screen: \(match.summary)"
-            if case .failure(let error) = stirred { detail += "; the pointer did not move (\(AdminHandler.describe(error)))" }
+            if case .failure(let error) = stirred, !(error is CancellationError) {
+                detail += "; the pointer did not move (\(AdminHandler.describe(error)))"
+            }
             if let marker, let read {
                 detail += String(format: "; RemoteDesktop granted device types %d, the terminal showed %.2f s after its keys, OCR read in %.1f s",
                                  report.devices ?? 0, report.inputToFrameSeconds ?? 0, read.seconds)

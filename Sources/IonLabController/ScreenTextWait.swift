@@ -25,14 +25,14 @@ struct ScreenTextWait {
         let started = clock.now
         let end = started + .clamped(seconds: seconds)
         var picture = try await take()
-        var read = try await reader.read(picture)
+        var read = try await reader.find(text, on: picture)
         var readings = 1
         while !read.contains(text), clock.now < end {
             try await Task.sleep(for: pause)
             let next = try await take()
             guard next != picture else { continue }
             picture = next
-            read = try await reader.read(picture)
+            read = try await reader.find(text, on: picture)
             readings += 1
         }
         return Outcome(found: read.contains(text), read: read, picture: picture, seconds: (clock.now - started).seconds, readings: readings)

@@ -149,7 +149,7 @@ extension WorkflowRunner {
             }
             // The marker's text, read off the second frame on this host: a screen that changed for another
             // reason (a crash dialog, a black screen) does not pass.
-            let read = try await ScreenTextReader().read(result.after)
+            let read = try await ScreenTextReader().find(marker, on: result.after)
             var saved = try savePictures([("remote-desktop-first", result.first), ("remote-desktop-after-input", result.after)])
             if let pictures {
                 do {

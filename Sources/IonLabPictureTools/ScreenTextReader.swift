@@ -11,12 +11,27 @@ public struct ScreenTextReader: Sendable {
         self.timeoutSeconds = timeoutSeconds
     }
 
-    /// The text tesseract reads on `picture`, at twice its size (``Picture/readingCopy(scale:)``), as it printed it.
+    /// The text tesseract reads on `picture`, at twice its size, dark on light (``Picture/readingCopy(scale:inverted:)``).
     public func read(_ picture: Picture) async throws(ToolError) -> ScreenText {
+        try await read(picture, inverted: picture.readsInverted)
+    }
+
+    /// Whether `text` is on `picture`: read as ``read(_:)`` reads it, and when that misses it, read again with
+    /// the other polarity (a screen's light text on a dark bar, or its dark text on a light window). The text
+    /// returned is both readings'.
+    public func find(_ text: String, on picture: Picture) async throws(ToolError) -> ScreenText {
+        let first = try await read(picture)
+        guard !first.contains(text) else { return first }
+        let second = try await read(picture, inverted: !picture.readsInverted)
+        return ScreenText(text: first.text + "\n" + second.text, seconds: first.seconds + second.seconds)
+    }
+
+    private func read(_ picture: Picture, inverted: Bool) async throws(ToolError) -> ScreenText {
         let clock = ContinuousClock()
         let started = clock.now
         // One thread: beside the VMs it shares two cores with, OpenMP's threads make it slower, not faster.
-        let output = try await Self.tesseract.run(["stdin", "stdout", "-l", "eng", "--psm", "3"], input: picture.readingCopy(scale: 2),
+        let output = try await Self.tesseract.run(["stdin", "stdout", "-l", "eng", "--psm", "3"],
+                                                 input: picture.readingCopy(scale: 2, inverted: inverted),
                                                  timeout: timeoutSeconds, limit: 256 << 10, environment: ["OMP_THREAD_LIMIT": "1"])
         guard output.status == 0 else {
             throw ToolError("tesseract failed (status \(output.status))" + (output.lastError.isEmpty ? "" : ": \(output.lastError)"))

@@ -65,7 +65,7 @@ public enum HypervisorKeyboard {
             } else if let key = characters[character] {
                 strokes.append(key.shift ? [leftShift, key.code] : [key.code])
             } else {
-                let shown = character.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 ? String($0) : "U+\(String($0.value, radix: 16, uppercase: true))" }.joined()
+                let shown = character.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? "U+\(String($0.value, radix: 16, uppercase: true))" : String($0) }.joined()
                 throw KeyboardError("'\(shown)' cannot be typed on the hypervisor's US keyboard (printable ASCII, tabs and line breaks only)")
             }
         }

@@ -1,27 +1,41 @@
 import IonLabAdminAPI
 import IonLabCommandLine
 
-/// The demo's last part: a table of what each VM reported (its facts, its pictures by name, how many probes
-/// passed), then each VM's verdicts a line each. A verdict and a picture's path are too long for a cell: in
-/// the table they made every row wider than a terminal.
+/// The demo's last part: a table of what each VM reported (its facts, how many pictures it kept, how many probes
+/// passed), then under each VM its verdicts a line each, its pictures by name and its measurements. A verdict,
+/// a list of pictures or of timings is too long for a cell: in the table they made every row wider than a terminal.
 enum DemoSummary {
     /// `vms` in the order to show them; `verifications`: each VM's `verify.complete` events (``VerificationDetail/latest(_:steps:)``).
     static func render(_ vms: [VMRecord], verifications: [String: [Event]]) -> String {
-        let facts = Set(vms.flatMap(\.facts.keys)).filter { !isPicture($0) }.sorted()
+        let facts = Set(vms.flatMap(\.facts.keys)).filter { !isPicture($0) && !isMeasurement($0) }.sorted()
         let withPictures = vms.contains { !pictures(of: $0).isEmpty }
         let header = ["VM"] + facts.map { $0.uppercased() } + (withPictures ? ["PICTURES"] : []) + ["VERIFY"]
         let rows = vms.map { vm in
-            let pictures = pictures(of: vm).joined(separator: ", ")
-            return [vm.name] + facts.map { vm.facts[$0] ?? "-" } + (withPictures ? [pictures.isEmpty ? "-" : pictures] : [])
-                + [counts(verifications[vm.name] ?? [])]
+            [vm.name] + facts.map { vm.facts[$0] ?? "-" } + (withPictures ? [pictureCount(of: vm)] : []) + [counts(verifications[vm.name] ?? [])]
         }
         var text = Table.render(header, rows)
         for vm in vms {
-            let lines = (verifications[vm.name] ?? []).flatMap(verdictLines)
+            var lines = (verifications[vm.name] ?? []).flatMap(verdictLines)
+            let named = pictures(of: vm).map { PictureFacts.animated.contains($0) ? "\($0) (animated)" : $0 }
+            if !named.isEmpty { lines.append("  pictures  " + named.joined(separator: ", ")) }
+            let measured = vm.facts.keys.filter(isMeasurement).sorted().map { "\($0) \(vm.facts[$0] ?? "")" }
+            if !measured.isEmpty { lines.append("  measured  " + Format.escaped(measured.joined(separator: ", "))) }
             if !lines.isEmpty { text += "\n\n" + ([Format.escaped(vm.name)] + lines).joined(separator: "\n") }
         }
         return text
     }
+
+    /// "7, 2 animated", or "-".
+    static func pictureCount(of vm: VMRecord) -> String {
+        let names = pictures(of: vm)
+        guard !names.isEmpty else { return "-" }
+        let animated = names.filter(PictureFacts.animated.contains).count
+        return animated == 0 ? "\(names.count)" : "\(names.count), \(animated) animated"
+    }
+
+    /// A timing or a rate a probe measured (`remote_desktop.connect_ms`, `portal.frames_per_second`): shown under
+    /// the VM, not as a column.
+    static func isMeasurement(_ fact: String) -> Bool { fact.hasSuffix("_ms") || fact.hasSuffix("_per_second") }
 
     /// The names of a VM's pictures (`first`, `after_input`), from its `picture.NAME` facts: the remote-desktop
     /// probe's in the order taken, then any others by name.

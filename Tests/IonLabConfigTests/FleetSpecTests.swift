@@ -106,6 +106,40 @@ import Testing
         #expect(probes.contains(.dbusName("org.freedesktop.impl.portal.desktop.ionlabfixture", user: "desktop")))
     }
 
+    /// The desktop's probes and steps read as written, with their defaults, and write back as they read.
+    @Test func theDesktopsProbesAndStepsReadWithTheirDefaults() throws {
+        let spec = try StrictYAML.decode(FleetSpec.self, from: """
+            name: d
+            image: i
+            count: 1
+            workflow:
+              - verify:
+                  - portal_session: {user: desktop}
+                  - portal_session: {user: desktop, seconds: 5, remote_desktop: {}}
+                  - screen_text: {contains: "ionlab-cde348"}
+                  - screen_text: {contains: ready, within_seconds: 5, source: remote_desktop, password_file: /root/pw}
+                  - dbus_name: {name: org.example.Portal, user: desktop}
+              - desktop: {key: super+Return}
+              - desktop: {type: "echo hi\\n"}
+              - desktop: {wait_text: hi}
+            """, file: "d.yaml")
+        #expect(spec.workflow[0].operation == .verify([
+            .portalSession(PortalSessionProbe(user: "desktop", seconds: 3, terminalKeys: nil)),
+            .portalSession(PortalSessionProbe(user: "desktop", seconds: 5, terminalKeys: "super+Return")),
+            .screenText(ScreenTextProbe(contains: "ionlab-cde348", withinSeconds: 30, source: .hypervisor)),
+            .screenText(ScreenTextProbe(contains: "ready", withinSeconds: 5, source: .remoteDesktop(port: 5900, passwordFile: "/root/pw"))),
+            .dbusName("org.example.Portal", user: "desktop"),
+        ]))
+        #expect(spec.workflow[1].operation == .desktop(.key(try KeyChord(parsing: "super+Return"))))
+        #expect(spec.workflow[2].operation == .desktop(.type("echo hi\n")))
+        #expect(spec.workflow[3].operation == .desktop(.waitText("hi", withinSeconds: 30)))
+        #expect(spec.workflow.map(\.name) == ["verify portal session of desktop, portal session of desktop with remote desktop, screen text 'ionlab-cde348', screen text 'ready' on port 5900, D-Bus org.example.Portal of desktop",
+                                               "press super+Return", "type 8 character(s)", "wait for 'hi' on the screen"])
+        // What a step was is what the store compares on the next `up`: it writes back as it read.
+        let again = try JSONDecoder().decode(FleetSpec.self, from: try JSONEncoder().encode(spec))
+        #expect(again.workflow == spec.workflow)
+    }
+
     @Test func recipeProblemsNameTheRecipeFile() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-recipe-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

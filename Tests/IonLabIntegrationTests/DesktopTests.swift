@@ -45,6 +45,14 @@ import Testing
         #expect(absent.status == 1)
         #expect(absent.stdout.contains("screen text 'ionlab-nowhere' FAILED (not on the screen after "), "\(absent.stdout)")
         #expect(absent.stdout.contains("OCR read: 'WorldWideWeb "), "\(absent.stdout)")
+
+        // The remote desktop's screen instead: frames from the guest's VNC server, through the agent's channel.
+        let port = try await OperationTests.scriptedVNCServer(fleet)
+        let remote = try up(fleet, "remote", steps: "  - verify:\n      - screen_text: {contains: \"terminal ready\", source: remote_desktop, port: \(port)}\n")
+        #expect(remote.status == 0, "\(remote.stdout)\(remote.stderr)")
+        let closed = try Lab.freePort()
+        let refused = try up(fleet, "refused", steps: "  - verify:\n      - screen_text: {contains: x, source: remote_desktop, port: \(closed)}\n")
+        #expect(refused.status == 1 && refused.stdout.contains("cannot connect to 127.0.0.1:\(closed): connection refused"), "\(refused.stdout)")
     }
 
     @Test func keysAndTextGoThroughTheHypervisorAndAVMWithoutAScreenSaysSo() async throws {

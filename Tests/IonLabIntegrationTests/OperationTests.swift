@@ -132,15 +132,16 @@ import Testing
         let summary = try #require(demo.stdout.components(separatedBy: "3/3 what each VM reported, and its verification\n").dropFirst().first,
                                    "\(demo.stdout)")
         let lines = summary.split(separator: "\n", omittingEmptySubsequences: false)
-        #expect(lines.count >= 6, "\(demo.stdout)\(demo.stderr)")
-        guard lines.count >= 6 else { return }
-        #expect(lines[0].split(separator: " ") == ["VM", "REMOTE_DESKTOP.CONNECT_MS", "REMOTE_DESKTOP.FIRST_FRAME_MS", "REMOTE_DESKTOP.INPUT_TO_SCREEN_MS",
-                                                   "REMOTE_DESKTOP.SCREEN", "PICTURES", "VERIFY"], "\(summary)")
-        #expect(lines[1].hasPrefix("show-1 ") && lines[1].hasSuffix("  480x120                first, after_input, remote_desktop_session  1/2 passed"), "\(summary)")
+        #expect(lines.count >= 8, "\(demo.stdout)\(demo.stderr)")
+        guard lines.count >= 8 else { return }
+        #expect(lines[0].split(separator: " ") == ["VM", "REMOTE_DESKTOP.SCREEN", "PICTURES", "VERIFY"], "\(summary)")
+        #expect(lines[1].hasPrefix("show-1 ") && lines[1].hasSuffix("  480x120                3, 1 animated  1/2 passed"), "\(summary)")
         #expect(lines[2].isEmpty && lines[3] == "show-1", "\(summary)")
         #expect(lines[4].hasPrefix("  ok      remote desktop on port \(port) (480×120 'scripted': connected in "), "\(summary)")
         #expect(lines[4].contains("; pictures: \(stateDir)/pictures/show-1/"), "\(summary)")
         #expect(lines[5] == "  FAILED  command sh -c printf \"nope \\033]0;pwned\\007\"; exit 4 (exit 4: nope \\u{1B}]0;pwned\\u{7})", "\(summary)")
+        #expect(lines.count > 7 && lines[6] == "  pictures  first, after_input, remote_desktop_session (animated)", "\(summary)")
+        #expect(lines.count > 7 && lines[7].hasPrefix("  measured  remote_desktop.connect_ms "), "\(summary)")
     }
 
     /// VNC Authentication against a real server that knows nothing of ionlab: TigerVNC's Xvnc with a password,

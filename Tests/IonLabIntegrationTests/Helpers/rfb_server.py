@@ -27,7 +27,7 @@ class Screen:
 
     def __init__(self, mode):
         self.mode = mode
-        self.lines = ["$ "]
+        self.lines = ["terminal ready", "$ "]
         self.bands = 0
         self.pixels = self.render()
 

@@ -4,8 +4,8 @@ The guest side of the `portal_session` probe: a ScreenCast session through xdg-d
 (org.freedesktop.portal.ScreenCast: CreateSession, SelectSources for one monitor, Start, OpenPipeWireRemote),
 as USER on USER's session bus, the way a remote-desktop app asks for the screen. Frames come from PipeWire
 through GStreamer's pipewiresrc. It counts the frames of SECONDS after the first, and keeps pictures in OUTDIR
-(made here, USER's, 0700; it must not exist): first.png, a frame-NN.png about every half second, and last.png,
-the screen once it has settled.
+(made here, USER's, 0700; it must not exist): first.png, a frame-NN.png about every second (at most 10), and
+last.png, the screen once it has settled.
 
 With KEYSYMS (X keysyms in decimal, comma-separated: the keys that open a terminal, pressed together) and
 MARKER (printable ASCII), it also opens a RemoteDesktop session through the frontend (CreateSession,
@@ -36,6 +36,7 @@ FIRST_FRAME_PATIENCE = 20
 SETTLED_AFTER = 1.5
 SETTLE_PATIENCE = 20
 KEPT_FRAMES = 10
+KEPT_SPACING = 1.0
 RESPONSES = {1: "the request was cancelled (by the user, or by a chooser the backend runs)",
              2: "the backend ended the request"}
 
@@ -75,7 +76,7 @@ def png(width, height, stride, data):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows, 6)) + chunk(b"IEND", b""))
+            + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b""))
 
 
 def become(user, outdir):
@@ -124,9 +125,8 @@ class Frames:
             self.count += 1
             if self.first is None:
                 self.first, self.first_at = frame, now
-            if not self.kept or now - self.kept[-1][0] >= 0.5:
+            if len(self.kept) < KEPT_FRAMES and (not self.kept or now - self.kept[-1][0] >= KEPT_SPACING):
                 self.kept.append((now, frame))
-                del self.kept[:-KEPT_FRAMES]
             self.latest, self.latest_at = frame, now
             self.lock.notify_all()
 
@@ -367,15 +367,15 @@ def remote_desktop(dbus, portal, frames, keysyms, marker):
         for keysym in reversed(keys):
             portal.call("NotifyKeyboardKeysym", remote.NotifyKeyboardKeysym, session, options, dbus.Int32(keysym), dbus.UInt32(0))
 
+    # Keys on a still screen (the pointer the controller moved has stopped), so the first frame after them is theirs.
+    frames.wait(lambda: time.monotonic() - frames.latest_at >= SETTLED_AFTER, SETTLE_PATIENCE)
     typed = time.monotonic()
     progress("pressing the terminal's keys")
     press(keysyms)
-    if not frames.settle(typed, 15):
+    if not frames.wait(lambda: frames.latest_at > typed, 15):
         raise Failure("NotifyKeyboardKeysym", "the keys that open a terminal changed nothing on the screen within 15 s")
-    input_to_frame = None
-    with frames.lock:
-        after = [at for at, _ in frames.kept if at > typed]
-    input_to_frame = round((after[0] if after else frames.latest_at) - typed, 3)
+    input_to_frame = round(frames.latest_at - typed, 3)
+    frames.settle(typed, 15)
     progress(f"the screen changed {input_to_frame:.2f} s after the keys and settled; typing the marker")
     for character in marker + "\r":
         press([0xFF0D if character == "\r" else ord(character)])
