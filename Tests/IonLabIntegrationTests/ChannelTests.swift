@@ -113,10 +113,13 @@ import Testing
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
-        // Long enough to still run when the controller dies, on a loaded machine too.
-        let exec = Task.detached { lab.run(["exec", "agent1", "--", "sh", "-c", "sleep 12; echo done"]) }
+        // The job runs until the controller has died: it waits for a file the test writes after the kill.
+        let gate = "\(lab.directory)/controller-killed"
+        defer { try? Data().write(to: URL(fileURLWithPath: gate)) }
+        let exec = Task.detached { lab.run(["exec", "agent1", "--", "sh", "-c", "until [ -e \(gate) ]; do sleep 0.1; done; echo done"]) }
         try await eventually("the job to start", timeout: 30) { lab.run(["events"]).stdout.contains("job.started") }
         lab.killController()
+        try Data().write(to: URL(fileURLWithPath: gate))
         let cut = await exec.value
         #expect(cut.status != 0)
         #expect(cut.stderr.contains("may still run on agent1"))

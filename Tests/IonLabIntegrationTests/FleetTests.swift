@@ -210,13 +210,17 @@ import Testing
     @Test func upCompletesAfterTheControllerIsKilledMidway() async throws {
         let fleet = try FleetLab()
         try await fleet.start()
+        // The middle step runs until the controller has died: it waits for a file the test writes after the kill.
+        let gate = "\(fleet.lab.directory)/controller-killed"
+        defer { try? Data().write(to: URL(fileURLWithPath: gate)) }
+        let during = ["sh", "-c", "until [ -e \(gate) ]; do sleep 0.1; done"]
         let spec = try fleet.spec("crash", Self.header("crash") + """
             count: 2
             workflow:
               - name: before
                 exec: ["echo", "before the crash"]
               - name: during
-                exec: ["sleep", "15"]
+                exec: ["sh", "-c", "until [ -e \(gate) ]; do sleep 0.1; done"]
               - name: after
                 exec: ["echo", "after the crash"]
             """)
@@ -226,12 +230,13 @@ import Testing
         }
         let instances = fleet.vms().map { $0["instanceID"] as? String ?? "" }
         fleet.lab.killController()
+        try Data().write(to: URL(fileURLWithPath: gate))
         _ = try await fleet.lab.exitStatus(of: first)
         try await fleet.lab.startController()
         // The agents reconnect and report the result of the job that ran on through the crash.
         try await eventually("the interrupted step's jobs reported", timeout: 60) {
             let list = try JSONSerialization.jsonObject(with: Data(fleet.lab.run(["jobs", "--json"]).stdout.utf8)) as? [[String: Any]] ?? []
-            return list.filter { ($0["argv"] as? [String]) == ["sleep", "15"] && $0["result"] != nil }.count == 2
+            return list.filter { ($0["argv"] as? [String]) == during && $0["result"] != nil }.count == 2
         }
 
         let again = fleet.lab.run(["up", spec])
@@ -243,7 +248,7 @@ import Testing
             #expect(jobs.filter { $0.agent == vm && $0.command == "echo before the crash" }.count == 1)
             #expect(jobs.filter { $0.agent == vm && $0.command == "echo after the crash" }.count == 1)
             // The step that was running when the controller died finished on the agent: it is not run again.
-            #expect(jobs.filter { $0.agent == vm && $0.command == "sleep 15" }.count == 1)
+            #expect(jobs.filter { $0.agent == vm && $0.command == during.joined(separator: " ") }.count == 1)
         }
         let skipped = fleet.events(fleet: "crash").filter { $0["kind"] as? String == "step.skipped" }
         #expect(skipped.contains { (FleetLab.detail($0, "step")?["reason"] as? String)?.contains("while the controller was away") == true },
