@@ -204,28 +204,33 @@ def agent_closure(package_json):
     return seen
 
 
+def swift_sources(target):
+    """Each Swift file of a target, in a stable order: its path and its lines."""
+    path = os.path.join(ROOT, target.get("path") or os.path.join("Tests" if target.get("type") == "test" else "Sources", target["name"]))
+    for folder, folders, files in os.walk(path):
+        folders.sort()
+        for file in sorted(files):
+            if file.endswith(".swift"):
+                full = os.path.join(folder, file)
+                with open(full, encoding="utf-8") as handle:
+                    yield full, handle.read().splitlines()
+
+
 def check_agent_imports(package_json, problems):
     for name, target in sorted(agent_closure(package_json).items()):
         for entry in target.get("dependencies", []):
             product = entry.get("product")
             if product and product[0] in AGENT_FORBIDDEN_PRODUCTS:
                 problems.append(f"{name}: the agent links it, so it may not depend on {product[0]}")
-        path = os.path.join(ROOT, target.get("path") or os.path.join("Sources", name))
-        for folder, _, files in os.walk(path):
-            for file in sorted(files):
-                if not file.endswith(".swift"):
+        for full, lines in swift_sources(target):
+            for number, line in enumerate(lines, start=1):
+                if not FULL_FOUNDATION.match(line):
                     continue
-                full = os.path.join(folder, file)
-                with open(full, encoding="utf-8") as handle:
-                    lines = handle.read().splitlines()
-                for number, line in enumerate(lines, start=1):
-                    if not FULL_FOUNDATION.match(line):
-                        continue
-                    # Allowed only as the fallback of `#if canImport(FoundationEssentials) import FoundationEssentials #else`.
-                    before = [text.strip() for text in lines[max(0, number - 3):number - 1]]
-                    if before != ["import FoundationEssentials", "#else"]:
-                        problems.append(f"{os.path.relpath(full, ROOT)}:{number}: the agent links {name}: "
-                                        "import FoundationEssentials (Foundation brings ICU)")
+                # Allowed only as the fallback of `#if canImport(FoundationEssentials) import FoundationEssentials #else`.
+                before = [text.strip() for text in lines[max(0, number - 3):number - 1]]
+                if before != ["import FoundationEssentials", "#else"]:
+                    problems.append(f"{os.path.relpath(full, ROOT)}:{number}: the agent links {name}: "
+                                    "import FoundationEssentials (Foundation brings ICU)")
 
 
 # Modules the toolchain brings: no Package.swift entry declares them.
@@ -242,24 +247,18 @@ def check_declared_imports(package_json, problems):
             for kind in ("byName", "target", "product"):
                 if kind in entry:
                     declared.add(entry[kind][0].replace("-", "_"))
-        path = os.path.join(ROOT, target.get("path") or os.path.join("Tests" if target.get("type") == "test" else "Sources", target["name"]))
-        for folder, _, files in os.walk(path):
-            for file in sorted(files):
-                if not file.endswith(".swift"):
+        for full, lines in swift_sources(target):
+            for number, line in enumerate(lines, start=1):
+                text = line.strip()
+                match = IMPORT.match(line)
+                if not match:
+                    # Imports come first in a Swift file: past them, an "import" is in code or in a string.
+                    if text and not text.startswith(("//", "/*", "*", "#if", "#else", "#elseif", "#endif")):
+                        break
                     continue
-                full = os.path.join(folder, file)
-                with open(full, encoding="utf-8") as handle:
-                    for number, line in enumerate(handle, start=1):
-                        text = line.strip()
-                        match = IMPORT.match(line)
-                        if not match:
-                            # Imports come first in a Swift file: past them, an "import" is in code or in a string.
-                            if text and not text.startswith(("//", "/*", "*", "#if", "#else", "#elseif", "#endif")):
-                                break
-                            continue
-                        if match.group(1) not in declared and match.group(1) != target["name"].replace("-", "_"):
-                            problems.append(f"{os.path.relpath(full, ROOT)}:{number}: {target['name']} imports {match.group(1)}, "
-                                            "which its Package.swift entry does not declare")
+                if match.group(1) not in declared and match.group(1) != target["name"].replace("-", "_"):
+                    problems.append(f"{os.path.relpath(full, ROOT)}:{number}: {target['name']} imports {match.group(1)}, "
+                                    "which its Package.swift entry does not declare")
 
 
 def main():
