@@ -6,26 +6,26 @@ import Testing
 /// The controller/agent channel with real `ionlab serve` and `ionlab-agent` processes over 127.0.0.1.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct ChannelTests {
     @Test func execStreamsBothOutputsAndReturnsTheExitCode() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
-        let result = lab.run(["exec", "agent1", "--", "sh", "-c", "echo out; echo err >&2; exit 7"])
+        let result = await lab.run(["exec", "agent1", "--", "sh", "-c", "echo out; echo err >&2; exit 7"])
         #expect(result.status == 7)
         #expect(result.stdout == "out\n")
         #expect(result.stderr == "err\n")
         // Signals come back as 128+N, like a shell reports them.
-        let killed = lab.run(["exec", "agent1", "--", "sh", "-c", "kill -TERM $$"])
+        let killed = await lab.run(["exec", "agent1", "--", "sh", "-c", "kill -TERM $$"])
         #expect(killed.status == 128 + 15)
     }
 
     @Test func timeoutKillsTheWholeProcessGroup() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
         let started = Date()
-        let result = lab.run(["exec", "agent1", "--timeout", "2", "--", "sh", "-c", "sleep 100 & sleep 100"])
+        let result = await lab.run(["exec", "agent1", "--timeout", "2", "--", "sh", "-c", "sleep 100 & sleep 100"])
         #expect(result.status == 124)
         #expect(result.stderr.contains("timed out after 2"))
         #expect(Date().timeIntervalSince(started) < 10)
@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func interruptingTheCLICancelsTheRemoteJob() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
@@ -47,24 +47,24 @@ import Testing
     }
 
     @Test func stdinEnvAndWorkingDirectoryReachTheCommand() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
-        let result = lab.run(["exec", "agent1", "--env", "GREETING=hello there", "--cwd", "/tmp", "--", "sh", "-c", "echo \"$GREETING\" $(pwd)"])
+        let result = await lab.run(["exec", "agent1", "--env", "GREETING=hello there", "--cwd", "/tmp", "--", "sh", "-c", "echo \"$GREETING\" $(pwd)"])
         #expect(result.status == 0)
         #expect(result.stdout == "hello there /tmp\n")
-        let piped = lab.run(["exec", "agent1", "--stdin", "--", "sh", "-c", "tr a-z A-Z; echo done >&2"], stdin: "hello\nworld\n")
+        let piped = await lab.run(["exec", "agent1", "--stdin", "--", "sh", "-c", "tr a-z A-Z; echo done >&2"], stdin: "hello\nworld\n")
         #expect(piped.stdout == "HELLO\nWORLD\n")
         #expect(piped.stderr == "done\n")
-        #expect(lab.run(["exec", "agent1", "-i", "--", "cat"], stdin: "as docker spells it\n").stdout == "as docker spells it\n")
-        let missing = lab.run(["exec", "agent1", "--", "/no/such/program"])
+        await #expect(lab.run(["exec", "agent1", "-i", "--", "cat"], stdin: "as docker spells it\n").stdout == "as docker spells it\n")
+        let missing = await lab.run(["exec", "agent1", "--", "/no/such/program"])
         #expect(missing.status == 127)
         #expect(missing.stderr.contains("No such file or directory"))
     }
 
     @Test func treesOf200MBCrossBothWaysIntact() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
@@ -73,20 +73,20 @@ import Testing
         let remote = "\(lab.directory)/remote"
         try FileManager.default.createDirectory(atPath: remote, withIntermediateDirectories: true)
 
-        let up = lab.run(["cp", "-r", source, "agent1:\(remote)"])
+        let up = await lab.run(["cp", "-r", source, "agent1:\(remote)"])
         #expect(up.status == 0, "\(up.stderr)")
         let back = "\(lab.directory)/back"
-        let down = lab.run(["cp", "-r", "agent1:\(remote)/tree", back])
+        let down = await lab.run(["cp", "-r", "agent1:\(remote)/tree", back])
         #expect(down.status == 0, "\(down.stderr)")
 
-        let original = try TreeFixture.manifest(source)
+        let original = try await TreeFixture.manifest(source)
         #expect(original.count > 10)
-        #expect(try TreeFixture.manifest("\(remote)/tree") == original)
-        #expect(try TreeFixture.manifest(back) == original)
+        await #expect(try TreeFixture.manifest("\(remote)/tree") == original)
+        await #expect(try TreeFixture.manifest(back) == original)
     }
 
     @Test func singleFilesAndDestinationRules() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
@@ -95,12 +95,12 @@ import Testing
         chmod(file, 0o750)
         let into = "\(lab.directory)/into"
         try FileManager.default.createDirectory(atPath: into, withIntermediateDirectories: true)
-        #expect(lab.run(["cp", file, "agent1:\(into)"]).status == 0)
-        #expect(lab.run(["cp", file, "agent1:\(into)/renamed.sh"]).status == 0)
+        await #expect(lab.run(["cp", file, "agent1:\(into)"]).status == 0)
+        await #expect(lab.run(["cp", file, "agent1:\(into)/renamed.sh"]).status == 0)
         #expect(try TreeFixture.mode("\(into)/script.sh") == 0o750)
         #expect(try String(contentsOfFile: "\(into)/renamed.sh", encoding: .utf8) == "#!/bin/sh\necho hi\n")
         // A directory without -r is refused with a reason.
-        let noRecursive = lab.run(["cp", into, "agent1:/tmp"])
+        let noRecursive = await lab.run(["cp", into, "agent1:/tmp"])
         #expect(noRecursive.status == 1)
         #expect(noRecursive.stderr.contains("is a directory (use -r)"))
         // No temporary files are left behind.
@@ -109,15 +109,15 @@ import Testing
     }
 
     @Test func resultOfAJobSurvivesAControllerKill() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
         // The job runs until the controller has died: it waits for a file the test writes after the kill.
         let gate = "\(lab.directory)/controller-killed"
         defer { try? Data().write(to: URL(fileURLWithPath: gate)) }
-        let exec = Task.detached { lab.run(["exec", "agent1", "--", "sh", "-c", "until [ -e \(gate) ]; do sleep 0.1; done; echo done"]) }
-        try await eventually("the job to start", timeout: 30) { lab.run(["events"]).stdout.contains("job.started") }
+        let exec = Task.detached { await lab.run(["exec", "agent1", "--", "sh", "-c", "until [ -e \(gate) ]; do sleep 0.1; done; echo done"]) }
+        try await eventually("the job to start", timeout: 30) { await lab.run(["events"]).stdout.contains("job.started") }
         lab.killController()
         try Data().write(to: URL(fileURLWithPath: gate))
         let cut = await exec.value
@@ -125,51 +125,51 @@ import Testing
         #expect(cut.stderr.contains("may still run on agent1"))
         try await lab.startController()
         try await eventually("the job's result to reach the store", timeout: 45) {
-            lab.run(["jobs", "--json"]).stdout.contains("\"outcome\":\"completed\"")
+            await lab.run(["jobs", "--json"]).stdout.contains("\"outcome\":\"completed\"")
         }
-        let jobs = try #require(JSONSerialization.jsonObject(with: Data(lab.run(["jobs", "--json"]).stdout.utf8)) as? [[String: Any]])
+        let jobs = try await #require(JSONSerialization.jsonObject(with: Data(lab.run(["jobs", "--json"]).stdout.utf8)) as? [[String: Any]])
         let result = try #require(jobs.first?["result"] as? [String: Any])
         #expect(result["exitCode"] as? Int == 0)
         #expect(result["outputTail"] as? String == "done\n")
-        let events = lab.run(["events", "--json"]).stdout.split(separator: "\n")
+        let events = await lab.run(["events", "--json"]).stdout.split(separator: "\n")
         let finished = try #require(events.first { $0.contains("\"kind\":\"job.finished\"") })
         #expect(finished.contains("\"exitCode\":0"))
         #expect(finished.contains("done\\n"))
         // The agent reconnected by itself after the restart.
-        #expect(lab.agentStates()["agent1"] == "connected")
+        await #expect(lab.agentStates()["agent1"] == "connected")
     }
 
     @Test func fanOutReportsEveryAgent() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("a1")
         try await lab.connectAgent("a2")
-        _ = try lab.agentConfig("a3")  // enrolled never: pending, not part of the fan-out
-        let result = lab.run(["exec", "--all", "--", "sh", "-c", "echo hi from $0"])
+        _ = try await lab.agentConfig("a3")  // enrolled never: pending, not part of the fan-out
+        let result = await lab.run(["exec", "--all", "--", "sh", "-c", "echo hi from $0"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("a1  ok  exit 0"))
         #expect(result.stdout.contains("a2  ok  exit 0"))
         #expect(result.stdout.contains("2 agents: 2 ok, 0 failed, 0 timed out, 0 down"))
-        let mixed = lab.run(["exec", "--all", "--timeout", "1", "--", "sh", "-c", "test $(hostname) = never || sleep 3"])
+        let mixed = await lab.run(["exec", "--all", "--timeout", "1", "--", "sh", "-c", "test $(hostname) = never || sleep 3"])
         #expect(mixed.status == 1)
         #expect(mixed.stdout.contains("0 ok, 0 failed, 2 timed out"))
         // --json: one FanoutLine per agent and nothing else, each on its own line as it comes.
-        let json = lab.run(["exec", "--all", "--json", "--", "sh", "-c", "echo from $(hostname) >/dev/null; exit 3"])
+        let json = await lab.run(["exec", "--all", "--json", "--", "sh", "-c", "echo from $(hostname) >/dev/null; exit 3"])
         #expect(json.status == 1)
         let lines = try json.stdout.split(separator: "\n").map { try JSONDecoder().decode(FanoutLine.self, from: Data($0.utf8)) }
         #expect(Set(lines.map(\.agent)) == ["a1", "a2"])
         #expect(lines.allSatisfy { $0.result?.exitCode == 3 && $0.result?.outcome == .completed })
-        #expect(lab.run(["exec", "a1", "--json", "--", "true"]).stderr.contains("--json works with --all or --fleet"))
+        await #expect(lab.run(["exec", "a1", "--json", "--", "true"]).stderr.contains("--json works with --all or --fleet"))
     }
 
     @Test func agentsListHealthAndEventsRecordTheLifecycle() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
-        try await eventually("a heartbeat", timeout: 30) { lab.run(["agents", "--json"]).stdout.contains("bootID") }
-        let json = try #require(JSONSerialization.jsonObject(with: Data(lab.run(["agents", "--json"]).stdout.utf8)) as? [[String: Any]])
+        try await eventually("a heartbeat", timeout: 30) { await lab.run(["agents", "--json"]).stdout.contains("bootID") }
+        let json = try await #require(JSONSerialization.jsonObject(with: Data(lab.run(["agents", "--json"]).stdout.utf8)) as? [[String: Any]])
         let health = try #require(json.first?["health"] as? [String: Any])
         let bootID = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(health["bootID"] as? String == bootID)
@@ -177,11 +177,11 @@ import Testing
         #expect((health["diskTotalBytes"] as? Int ?? 0) > 0)
         #expect((health["load"] as? [Double])?.count == 3)
         #expect(health["agentVersion"] as? String == "0.1.0")
-        let table = lab.run(["agents"]).stdout
+        let table = await lab.run(["agents"]).stdout
         #expect(table.contains("agent1") && table.contains("connected"))
 
-        lab.run(["exec", "agent1", "--", "true"])
-        let kinds = lab.run(["events", "--json"]).stdout.split(separator: "\n").compactMap { line -> String? in
+        await lab.run(["exec", "agent1", "--", "true"])
+        let kinds = await lab.run(["events", "--json"]).stdout.split(separator: "\n").compactMap { line -> String? in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["kind"] as? String
         }
         for kind in ["token.created", "agent.enrolled", "agent.connected", "job.started", "job.finished"] {
@@ -191,20 +191,20 @@ import Testing
         let follower = try lab.spawnCLI(["events", "--follow"], log: "follow.log")
         defer { kill(follower.processIdentifier, SIGKILL); follower.waitUntilExit() }
         try await eventually("the replayed history", timeout: 30) { lab.log("follow.log").contains("job.finished") }
-        lab.run(["agent", "revoke", "agent1"])
+        await lab.run(["agent", "revoke", "agent1"])
         try await eventually("the live revoke and disconnect events", timeout: 30) {
             lab.log("follow.log").contains("agent.revoked") && lab.log("follow.log").contains("agent.disconnected")
         }
     }
 
     @Test func certificatesAreRenewedBeforeTheyExpire() async throws {
-        let lab = try Lab(config: "agent_certificate_seconds: 6\n")
+        let lab = try await Lab(config: "agent_certificate_seconds: 6\n")
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("agent1")
         let certificatePath = "\(lab.directory)/agent-agent1/identity.pem"
         let first = try String(contentsOfFile: certificatePath, encoding: .utf8)
-        try await eventually("a renewal", timeout: 15) { lab.run(["events"]).stdout.contains("agent.certificate-renewed") }
+        try await eventually("a renewal", timeout: 15) { await lab.run(["events"]).stdout.contains("agent.certificate-renewed") }
         try await eventually("the new certificate on disk", timeout: 30) {
             (try? String(contentsOfFile: certificatePath, encoding: .utf8)) != first
         }
@@ -213,7 +213,7 @@ import Testing
         lab.killController()
         try await lab.startController()
         try await lab.waitConnected("agent1")
-        #expect(lab.run(["exec", "agent1", "--", "true"]).status == 0)
+        await #expect(lab.run(["exec", "agent1", "--", "true"]).status == 0)
     }
 }
 
@@ -252,7 +252,7 @@ enum TreeFixture {
     }
 
     /// Relative path → "kind mode sha256" for every entry.
-    static func manifest(_ root: String) throws -> [String: String] {
+    static func manifest(_ root: String) async throws -> [String: String] {
         var result: [String: String] = [:]
         let enumerator = FileManager.default.enumerator(atPath: root)
         while let relative = enumerator?.nextObject() as? String {
@@ -261,7 +261,7 @@ enum TreeFixture {
             lstat(path, &info)
             let mode = String(info.st_mode, radix: 8)
             if (info.st_mode & S_IFMT) == S_IFREG {
-                result[relative] = "\(mode) \(sha256(path))"
+                result[relative] = "\(mode) \(await sha256(path))"
             } else if (info.st_mode & S_IFMT) == S_IFLNK {
                 result[relative] = "\(mode) -> \((try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "")"
             } else {
@@ -271,8 +271,8 @@ enum TreeFixture {
         return result
     }
 
-    static func sha256(_ path: String) -> String {
-        let result = Lab.runProgram("/usr/bin/sha256sum", [path], directory: "/tmp")
+    static func sha256(_ path: String) async -> String {
+        let result = await Lab.runProgram("/usr/bin/sha256sum", [path], directory: "/tmp")
         return String(result.stdout.prefix(64))
     }
 

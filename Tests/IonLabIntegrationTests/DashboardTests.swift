@@ -52,7 +52,7 @@ import Testing
     /// VM's probes kept shows (the remote-desktop session animated), each verdict has its line, the timeline its
     /// rows, and a guest's markup is text: nothing runs, nothing is fetched, and the page's policy says so.
     @Test func aFleetsReportIsOnePageThatABrowserShowsWhole() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         let httpPort = try Lab.freePort()
         try await fleet.start(controllerArguments: ["--http", "127.0.0.1:\(httpPort)"])
         let port = try await OperationTests.scriptedVNCServer(fleet)
@@ -67,12 +67,12 @@ import Testing
                 verify:
                   - command: ["sh", "-c", "echo '<img src=x id=injected onerror=alert(1)><script>alert(2)</script>'; exit 3"]
             """)
-        let up = fleet.lab.run(["up", spec])
+        let up = await fleet.lab.run(["up", spec])
         #expect(up.status == 1, "\(up.stdout)\(up.stderr)")
         let page = "\(fleet.lab.directory)/rep-report.html"
-        let written = fleet.lab.run(["report", "rep", "-o", page])
+        let written = await fleet.lab.run(["report", "rep", "-o", page])
         #expect(written.status == 0 && written.stdout.hasPrefix("wrote \(page): the report of rep, "), "\(written.stdout)\(written.stderr)")
-        let missing = fleet.lab.run(["report", "nope", "-o", "\(fleet.lab.directory)/nope.html"])
+        let missing = await fleet.lab.run(["report", "nope", "-o", "\(fleet.lab.directory)/nope.html"])
         #expect(missing.status == 1 && missing.stderr == "ionlab: no fleet named 'nope'\n", "\(missing.stderr)")
 
         struct Shown: Decodable {
@@ -94,7 +94,7 @@ import Testing
             var console: [String]
         }
         let screenshot = ProcessInfo.processInfo.environment["IONLAB_REPORT_SCREENSHOT"] ?? "\(fleet.lab.directory)/report.png"
-        let run = Lab.runProgram(Self.python, [Self.helpers.appendingPathComponent("report_browser.py").path, page, "--screenshot", screenshot],
+        let run = await Lab.runProgram(Self.python, [Self.helpers.appendingPathComponent("report_browser.py").path, page, "--screenshot", screenshot],
                                  directory: fleet.lab.directory)
         let shown = try JSONDecoder().decode(Shown.self, from: Data(run.stdout.utf8))
         #expect(shown.title == "ionlab report: rep")
@@ -113,24 +113,24 @@ import Testing
         // The dashboard links the same pictures: the session's animation, and nothing else of the state directory.
         let (url, token) = try await fleet.lab.httpSide(port: httpPort)
         let saved = "\(fleet.lab.directory)/animation.png"
-        let fetched = Lab.runProgram("/usr/bin/curl", ["-s", "-o", saved, "-w", "%{http_code} %{content_type}", "-H", "Authorization: Bearer \(token)",
+        let fetched = await Lab.runProgram("/usr/bin/curl", ["-s", "-o", saved, "-w", "%{http_code} %{content_type}", "-H", "Authorization: Bearer \(token)",
                                                        "\(url)/api/vms/rep-1/pictures/remote_desktop_session"], directory: "/")
         #expect(fetched.stdout == "200 image/png", "\(fetched.stdout)")
         #expect(FileManager.default.contents(atPath: saved)?.range(of: Data("acTL".utf8)) != nil, "the dashboard's session picture is not animated")
         for other in ["first/../../dashboard.token", "..%2F..%2Fdashboard.token", "nothing", "rustdesk.id"] {
-            #expect(MetricsTests.get("\(url)/api/vms/rep-1/pictures/\(other)", token: token).status == 404, "\(other)")
+            await #expect(MetricsTests.get("\(url)/api/vms/rep-1/pictures/\(other)", token: token).status == 404, "\(other)")
         }
-        #expect(MetricsTests.get("\(url)/api/vms/rep-1/pictures/first", token: nil).status == 401)
+        await #expect(MetricsTests.get("\(url)/api/vms/rep-1/pictures/first", token: nil).status == 401)
     }
 
     static let helpers = VMCommandTests.repo.appendingPathComponent("Tests/IonLabIntegrationTests/Helpers")
 
     @Test func aRealBrowserFollowsAFleetComingUp() async throws {
         let port = try Lab.freePort(), attackerPort = try Lab.freePort()
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start(controllerArguments: ["--http", "127.0.0.1:\(port)"])
         let (url, token) = try await fleet.lab.httpSide(port: port)
-        #expect(MetricsTests.get("\(url)/api/overview", token: nil).status == 401)
+        await #expect(MetricsTests.get("\(url)/api/overview", token: nil).status == 401)
         let spec = try fleet.spec("dx", FleetTests.header("dx", backend: "big") + """
             count: 2
             workflow:
@@ -142,7 +142,7 @@ import Testing
                 exec: ["sh", "-c", "echo '<img src=x id=injected>' >&2; exit 3"]
             """)
         let screenshot = ProcessInfo.processInfo.environment["IONLAB_DASHBOARD_SCREENSHOT"] ?? "\(fleet.lab.directory)/dashboard.png"
-        let run = Lab.runProgram(Self.python, [Self.script, "--url", url, "--token", token, "--ionlab", "\(Lab.binaries)/ionlab",
+        let run = await Lab.runProgram(Self.python, [Self.script, "--url", url, "--token", token, "--ionlab", "\(Lab.binaries)/ionlab",
                                                "--state-dir", fleet.lab.stateDir, "--spec", spec, "--fleet", "dx",
                                                "--attacker-port", "\(attackerPort)", "--screenshot", screenshot],
                                  directory: fleet.lab.directory)
@@ -182,7 +182,7 @@ import Testing
         // Another origin's state change is refused, though the browser sent the cookie; the page's own is done.
         #expect(seen.crossOriginAnswer?.contains("a change must come from this server's own page") == true, "\(seen.crossOriginAnswer ?? "-")")
         #expect(seen.restartNotice == "dx-2 restarted (ready)" || seen.restartNotice?.hasPrefix("dx-2 restarted") == true, "\(seen.restartNotice ?? "-")")
-        let stops = fleet.events(fleet: "dx").filter { $0["kind"] as? String == "vm.stopped" }.compactMap { $0["agent"] as? String }
+        let stops = await fleet.events(fleet: "dx").filter { $0["kind"] as? String == "vm.stopped" }.compactMap { $0["agent"] as? String }
         #expect(stops == ["dx-2"], "only the page's own restart stopped a VM: \(stops)")
     }
 
@@ -208,12 +208,12 @@ import Testing
     /// an event stream nobody reads. Each is closed or refused, and the server goes on answering.
     @Test func slowIdleAndTooManyClientsCannotHoldTheHTTPSide() async throws {
         let port = try Lab.freePort()
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         try await lab.startController(arguments: ["--http", "127.0.0.1:\(port)"])
         let (url, token) = try await lab.httpSide(port: port)
         let script = VMCommandTests.repo.appendingPathComponent("Tests/IonLabIntegrationTests/Helpers/http_pressure.py").path
-        let run = Lab.runProgram("/usr/bin/python3", [script, "\(port)", token, "\(HTTPLimits().connections)"], directory: lab.directory)
+        let run = await Lab.runProgram("/usr/bin/python3", [script, "\(port)", token, "\(HTTPLimits().connections)"], directory: lab.directory)
         let seen = try JSONDecoder().decode(Pressure.self, from: Data(run.stdout.utf8))
         #expect(seen.servedDuringLoris == 200)
         #expect(seen.streamHead == "HTTP/1.1 200 OK")
@@ -226,7 +226,7 @@ import Testing
         let loris = try #require(seen.lorisClosedAfter, "the slowloris was never closed")
         #expect(loris >= 25 && loris < 40, "closed by the idle timeout: \(loris) s")
         // The server is still whole.
-        #expect(MetricsTests.get("\(url)/metrics", token: token).status == 200)
+        await #expect(MetricsTests.get("\(url)/metrics", token: token).status == 200)
     }
 }
 

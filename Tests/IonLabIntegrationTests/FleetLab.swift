@@ -17,7 +17,7 @@ final class FleetLab: @unchecked Sendable {
     /// Added to the environment of every stand-in guest's agent (and so of the commands it runs).
     let guestEnvironment: [String: String]
 
-    init(extraConfig: String = "", guestEnvironment: [String: String] = [:]) throws {
+    init(extraConfig: String = "", guestEnvironment: [String: String] = [:]) async throws {
         self.guestEnvironment = guestEnvironment
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-fleet-\(UUID().uuidString.prefix(8))").path
         let bundle = "\(scratch)/bundle"
@@ -37,7 +37,7 @@ final class FleetLab: @unchecked Sendable {
             try Self.nodeXML(cpus: cpus, memoryMiB: memoryMiB, pool: "\(scratch)/pool-\(name)")
                 .write(toFile: "\(scratch)/\(name).xml", atomically: true, encoding: .utf8)
         }
-        lab = try Lab(config: """
+        lab = try await Lab(config: """
             agent_bundle: "\(bundle)"
             image_catalog: "\(scratch)/images.yaml"
             backends:
@@ -76,9 +76,8 @@ final class FleetLab: @unchecked Sendable {
     }
 
     /// Every 100 ms: a VM seed without a guest gets one (its agent, heartbeating every second). The watcher
-    /// runs on a dispatch queue, not in Swift's cooperative pool: tests block pool threads while they wait for
-    /// `ionlab up`, and with two cores two waiting tests would starve it. It holds the lab weakly, so the
-    /// lab's deinit still runs and kills every process it started.
+    /// runs on a dispatch queue of its own, apart from the tests' tasks. It holds the lab weakly, so the lab's
+    /// deinit still runs and kills every process it started.
     func startGuests() {
         let seeds = "\(lab.stateDir)/seeds"
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ionlab.test.guests"))
@@ -122,8 +121,8 @@ final class FleetLab: @unchecked Sendable {
         return path
     }
 
-    func events(fleet: String) -> [[String: Any]] {
-        let result = lab.run(["events", "--fleet", fleet, "--json"])
+    func events(fleet: String) async -> [[String: Any]] {
+        let result = await lab.run(["events", "--fleet", fleet, "--json"])
         return result.stdout.split(separator: "\n").compactMap { line in
             try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         }
@@ -134,14 +133,14 @@ final class FleetLab: @unchecked Sendable {
         (event["detail"] as? [String: Any])?[kind] as? [String: Any]
     }
 
-    func vms() -> [[String: Any]] {
-        let result = lab.run(["vm", "list", "--json"])
+    func vms() async -> [[String: Any]] {
+        let result = await lab.run(["vm", "list", "--json"])
         return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []
     }
 
     /// Jobs the store recorded, as (agent, command line) pairs.
-    func jobs() -> [(agent: String, command: String)] {
-        let result = lab.run(["jobs", "--json", "--limit", "1000"])
+    func jobs() async -> [(agent: String, command: String)] {
+        let result = await lab.run(["jobs", "--json", "--limit", "1000"])
         let list = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []
         return list.map { ($0["agent"] as? String ?? "", ($0["argv"] as? [String] ?? []).joined(separator: " ")) }
     }

@@ -16,7 +16,7 @@ import Testing
     }
 
     @Test func placementFollowsFreeMemoryThenFreeCPUs() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let spec = try fleet.spec("place", Self.header("place") + """
             vms:
@@ -25,31 +25,31 @@ import Testing
               - {name: v2, memory_mib: 512}
               - {name: v3, memory_mib: 512}
             """)
-        let up = fleet.lab.run(["up", spec])
+        let up = await fleet.lab.run(["up", spec])
         #expect(up.status == 0, "\(up.stdout)\n\(up.stderr)")
-        let placed = Dictionary(uniqueKeysWithValues: fleet.vms().map { ($0["name"] as? String ?? "", $0["backend"] as? String ?? "") })
+        let placed = await Dictionary(uniqueKeysWithValues: fleet.vms().map { ($0["name"] as? String ?? "", $0["backend"] as? String ?? "") })
         // large fits only on big (4096 MiB); v1 and v2 go where more memory is left (small: 2048, then 1536);
         // v3 finds 1024 MiB left on both and goes to big, which has CPUs free.
         #expect(placed == ["large": "big", "v1": "small", "v2": "small", "v3": "big"])
-        #expect(fleet.events(fleet: "place").contains { $0["kind"] as? String == "fleet.placed" })
+        await #expect(fleet.events(fleet: "place").contains { $0["kind"] as? String == "fleet.placed" })
     }
 
     @Test func aVMThatFitsNowhereStopsTheFleetBeforeAnythingIsCreated() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let spec = try fleet.spec("huge", Self.header("huge") + "vms:\n  - {name: ok1}\n  - {name: huge, memory_mib: 6144}\n")
-        let up = fleet.lab.run(["up", spec])
+        let up = await fleet.lab.run(["up", spec])
         #expect(up.status == 1)
         #expect(up.stderr == "ionlab: no backend can take huge (1 CPU, 6144 MiB): big: 3840 MiB of memory left; small: 2048 MiB of memory left\n")
-        #expect(fleet.vms().isEmpty)
+        await #expect(fleet.vms().isEmpty)
         let wrongCPU = try fleet.spec("cpu", Self.header("cpu", backend: "small") + "vms:\n  - {name: wide, cpus: 3}\n")
-        let refused = fleet.lab.run(["up", wrongCPU])
+        let refused = await fleet.lab.run(["up", wrongCPU])
         #expect(refused.stderr == "ionlab: no backend can take wide (3 CPU, 256 MiB): small: 3 CPUs asked, the host has 2\n")
-        #expect(fleet.vms().isEmpty)
+        await #expect(fleet.vms().isEmpty)
     }
 
     @Test func badSpecsAreRejectedWithFileLineAndField() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let cases: [(String, String, String)] = [
             ("type", "name: t\nimage: test-base\ncount: two\n", "type.yaml:3: count: expected an integer, found 'two'"),
@@ -67,23 +67,23 @@ import Testing
         ]
         for (name, yaml, message) in cases {
             let path = try fleet.spec(name, yaml)
-            let up = fleet.lab.run(["up", path])
+            let up = await fleet.lab.run(["up", path])
             #expect(up.status == 1, "\(name)")
             #expect(up.stderr == "ionlab: \(fleet.scratch)/\(message)\n", "\(name)")
         }
-        #expect(fleet.vms().isEmpty)
+        await #expect(fleet.vms().isEmpty)
     }
 
     /// At most `--parallel` VMs are between "provisioning" and "started" at any point of the event stream.
     @Test func provisioningStaysWithinTheParallelismBound() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         for (name, parallel) in [("one", 1), ("three", 3)] {
             let spec = try fleet.spec(name, Self.header(name, backend: "big") + "count: 6\n")
-            let up = fleet.lab.run(["up", spec, "--parallel", String(parallel)])
+            let up = await fleet.lab.run(["up", spec, "--parallel", String(parallel)])
             #expect(up.status == 0, "\(up.stdout)\n\(up.stderr)")
             var inFlight = 0, peak = 0
-            for event in fleet.events(fleet: name) {
+            for event in await fleet.events(fleet: name) {
                 switch event["kind"] as? String {
                 case "vm.provisioning": inFlight += 1
                 case "vm.started", "vm.failed": inFlight -= 1
@@ -93,13 +93,13 @@ import Testing
             }
             #expect(peak <= parallel, "\(name): \(peak) provisioning at once")
             if parallel > 1 { #expect(peak > 1, "\(name): provisioning never overlapped") }
-            #expect(fleet.lab.run(["down", name]).status == 0)
+            await #expect(fleet.lab.run(["down", name]).status == 0)
         }
     }
 
     /// A failing step ends the VM's workflow; the summary names the step and shows its last output lines.
     @Test func aFailedStepIsSummarisedAndTheExitCodeIsNonZero() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let marker = "\(fleet.scratch)/after-failure"
         let spec = try fleet.spec("bad", Self.header("bad", backend: "big") + """
@@ -112,7 +112,7 @@ import Testing
               - name: never
                 exec: ["touch", "\(marker)"]
             """)
-        let up = fleet.lab.run(["up", spec])
+        let up = await fleet.lab.run(["up", spec])
         #expect(up.status == 1)
         #expect(Self.row("bad-1", in: up.stdout).prefix(3) == ["bad-1", "big", "failed"], "\(up.stdout)")
         // stdout and stderr lines come interleaved as they arrived, in either order.
@@ -120,13 +120,13 @@ import Testing
         #expect(up.stdout.contains("  | first line\n") && up.stdout.contains("  | boom\n"), "\(up.stdout)")
         #expect(up.stdout.contains("fleet bad: 0 of 1 VM(s) ok"))
         #expect(!FileManager.default.fileExists(atPath: marker))
-        let status = fleet.lab.run(["status", "bad"])
+        let status = await fleet.lab.run(["status", "bad"])
         #expect(status.stdout.contains("failed 2/3: breaks"), "\(status.stdout)")
     }
 
     /// Step order, a copy, retry:N, continue, and a timeout, on a real agent.
     @Test func theWorkflowEngineRunsStepsInOrderWithTimeoutsAndPolicies() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let log = "\(fleet.scratch)/order.log", counter = "\(fleet.scratch)/flaky.count"
         try FileManager.default.createDirectory(atPath: "\(fleet.scratch)/site", withIntermediateDirectories: true)
@@ -152,14 +152,14 @@ import Testing
               - name: never
                 exec: ["sh", "-c", "echo never >> \(log)"]
             """)
-        let up = fleet.lab.run(["up", spec])
+        let up = await fleet.lab.run(["up", spec])
         #expect(up.status == 1)
         #expect(Self.row("flow-1", in: up.stdout).prefix(4) == ["flow-1", "small", "timed", "out"], "\(up.stdout)")
         #expect(up.stdout.contains("flow-1: timed out at slow:\n  | sleep 30 timed out after 1s"), "\(up.stdout)")
         #expect(try String(contentsOfFile: log, encoding: .utf8) == "one\ntwo\n")
         #expect(try String(contentsOfFile: "\(fleet.scratch)/deployed/index.html", encoding: .utf8) == "hello from the controller\n")
         #expect(try String(contentsOfFile: counter, encoding: .utf8) == "2\n")
-        let events = fleet.events(fleet: "flow")
+        let events = await fleet.events(fleet: "flow")
         let starts = events.filter { $0["kind"] as? String == "step.started" }.compactMap { FleetLab.detail($0, "step")?["number"] as? Int }
         #expect(starts == [1, 2, 3, 3, 4, 5, 6])
         let kinds = events.compactMap { $0["kind"] as? String }
@@ -172,7 +172,7 @@ import Testing
 
     /// `up` again converges: nothing duplicated, done steps skipped, a destroyed VM recreated and run in full.
     @Test func upConvergesOnAFleetThatExists() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let spec = try fleet.spec("conv", Self.header("conv") + """
             count: 2
@@ -182,10 +182,10 @@ import Testing
               - name: second
                 exec: ["echo", "second step"]
             """)
-        #expect(fleet.lab.run(["up", spec]).status == 0)
-        let instances = fleet.vms().map { $0["instanceID"] as? String ?? "" }
+        await #expect(fleet.lab.run(["up", spec]).status == 0)
+        let instances = await fleet.vms().map { $0["instanceID"] as? String ?? "" }
 
-        let again = fleet.lab.run(["up", spec, "--json"])
+        let again = await fleet.lab.run(["up", spec, "--json"])
         #expect(again.status == 0, "\(again.stderr)")
         let report = try #require(again.stdout.split(separator: "\n").last.flatMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
@@ -193,22 +193,22 @@ import Testing
         #expect(report["created"] as? Int == 0)
         #expect(report["adopted"] as? Int == 2)
         #expect((report["vms"] as? [[String: Any]])?.map { $0["stepsSkipped"] as? Int } == [2, 2])
-        #expect(fleet.vms().map { $0["instanceID"] as? String ?? "" } == instances)
+        await #expect(fleet.vms().map { $0["instanceID"] as? String ?? "" } == instances)
 
-        #expect(fleet.lab.run(["vm", "destroy", "conv-2"]).status == 0)
-        let third = fleet.lab.run(["up", spec])
+        await #expect(fleet.lab.run(["vm", "destroy", "conv-2"]).status == 0)
+        let third = await fleet.lab.run(["up", spec])
         #expect(third.status == 0, "\(third.stdout)\n\(third.stderr)")
         #expect(third.stdout.contains("(1 created, 1 adopted)"), "\(third.stdout)")
-        let runs = fleet.jobs().filter { $0.command == "echo first step" }
+        let runs = await fleet.jobs().filter { $0.command == "echo first step" }
         #expect(runs.filter { $0.agent == "conv-1" }.count == 1)
         #expect(runs.filter { $0.agent == "conv-2" }.count == 2)  // the destroyed machine's run and the new one's
-        #expect(fleet.vms().count == 2)
+        await #expect(fleet.vms().count == 2)
     }
 
     /// kill -9 of the controller in the middle of `up`; after a restart, `up` again finishes the fleet without
     /// duplicating a VM or re-running a finished step.
     @Test func upCompletesAfterTheControllerIsKilledMidway() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         // The middle step runs until the controller has died: it waits for a file the test writes after the kill.
         let gate = "\(fleet.lab.directory)/controller-killed"
@@ -226,91 +226,91 @@ import Testing
             """)
         let first = try fleet.lab.spawnCLI(["up", spec], log: "up-1.log")
         try await eventually("both VMs in step 2", timeout: 60) {
-            fleet.events(fleet: "crash").filter { $0["kind"] as? String == "step.started" && FleetLab.detail($0, "step")?["number"] as? Int == 2 }.count == 2
+            await fleet.events(fleet: "crash").filter { $0["kind"] as? String == "step.started" && FleetLab.detail($0, "step")?["number"] as? Int == 2 }.count == 2
         }
-        let instances = fleet.vms().map { $0["instanceID"] as? String ?? "" }
+        let instances = await fleet.vms().map { $0["instanceID"] as? String ?? "" }
         fleet.lab.killController()
         try Data().write(to: URL(fileURLWithPath: gate))
         _ = try await fleet.lab.exitStatus(of: first)
         try await fleet.lab.startController()
         // The agents reconnect and report the result of the job that ran on through the crash.
         try await eventually("the interrupted step's jobs reported", timeout: 60) {
-            let list = try JSONSerialization.jsonObject(with: Data(fleet.lab.run(["jobs", "--json"]).stdout.utf8)) as? [[String: Any]] ?? []
+            let list = try await JSONSerialization.jsonObject(with: Data(fleet.lab.run(["jobs", "--json"]).stdout.utf8)) as? [[String: Any]] ?? []
             return list.filter { ($0["argv"] as? [String]) == during && $0["result"] != nil }.count == 2
         }
 
-        let again = fleet.lab.run(["up", spec])
+        let again = await fleet.lab.run(["up", spec])
         #expect(again.status == 0, "\(again.stdout)\n\(again.stderr)")
         #expect(again.stdout.contains("(0 created, 2 adopted)"))
-        #expect(fleet.vms().map { $0["instanceID"] as? String ?? "" } == instances)
-        let jobs = fleet.jobs()
+        await #expect(fleet.vms().map { $0["instanceID"] as? String ?? "" } == instances)
+        let jobs = await fleet.jobs()
         for vm in ["crash-1", "crash-2"] {
             #expect(jobs.filter { $0.agent == vm && $0.command == "echo before the crash" }.count == 1)
             #expect(jobs.filter { $0.agent == vm && $0.command == "echo after the crash" }.count == 1)
             // The step that was running when the controller died finished on the agent: it is not run again.
             #expect(jobs.filter { $0.agent == vm && $0.command == during.joined(separator: " ") }.count == 1)
         }
-        let skipped = fleet.events(fleet: "crash").filter { $0["kind"] as? String == "step.skipped" }
+        let skipped = await fleet.events(fleet: "crash").filter { $0["kind"] as? String == "step.skipped" }
         #expect(skipped.contains { (FleetLab.detail($0, "step")?["reason"] as? String)?.contains("while the controller was away") == true },
                 "the skips said: \(skipped.map { "\($0["agent"] ?? "?"): \(FleetLab.detail($0, "step")?["reason"] ?? "?")" })")
-        let status = fleet.lab.run(["status", "crash"])
+        let status = await fleet.lab.run(["status", "crash"])
         #expect(status.stdout.components(separatedBy: "done (3/3)").count == 3, "\(status.stdout)")
     }
 
     /// status, exec --fleet, events --fleet/--since, an agent going down and up, and down.
     @Test func statusExecEventsHealthAndDown() async throws {
-        let fleet = try FleetLab(extraConfig: "agent_down_after_seconds: 3")
+        let fleet = try await FleetLab(extraConfig: "agent_down_after_seconds: 3")
         try await fleet.start()
         let spec = try fleet.spec("ops", Self.header("ops") + "count: 2\nworkflow:\n  - exec: [\"true\"]\n")
         let other = try fleet.spec("other", Self.header("other") + "count: 1\n")
-        #expect(fleet.lab.run(["up", spec]).status == 0)
-        #expect(fleet.lab.run(["up", other]).status == 0)
+        await #expect(fleet.lab.run(["up", spec]).status == 0)
+        await #expect(fleet.lab.run(["up", other]).status == 0)
 
-        func statusRows() throws -> [[String: Any]] {
-            let status = fleet.lab.run(["status", "ops", "--json"])
+        func statusRows() async throws -> [[String: Any]] {
+            let status = await fleet.lab.run(["status", "ops", "--json"])
             return try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]])
         }
-        #expect(try statusRows().map { $0["name"] as? String } == ["ops-1", "ops-2"])
+        await #expect(try statusRows().map { $0["name"] as? String } == ["ops-1", "ops-2"])
         // Heartbeats come every second and 1.5 s of silence reads as stale: a loaded machine may need a moment.
         try await eventually("both agents up with their workflow done", timeout: 30) {
-            try statusRows().allSatisfy { $0["agent"] as? String == "up" && $0["step"] as? String == "done (1/1)" && $0["health"] != nil }
+            try await statusRows().allSatisfy { $0["agent"] as? String == "up" && $0["step"] as? String == "done (1/1)" && $0["health"] != nil }
         }
 
-        let exec = fleet.lab.run(["exec", "--fleet", "ops", "--", "echo", "hello"])
+        let exec = await fleet.lab.run(["exec", "--fleet", "ops", "--", "echo", "hello"])
         #expect(exec.status == 0, "\(exec.stderr)")
         #expect(exec.stdout.contains("ops-1") && exec.stdout.contains("ops-2") && !exec.stdout.contains("other-1"), "\(exec.stdout)")
 
-        let events = fleet.events(fleet: "ops")
+        let events = await fleet.events(fleet: "ops")
         #expect(events.allSatisfy { $0["fleet"] as? String == "ops" })
         #expect(events.contains { $0["kind"] as? String == "vm.ready" && $0["agent"] as? String == "ops-2" })
         #expect(events.contains { $0["kind"] as? String == "fleet.complete" && FleetLab.detail($0, "fleetComplete")?["controllerCPUSeconds"] is Double })
-        #expect(fleet.lab.run(["events", "--since", "1h", "--fleet", "other"]).stdout.contains("fleet.complete"))
-        #expect(fleet.lab.run(["events", "--since", "2099-01-01T00:00:00Z"]).stdout.isEmpty)
-        let bad = fleet.lab.run(["events", "--since", "yesterday"])
+        await #expect(fleet.lab.run(["events", "--since", "1h", "--fleet", "other"]).stdout.contains("fleet.complete"))
+        await #expect(fleet.lab.run(["events", "--since", "2099-01-01T00:00:00Z"]).stdout.isEmpty)
+        let bad = await fleet.lab.run(["events", "--since", "yesterday"])
         #expect(bad.status != 0 && bad.stderr.contains("--since: expected a duration such as 90s, 10m, 2h or 1d, or an ISO 8601 time, found 'yesterday'"))
 
         // A guest that stops heartbeating is marked down after the TTL, and up again when it resumes.
         let agent = try #require(fleet.guest("ops-1"))
         kill(agent.processIdentifier, SIGSTOP)
         try await eventually("ops-1 marked down", timeout: 20) {
-            fleet.events(fleet: "ops").contains { $0["kind"] as? String == "agent.down" && $0["agent"] as? String == "ops-1" }
+            await fleet.events(fleet: "ops").contains { $0["kind"] as? String == "agent.down" && $0["agent"] as? String == "ops-1" }
         }
-        #expect(fleet.lab.run(["status", "ops"]).stdout.contains("down"))
+        await #expect(fleet.lab.run(["status", "ops"]).stdout.contains("down"))
         kill(agent.processIdentifier, SIGCONT)
         try await eventually("ops-1 up again", timeout: 20) {
-            fleet.events(fleet: "ops").contains { $0["kind"] as? String == "agent.up" && $0["agent"] as? String == "ops-1" }
+            await fleet.events(fleet: "ops").contains { $0["kind"] as? String == "agent.up" && $0["agent"] as? String == "ops-1" }
         }
 
-        let down = fleet.lab.run(["down", "ops", "--json"])
+        let down = await fleet.lab.run(["down", "ops", "--json"])
         #expect(down.status == 0, "\(down.stderr)")
         let lines = try down.stdout.split(separator: "\n").map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         #expect(lines.dropLast().allSatisfy { $0["kind"] is String && $0["seq"] is Int }, "\(down.stdout)")
         #expect(lines.last?["fleet"] as? String == "ops")
         #expect((lines.last?["outcome"] as? String)?.contains("fleet ops is down: 2 VM(s) destroyed") == true, "\(down.stdout)")
-        #expect(fleet.vms().map { $0["name"] as? String } == ["other-1"])
-        #expect(fleet.lab.agentStates()["ops-1"] == "revoked")
+        await #expect(fleet.vms().map { $0["name"] as? String } == ["other-1"])
+        await #expect(fleet.lab.agentStates()["ops-1"] == "revoked")
         #expect(!FileManager.default.fileExists(atPath: "\(fleet.lab.stateDir)/seeds/ops-1"))
-        let gone = fleet.lab.run(["status", "ops"])
+        let gone = await fleet.lab.run(["status", "ops"])
         #expect(gone.status == 1 && gone.stderr == "ionlab: no fleet named 'ops'\n")
     }
 }

@@ -12,7 +12,7 @@ import Testing
 
     /// A lab with a connected agent `box`.
     private func lab() async throws -> Lab {
-        let lab = try Lab()
+        let lab = try await Lab()
         try await lab.startController()
         try await lab.connectAgent("box")
         return lab
@@ -30,31 +30,31 @@ import Testing
         let port = try Lab.freePort()
         _ = try lab.spawnHelper("/usr/bin/env", ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", site, String(port)],
                                 log: "http-\(port).log")
-        try await eventually("the HTTP server", timeout: 30) { Self.connects(port) }
+        try await eventually("the HTTP server", timeout: 30) { await Self.connects(port) }
         return port
     }
 
     private func sink(_ lab: Lab) async throws -> Int {
         let port = try Lab.freePort()
         _ = try lab.spawnHelper("/usr/bin/env", ["python3", Self.bulk, "sink", String(port)], log: "sink-\(port).log")
-        try await eventually("the sha256 sink", timeout: 30) { Self.connects(port) }
+        try await eventually("the sha256 sink", timeout: 30) { await Self.connects(port) }
         return port
     }
 
-    static func connects(_ port: Int) -> Bool {
-        Lab.runProgram("/usr/bin/env", ["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', \(port)), 2).close()"],
+    static func connects(_ port: Int) async -> Bool {
+        await Lab.runProgram("/usr/bin/env", ["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', \(port)), 2).close()"],
                        directory: "/").status == 0
     }
 
     /// `ionlab forwards --json`, as dictionaries.
-    private func forwards(_ lab: Lab) throws -> [[String: Any]] {
-        let result = lab.run(["forwards", "--json"])
+    private func forwards(_ lab: Lab) async throws -> [[String: Any]] {
+        let result = await lab.run(["forwards", "--json"])
         try #require(result.status == 0, "\(result.stderr)")
         return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
     }
 
-    private func send(_ mebibytes: Int, to port: Int, in lab: Lab) throws -> [String: Any] {
-        let result = Lab.runProgram("/usr/bin/env", ["python3", Self.bulk, "send", String(port), String(mebibytes)], directory: lab.directory,
+    private func send(_ mebibytes: Int, to port: Int, in lab: Lab) async throws -> [String: Any] {
+        let result = await Lab.runProgram("/usr/bin/env", ["python3", Self.bulk, "send", String(port), String(mebibytes)], directory: lab.directory,
                                     deadline: 600)
         try #require(result.status == 0, "the sender failed: \(result.stderr)")
         return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
@@ -77,12 +77,12 @@ import Testing
         // One curl, fifty connections at once (HTTP/1.1, each request its own connection).
         var arguments = ["-fsS", "--parallel", "--parallel-immediate", "--parallel-max", "50"]
         for name in expected.keys.sorted() { arguments += ["-o", "\(lab.directory)/got-\(name)", "http://127.0.0.1:\(local)/\(name)"] }
-        let curl = Lab.runProgram("/usr/bin/curl", arguments, directory: lab.directory)
+        let curl = await Lab.runProgram("/usr/bin/curl", arguments, directory: lab.directory)
         #expect(curl.status == 0, "\(curl.stderr)")
         for (name, body) in expected {
             #expect(FileManager.default.contents(atPath: "\(lab.directory)/got-\(name)") == body, "\(name) differs")
         }
-        let record = try #require(try forwards(lab).first)
+        let record = try await #require(try forwards(lab).first)
         #expect(record["totalConnections"] as? Int == 50)
         #expect(record["openConnections"] as? Int == 0)
 
@@ -90,7 +90,7 @@ import Testing
         let sinkPort = try await sink(lab)
         let bulkPort = try Lab.freePort()
         _ = try await forward(lab, ["box", "\(bulkPort):\(sinkPort)"], log: "forward-bulk.log")
-        let transfer = try send(Self.transferMiB, to: bulkPort, in: lab)
+        let transfer = try await send(Self.transferMiB, to: bulkPort, in: lab)
         #expect(transfer["bytes"] as? Int == Self.transferMiB << 20)
         #expect(transfer["match"] as? Bool == true, "sha256 differs: \(transfer)")
     }
@@ -102,7 +102,7 @@ import Testing
         let refusedForward = try await forward(lab, ["box", "\(local):\(closedPort)"], log: "forward-refused.log")
 
         // Refused in the guest: the client sees the connection close, the command says why.
-        let client = Lab.runProgram("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(local)/"], directory: lab.directory)
+        let client = await Lab.runProgram("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(local)/"], directory: lab.directory)
         #expect(client.status != 0)
         try await eventually("the refusal line", timeout: 10) {
             lab.log("forward-refused.log").contains("cannot connect to 127.0.0.1:\(closedPort): connection refused")
@@ -110,24 +110,24 @@ import Testing
 
         // A port in use, twice over: by another program, and by another forward.
         let http = try await httpServer(lab, serving: lab.directory)
-        let busy = lab.run(["forward", "box", "\(http):80"])
+        let busy = await lab.run(["forward", "box", "\(http):80"])
         #expect(busy.status == 1)
         #expect(busy.stderr == "ionlab: cannot listen on 127.0.0.1:\(http): address already in use\n")
-        let taken = lab.run(["forward", "box", "\(local):80"])
+        let taken = await lab.run(["forward", "box", "\(local):80"])
         #expect(taken.status == 1)
         #expect(taken.stderr.hasPrefix("ionlab: 127.0.0.1:\(local) is already forwarded"), "\(taken.stderr)")
 
         // An unknown VM, and ports that are not ports.
-        let unknown = lab.run(["forward", "nobody", "8080:80"])
+        let unknown = await lab.run(["forward", "nobody", "8080:80"])
         #expect(unknown.stderr == "ionlab: no agent or VM named 'nobody'\n")
-        let malformed = lab.run(["forward", "box", "8080:99999"])
+        let malformed = await lab.run(["forward", "box", "8080:99999"])
         #expect(malformed.status != 0)
         #expect(malformed.stderr.contains("'99999' is not a port (1-65535) in '8080:99999'"), "\(malformed.stderr)")
 
         // The agent gone: connections close, and the command says so.
         kill(try #require(lab.agentProcess("box")).processIdentifier, SIGKILL)
-        try await eventually("the agent to be gone", timeout: 20) { lab.agentStates()["box"] != "connected" }
-        _ = Lab.runProgram("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(local)/"], directory: lab.directory)
+        try await eventually("the agent to be gone", timeout: 20) { await lab.agentStates()["box"] != "connected" }
+        _ = await Lab.runProgram("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(local)/"], directory: lab.directory)
         try await eventually("the agent-gone line", timeout: 10) {
             lab.log("forward-refused.log").contains("box's agent is not connected")
         }
@@ -135,8 +135,8 @@ import Testing
 
         // Stopping the command closes its forward.
         kill(refusedForward.processIdentifier, SIGINT)
-        try await eventually("the forward to close", timeout: 10) { try forwards(lab).isEmpty }
-        #expect(!Self.connects(local))
+        try await eventually("the forward to close", timeout: 10) { try await forwards(lab).isEmpty }
+        #expect(await !Self.connects(local))
     }
 
     @Test func keptAndReverseForwardsComeBackAfterAControllerRestartAndAnAgentReconnect() async throws {
@@ -146,41 +146,41 @@ import Testing
         try "through\n".write(toFile: "\(site)/index.html", atomically: true, encoding: .utf8)
         let http = try await httpServer(lab, serving: site)
         let local = try Lab.freePort(), guest = try Lab.freePort()
-        func fetch(_ port: Int) -> String {
-            Lab.runProgram("/usr/bin/curl", ["-fsS", "--max-time", "10", "http://127.0.0.1:\(port)/index.html"], directory: lab.directory).stdout
+        func fetch(_ port: Int) async -> String {
+            await Lab.runProgram("/usr/bin/curl", ["-fsS", "--max-time", "10", "http://127.0.0.1:\(port)/index.html"], directory: lab.directory).stdout
         }
 
-        let kept = lab.run(["forward", "--keep", "box", "\(local):\(http)"])
+        let kept = await lab.run(["forward", "--keep", "box", "\(local):\(http)"])
         #expect(kept.status == 0, "\(kept.stderr)")
         // Reverse: the agent's machine listens on `guest`, and connections reach the host's HTTP server.
-        let reverse = lab.run(["forward", "--keep", "--reverse", "box", "\(guest):\(http)"])
+        let reverse = await lab.run(["forward", "--keep", "--reverse", "box", "\(guest):\(http)"])
         #expect(reverse.status == 0, "\(reverse.stderr)")
-        #expect(fetch(local) == "through\n")
-        #expect(fetch(guest) == "through\n")
+        await #expect(fetch(local) == "through\n")
+        await #expect(fetch(guest) == "through\n")
 
         lab.killController()
-        #expect(!Self.connects(local))
+        #expect(await !Self.connects(local))
         try await lab.startController()
         try await lab.waitConnected("box")
         // On a loaded machine the agent may need a second try to get back in; the kept forward serves once it has.
-        try await eventually("the kept forward to serve again", timeout: 20) { fetch(local) == "through\n" }
-        try await eventually("the reverse forward to listen again", timeout: 20) { fetch(guest) == "through\n" }
+        try await eventually("the kept forward to serve again", timeout: 20) { await fetch(local) == "through\n" }
+        try await eventually("the reverse forward to listen again", timeout: 20) { await fetch(guest) == "through\n" }
 
         kill(try #require(lab.agentProcess("box")).processIdentifier, SIGKILL)
-        try await eventually("the agent's listener to go", timeout: 20) { !Self.connects(guest) }
+        try await eventually("the agent's listener to go", timeout: 20) { await !Self.connects(guest) }
         try lab.startAgent("box", config: "\(lab.directory)/box.json")
         try await lab.waitConnected("box")
-        try await eventually("the reverse forward to listen after the reconnect", timeout: 20) { fetch(guest) == "through\n" }
-        let listed = try forwards(lab)
+        try await eventually("the reverse forward to listen after the reconnect", timeout: 20) { await fetch(guest) == "through\n" }
+        let listed = try await forwards(lab)
         #expect(listed.count == 2)
         #expect(listed.allSatisfy { ($0["owner"] as? [String: Any])?["kept"] != nil }, "\(listed)")
 
-        #expect(lab.run(["forwards", "remove", "box", "\(local)"]).status == 0)
-        #expect(lab.run(["forwards", "remove", "--reverse", "box", "\(guest)"]).status == 0)
-        #expect(try forwards(lab).isEmpty)
-        #expect(!Self.connects(local))
-        try await eventually("the reverse listener to close", timeout: 10) { !Self.connects(guest) }
-        let gone = lab.run(["forwards", "remove", "box", "\(local)"])
+        await #expect(lab.run(["forwards", "remove", "box", "\(local)"]).status == 0)
+        await #expect(lab.run(["forwards", "remove", "--reverse", "box", "\(guest)"]).status == 0)
+        await #expect(try forwards(lab).isEmpty)
+        #expect(await !Self.connects(local))
+        try await eventually("the reverse listener to close", timeout: 10) { await !Self.connects(guest) }
+        let gone = await lab.run(["forwards", "remove", "box", "\(local)"])
         #expect(gone.stderr == "ionlab: no forward listens on 127.0.0.1:\(local)\n")
     }
 
@@ -188,7 +188,7 @@ import Testing
     /// forged line, with a message that has no place on a forwarded connection, and with a reset: each
     /// connection closes, the command says why in one escaped line, and the controller serves on.
     @Test func aHostileAgentsAnswersCloseTheConnectionAndReachTheOperatorAsOneEscapedLine() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         try await lab.startController()
         let peer = try await FakeAgent.session(lab, name: "mallory")
         let server = peer.serve { stream, request in
@@ -207,7 +207,7 @@ import Testing
         let ports = try (1...3).map { _ in try Lab.freePort() }
         for (index, port) in ports.enumerated() {
             _ = try await forward(lab, ["mallory", "\(port):\(index + 1)"], log: "forward-\(index + 1).log")
-            let client = Lab.runProgram("/usr/bin/curl", ["-sS", "--max-time", "10", "http://127.0.0.1:\(port)/"], directory: lab.directory)
+            let client = await Lab.runProgram("/usr/bin/curl", ["-sS", "--max-time", "10", "http://127.0.0.1:\(port)/"], directory: lab.directory)
             #expect(client.status != 0, "the connection through \(port) did not close")
         }
         try await eventually("three lines", timeout: 10) {
@@ -219,6 +219,6 @@ import Testing
         #expect(painted.contains("\\u{1B}]0;pwned\\u{7}\\u{1B}[2Jrefused\\u{A}mallory  ok  a forged line"), "\(painted)")
         #expect(!painted.contains("\nmallory  ok"), "a guest's line break forged a line: \(painted)")
         #expect(lab.log("forward-2.log").contains("execStarted on a forwarded connection"), "\(lab.log("forward-2.log"))")
-        #expect(lab.run(["agents"]).status == 0)
+        await #expect(lab.run(["agents"]).status == 0)
     }
 }

@@ -15,7 +15,7 @@ import X509
 /// if the hole it names comes back.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct HostilePeerTests {
     static func servingLab(config: String = "") async throws -> Lab {
-        let lab = try Lab(config: config)
+        let lab = try await Lab(config: config)
         try await lab.startController()
         try await lab.connectAgent("agent1")
         return lab
@@ -65,11 +65,11 @@ import X509
             .fileEnd(sha256: Self.sha256(content)), .treeEnd(TransferSummary()),
         ], data: content)
         defer { server.cancel(); peer.close() }
-        let result = lab.run(["cp", "evil:/innocent", "\(lab.directory)/download"])
+        let result = await lab.run(["cp", "evil:/innocent", "\(lab.directory)/download"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("the root is not a directory, so it has no children"), "\(result.stderr)")
         #expect(Self.untouched(decoy))
-        #expect(lab.stillServes("agent1"))
+        #expect(await lab.stillServes("agent1"))
     }
 
     @Test func item1_aDirectoryEntryOverALinkNeverChmodsItsTarget() async throws {
@@ -85,7 +85,7 @@ import X509
             .fileEnd(sha256: Self.sha256([])), .treeEnd(TransferSummary()),
         ])
         defer { server.cancel(); peer.close() }
-        let result = lab.run(["cp", "-r", "evil:/tree", "\(lab.directory)/download"])
+        let result = await lab.run(["cp", "-r", "evil:/tree", "\(lab.directory)/download"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("is a symbolic link, which a transfer never follows"), "\(result.stderr)")
         #expect(Self.untouched(decoy))
@@ -101,7 +101,7 @@ import X509
             .fileEnd(sha256: Self.sha256(content)), .treeEnd(TransferSummary()),
         ], data: content)
         defer { server.cancel(); peer.close() }
-        let result = lab.run(["cp", "evil:/tool", "\(lab.directory)/tool"])
+        let result = await lab.run(["cp", "evil:/tool", "\(lab.directory)/tool"])
         #expect(result.status == 0, "\(result.stderr)")
         var info = stat()
         #expect(stat("\(lab.directory)/tool", &info) == 0)
@@ -119,7 +119,7 @@ import X509
         let impostor = try await FakeController(port: try Lab.freePort(), identity: stolen, ca: ca)
         defer { impostor.stop() }
         impostor.listenSilently()
-        let config = try lab.agentConfig("victim") { $0.endpoints = [Endpoint(host: "127.0.0.1", port: impostor.port)] }
+        let config = try await lab.agentConfig("victim") { $0.endpoints = [Endpoint(host: "127.0.0.1", port: impostor.port)] }
         let victim = try lab.startAgent("victim", config: config)
         #expect(try await lab.exitStatus(of: victim) == 3)
         #expect(lab.log("agent-victim.log").contains("is not the controller's"), "\(lab.log("agent-victim.log"))")
@@ -135,14 +135,14 @@ import X509
         func mode(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int) ?? -1 }
         #expect(mode(lab.stateDir) == 0o700)
         for secret in ["ca.key", "server.key", "secret.key", "admin.sock"] { #expect(mode("\(lab.stateDir)/\(secret)") == 0o600, "\(secret)") }
-        #expect(lab.run(["token", "create", "fresh", "--output", "\(lab.directory)/fresh.json"]).status == 0)
+        await #expect(lab.run(["token", "create", "fresh", "--output", "\(lab.directory)/fresh.json"]).status == 0)
         #expect(mode("\(lab.directory)/fresh.json") == 0o600)  // it holds the token
         #expect(mode("\(lab.directory)/agent-agent1") == 0o700)
         #expect(mode("\(lab.directory)/agent-agent1/identity.pem") == 0o600)
         // The token is in no log and no event.
         let token = try AgentConfig.load(path: "\(lab.directory)/agent1.json").token ?? "?"
         #expect(!lab.log("controller.log").contains(token))
-        #expect(!lab.run(["events", "--json"]).stdout.contains(token))
+        await #expect(!lab.run(["events", "--json"]).stdout.contains(token))
     }
 
     // MARK: 4. Unauthenticated peers get a deadline, small frames and a bounded place
@@ -158,7 +158,7 @@ import X509
         _ = try await silent.readUntilClosed(timeout: 15)
         _ = try await stalling.readUntilClosed(timeout: 15)  // once, the hello cancelled the deadline for good
         #expect(Date().timeIntervalSince(started) < 10)
-        #expect(lab.stillServes("agent1"))
+        #expect(await lab.stillServes("agent1"))
     }
 
     @Test func item4_framesBeforeAuthenticationAreSmall() async throws {
@@ -172,7 +172,7 @@ import X509
         try await eventually("the log line", timeout: 20) {
             lab.log("controller.log").contains("frame of 100005 bytes exceeds the maximum of \(Frame.unauthenticatedMaxPayload + 5)")
         }
-        #expect(lab.stillServes("agent1"))
+        #expect(await lab.stillServes("agent1"))
     }
 
     @Test func item4_stallingPeersCannotLockAgentsOut() async throws {
@@ -194,8 +194,8 @@ import X509
         try await eventually("the crowd to be pushed out", timeout: 30) { closed.value >= 64 }
         // ... and while the crowd presses on, a new agent gets in and works.
         try await lab.connectAgent("late")
-        #expect(lab.stillServes("late"))
-        #expect(lab.stillServes("agent1"))
+        #expect(await lab.stillServes("late"))
+        #expect(await lab.stillServes("agent1"))
     }
 
     // MARK: 5. What a peer says is checked before it is stored or printed
@@ -210,15 +210,15 @@ import X509
             try? await peer.send(.enroll(EnrollRequest(name: name, token: "ionlab-nothing", csrPEM: try AgentKeys.csr(for: key, name: "x"))))
             #expect(await peer.closedByController(within: 20))
         }
-        let events = lab.run(["events"])
+        let events = await lab.run(["events"])
         #expect(events.status == 0)
         #expect(!events.stdout.contains("xxxxxxxxxx") && !events.stdout.utf8.contains(0x1B))
         // Not stored at all (the CLI would escape it anyway): the JSON of the events holds no escape either.
-        let json = lab.run(["events", "--json"]).stdout
+        let json = await lab.run(["events", "--json"]).stdout
         #expect(!json.contains("\\u001b") && !json.contains("xxxxxxxxxx"), "\(json)")
         try await eventually("the refusal of the name", timeout: 20) { lab.log("controller.log").contains("enroll.name: not a valid agent name") }
-        #expect(Set(lab.agentStates().keys) == ["agent1"])
-        #expect(lab.stillServes("agent1"))
+        await #expect(Set(lab.agentStates().keys) == ["agent1"])
+        #expect(await lab.stillServes("agent1"))
     }
 
     @Test func item5_outOfRangeHeartbeatsCloseTheConnectionNotTheCLI() async throws {
@@ -233,10 +233,10 @@ import X509
         try await again.send(.heartbeat(Health(bootID: "b", hostname: "h\u{1B}[31mred", uptimeSeconds: 1, load: [0, 0, 0], memoryTotalBytes: 1,
                                                memoryAvailableBytes: 1, diskTotalBytes: 1, diskFreeBytes: 1, agentVersion: "9")))
         #expect(await again.closedByController(within: 20))
-        let agents = lab.run(["agents"])
+        let agents = await lab.run(["agents"])
         #expect(agents.status == 0, "\(agents.stderr)")
         #expect(!agents.stdout.utf8.contains(0x1B))
-        #expect(lab.run(["events"]).stdout.contains("heartbeat.uptimeSeconds: out of range"))
+        await #expect(lab.run(["events"]).stdout.contains("heartbeat.uptimeSeconds: out of range"))
     }
 
     @Test func item5_aPeersEscapeSequencesReachTheTerminalEscaped() async throws {
@@ -247,12 +247,12 @@ import X509
             try await stream.send(.failure(Failure("\u{1B}]0;pwned\u{07}\u{1B}[2Jcleared your screen\nagent1  ok  exit 0  a forged line")))
         }
         defer { server.cancel(); peer.close() }
-        let result = lab.run(["exec", "painter", "--", "true"])
+        let result = await lab.run(["exec", "painter", "--", "true"])
         #expect(result.status != 0)
         #expect(!result.stderr.utf8.contains(0x1B) && !result.stderr.utf8.contains(0x07), "\(result.stderr)")
         #expect(result.stderr.contains("\\u{1B}]0;pwned\\u{7}"), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "a peer's line break forged a line: \(result.stderr)")
-        let fanout = lab.run(["exec", "--all", "--", "true"])
+        let fanout = await lab.run(["exec", "--all", "--", "true"])
         #expect(!fanout.stdout.contains("\nagent1  ok  exit 0  a forged"), "\(fanout.stdout)")
         #expect(!fanout.stdout.utf8.contains(0x1B))
     }
@@ -266,7 +266,7 @@ import X509
         let peer = try await FakeAgent.session(lab, name: "painter")
         let server = peer.serve { stream, _ in try await stream.send(.failure(Failure(sent))) }
         defer { server.cancel(); peer.close() }
-        let result = lab.run(["exec", "--all", "--json", "--", "true"])
+        let result = await lab.run(["exec", "--all", "--json", "--", "true"])
         let line = try #require(result.stdout.split(separator: "\n").first { $0.contains("painter") }, "\(result.stdout)")
         let decoded = try JSONDecoder().decode(FanoutLine.self, from: Data(line.utf8))
         #expect(decoded.error == sent)
@@ -282,22 +282,22 @@ import X509
         defer { lab.tearDown() }
         // Each result keeps the last 8 KiB of output: 150 of them no longer fit one frame of 1 MiB.
         for _ in 0..<150 {
-            let run = lab.run(["exec", "agent1", "--", "sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x"])
+            let run = await lab.run(["exec", "agent1", "--", "sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x"])
             #expect(run.status == 0)
         }
-        let events = lab.run(["events"])
+        let events = await lab.run(["events"])
         #expect(events.status == 0, "\(events.stderr)")
         #expect(events.stdout.split(separator: "\n").count >= 300)
-        let jobs = lab.run(["jobs", "--limit", "1000"])
+        let jobs = await lab.run(["jobs", "--limit", "1000"])
         #expect(jobs.status == 0, "\(jobs.stderr)")
         #expect(jobs.stdout.split(separator: "\n").count == 151)
-        let json = lab.run(["jobs", "--limit", "1000", "--json"])
+        let json = await lab.run(["jobs", "--limit", "1000", "--json"])
         #expect(json.status == 0 && json.stdout.contains("xxxx"))
     }
 
     /// 10,000 jobs and 100,000 events: listings and --follow still work. Prints how long they take.
     @Test(.timeLimit(.minutes(5))) func item6_tenThousandJobsAndAHundredThousandEvents() async throws {
-        let lab = try Lab()
+        let lab = try await Lab()
         defer { lab.tearDown() }
         let store = try Store(path: "\(lab.stateDir)/ionlab.sqlite")
         let output = String(repeating: "o", count: 2000)
@@ -315,12 +315,12 @@ import X509
         }
         try await lab.startController()
         var clock = ContinuousClock.now
-        let events = lab.run(["events"])
+        let events = await lab.run(["events"])
         let eventsTime = ContinuousClock.now - clock
         #expect(events.status == 0, "\(events.stderr)")
         #expect(events.stdout.split(separator: "\n").count >= 100_000)
         clock = ContinuousClock.now
-        let jobs = lab.run(["jobs", "--limit", "10000", "--json"])
+        let jobs = await lab.run(["jobs", "--limit", "10000", "--json"])
         let jobsTime = ContinuousClock.now - clock
         #expect(jobs.status == 0, "\(jobs.stderr)")
         #expect(jobs.stdout.contains("\"j-9999\"") && jobs.stdout.contains("\"j-0\""))
@@ -329,7 +329,7 @@ import X509
         defer { kill(follower.processIdentifier, SIGKILL); follower.waitUntilExit() }
         try await eventually("the replay of 100,000 events", timeout: 120) { lab.log("follow.log").contains("event 99999") }
         let replayTime = ContinuousClock.now - clock
-        _ = try lab.agentConfig("newcomer")
+        _ = try await lab.agentConfig("newcomer")
         try await eventually("a live event after the replay", timeout: 30) { lab.log("follow.log").contains("token.created") }
         print("[item 6] ionlab events (100,000 events): \(eventsTime); ionlab jobs --limit 10000 --json: \(jobsTime); "
               + "events --follow replayed 100,000 in \(replayTime), then streamed live")
@@ -363,8 +363,8 @@ import X509
             } catch {}
             #expect(renewed == 1)
         }
-        try await eventually("the refusal of a second renewal", timeout: 20) { lab.run(["events"]).stdout.contains("a second renewal on one connection") }
-        #expect(lab.run(["agent", "revoke", "renewer"]).status == 0)
+        try await eventually("the refusal of a second renewal", timeout: 20) { await lab.run(["events"]).stdout.contains("a second renewal on one connection") }
+        await #expect(lab.run(["agent", "revoke", "renewer"]).status == 0)
         let store = try Store(path: "\(lab.stateDir)/ionlab.sqlite")
         for serial in serials { #expect(try store.standing(serial: serial)?.revokedAt != nil, "\(serial) is not revoked") }
         let retry = try await FakeAgent.connect(lab, identity: identity)
@@ -385,11 +385,11 @@ import X509
         defer { for feeder in feeders { kill(feeder.processIdentifier, SIGKILL); feeder.waitUntilExit() } }
         try await Task.sleep(for: .seconds(3))  // the controller's writes to it now wait on a full socket
         let started = Date()
-        let revoke = lab.run(["agent", "revoke", "mute"])
+        let revoke = await lab.run(["agent", "revoke", "mute"])
         #expect(revoke.status == 0, "\(revoke.stderr)")
         #expect(Date().timeIntervalSince(started) < 15)
         #expect(await mute.closedByController(within: 20))
-        #expect(lab.stillServes("agent1"))
+        #expect(await lab.stillServes("agent1"))
     }
 
     /// The race, frozen at its worst moment: the agent is revoked in the store while its session is still
@@ -444,8 +444,8 @@ import X509
                 lab.log("controller.log").contains("agent flooder") && lab.log("controller.log").contains("exceed its credit")
             }
         }
-        #expect(lab.run(["events"]).stdout.contains("exceed its credit"))
-        #expect(lab.stillServes("agent1"))
+        await #expect(lab.run(["events"]).stdout.contains("exceed its credit"))
+        #expect(await lab.stillServes("agent1"))
     }
 
     @Test func item8_streamIDJumpsAndWindowOverflowsAreProtocolErrors() async throws {
@@ -458,12 +458,12 @@ import X509
         let payload = try MessageCoding.encode(AgentRequest.get(GetRequest(source: "/", recursive: false)))
         try await jumper.write(Frame(kind: .message, stream: 1 + 2 * (PeerStreamIDs.maximumPassedOver + 1), payload: payload))
         #expect(await jumper.closedByController(within: 20))
-        try await eventually("the jump error", timeout: 20) { lab.run(["events"]).stdout.contains("skips more than") }
+        try await eventually("the jump error", timeout: 20) { await lab.run(["events"]).stdout.contains("skips more than") }
         let opener = try await FakeAgent.session(lab, name: "opener")
         try await opener.write(Frame(kind: .message, stream: 1, payload: payload))
         #expect(await opener.closedByController(within: 20))
         try await eventually("the opener's disconnection", timeout: 20) {
-            lab.run(["events"]).stdout.split(separator: "\n").contains { $0.contains("opener") && $0.contains("agent.disconnected") }
+            await lab.run(["events"]).stdout.split(separator: "\n").contains { $0.contains("opener") && $0.contains("agent.disconnected") }
         }
         let overflow = try await FakeAgent.session(lab, name: "overflow")
         let server = overflow.serve { stream, _ in
@@ -472,9 +472,9 @@ import X509
             for _ in 0..<4 { try await overflow.write(Frame(kind: .window, stream: stream.id, payload: grant)) }
         }
         defer { server.cancel(); overflow.close() }
-        _ = lab.run(["exec", "overflow", "--", "true"])
-        try await eventually("the window error", timeout: 30) { lab.run(["events"]).stdout.contains("past 2^31 - 1") }
-        #expect(lab.stillServes("agent1"))
+        _ = await lab.run(["exec", "overflow", "--", "true"])
+        try await eventually("the window error", timeout: 30) { await lab.run(["events"]).stdout.contains("past 2^31 - 1") }
+        #expect(await lab.stillServes("agent1"))
     }
 
     // MARK: 9. An agent never ends up unmanaged for good
@@ -482,13 +482,17 @@ import X509
     @Test func item9_enrollmentIsIdempotentForTheSameKey() async throws {
         let lab = try await Self.servingLab()
         defer { lab.tearDown() }
-        let token = try FakeAgent.token(lab, for: "retry")
+        let token = try await FakeAgent.token(lab, for: "retry")
         let key = P256.Signing.PrivateKey()
         // The reply is lost: the agent sends its request and the connection drops before `enrolled` arrives.
         let lost = try await FakeAgent.connect(lab, identity: nil)
         try await lost.send(.hello(Hello(role: .agent, software: "fake agent")))
         try await lost.send(.enroll(EnrollRequest(name: "retry", token: token, csrPEM: try AgentKeys.csr(for: key, name: "retry"))))
-        try await eventually("the enrollment", timeout: 20) { lab.run(["events"]).stdout.contains("agent.enrolled") && lab.agentStates()["retry"] != "pending" }
+        try await eventually("the enrollment", timeout: 20) {
+            let enrolled = await lab.run(["events"]).stdout.contains("agent.enrolled")
+            guard enrolled else { return false }
+            return await lab.agentStates()["retry"] != "pending"
+        }
         lost.close()
         let first = try await FakeAgent.enroll(lab, name: "retry", token: token, key: key)
         let second = try await FakeAgent.enroll(lab, name: "retry", token: token, key: key)
@@ -500,7 +504,7 @@ import X509
     }
 
     @Test func item9_anAgentWhoseCertificateExpiredWhileAwayComesBack() async throws {
-        let lab = try Lab(config: "agent_certificate_seconds: 8\n")
+        let lab = try await Lab(config: "agent_certificate_seconds: 8\n")
         defer { lab.tearDown() }
         try await lab.startController()
         try await lab.connectAgent("sleeper") {
@@ -514,8 +518,8 @@ import X509
         #expect(identity.certificate.notValidAfter < Date())
         try await lab.startController()
         try await lab.waitConnected("sleeper", timeout: 30)
-        #expect(lab.stillServes("sleeper"))
-        #expect(lab.run(["events", "--json"]).stdout.contains("\"recovered\":true"))
+        #expect(await lab.stillServes("sleeper"))
+        await #expect(lab.run(["events", "--json"]).stdout.contains("\"recovered\":true"))
         let renewed = try Identity.loadBundle(path: "\(lab.directory)/agent-sleeper/identity.pem")
         #expect(renewed.certificate.notValidAfter > Date())
         #expect(renewed.privateKey.publicKey.rawRepresentation != identity.privateKey.publicKey.rawRepresentation)
@@ -525,7 +529,7 @@ import X509
     /// An expired certificate is traded in once: the same key asking again (its reply was lost) gets the same
     /// certificate, and a clone of the VM holding the old certificate with another key is refused.
     @Test func item9_recoveryIsIdempotentAndHappensOnce() async throws {
-        let lab = try Lab(config: "agent_certificate_seconds: 3\n")
+        let lab = try await Lab(config: "agent_certificate_seconds: 3\n")
         defer { lab.tearDown() }
         try await lab.startController()
         let expired = try await FakeAgent.enroll(lab, name: "phoenix", token: try FakeAgent.token(lab, for: "phoenix"))
@@ -553,7 +557,7 @@ import X509
     @Test func item10_anAbsurdTimeoutCrashesNeitherSide() async throws {
         let lab = try await Self.servingLab(config: "")
         defer { lab.tearDown() }
-        let cli = lab.run(["exec", "agent1", "--timeout", "1e17", "--", "true"])
+        let cli = await lab.run(["exec", "agent1", "--timeout", "1e17", "--", "true"])
         #expect(cli.status != 0 && cli.stderr.contains("--timeout must be a positive number of seconds"), "\(cli.stderr)")
         // A controller (here a fake one holding a real controller certificate) sends it anyway.
         let agent = try #require(lab.agentProcess("agent1"))
@@ -577,17 +581,17 @@ import X509
     /// A package "name" that apt would read as an option (it would turn off signature checks) is refused
     /// where it is written, before any VM exists. The scripts end options with `--` as well.
     @Test func item11_namesThatReadAsOptionsNeverReachTheGuest() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let spec = try fleet.spec("opts", FleetTests.header("opts", backend: "big") + """
             count: 1
             workflow:
               - package: [curl, "-oAPT::Get::AllowUnauthenticated=true"]
             """)
-        let result = fleet.lab.run(["up", spec])
+        let result = await fleet.lab.run(["up", spec])
         #expect(result.status != 0)
         #expect(result.stderr.contains("opts.yaml:7: workflow[0].package: expected a Debian package name"), "\(result.stderr)")
-        #expect(try fleet.lab.run(["vm", "list", "--json"]).stdout.contains("opts-1") == false)
+        await #expect(try fleet.lab.run(["vm", "list", "--json"]).stdout.contains("opts-1") == false)
         #expect(try GuestScripts.installNames(["curl"]).argv().contains { $0.contains("install -y --no-install-recommends -- \"$@\"") })
     }
 
@@ -614,7 +618,7 @@ import X509
             _ = try await stream.next()
         }
         try await eventually("the second request to end", timeout: 30) { Self.endedRequests(lab) == 2 }
-        #expect(lab.stillServes("agent1"))
+        #expect(await lab.stillServes("agent1"))
     }
 
     static func endedRequests(_ lab: Lab) -> Int {

@@ -31,8 +31,8 @@ final class FakeAgent: @unchecked Sendable {
     }
 
     /// The token `ionlab token create NAME` minted, read from the config it wrote.
-    static func token(_ lab: Lab, for name: String) throws -> String {
-        try AgentConfig.load(path: try lab.agentConfig(name)).token ?? ""
+    static func token(_ lab: Lab, for name: String) async throws -> String {
+        try await AgentConfig.load(path: try lab.agentConfig(name)).token ?? ""
     }
 
     /// Enrolls `name` with a real token and `key`, and returns the identity.

@@ -24,11 +24,11 @@ final class Lab: @unchecked Sendable {
     var stateDir: String { "\(directory)/controller" }
     var endpoint: String { "127.0.0.1:\(port)" }
 
-    init(config extra: String = "") throws {
+    init(config extra: String = "") async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-test-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         port = try Lab.freePort()
-        let initResult = run(["init", "--listen", endpoint])
+        let initResult = await run(["init", "--listen", endpoint])
         try #require(initResult.status == 0, "ionlab init failed: \(initResult.stderr)")
         if !extra.isEmpty {
             let path = "\(stateDir)/controller.yaml"
@@ -73,7 +73,7 @@ final class Lab: @unchecked Sendable {
     func startController(arguments: [String] = []) async throws {
         let process = try spawn(binary: "ionlab", ["serve", "--state-dir", stateDir] + arguments, log: "controller.log")
         lock.withLock { controller = process }
-        try await eventually("the controller to answer", timeout: 20) { self.run(["agents"]).status == 0 }
+        try await eventually("the controller to answer", timeout: 20) { await self.run(["agents"]).status == 0 }
     }
 
     /// Kills the controller with SIGKILL.
@@ -88,11 +88,11 @@ final class Lab: @unchecked Sendable {
     }
 
     /// Mints a token and writes an agent config for `name`, changed by `edit`.
-    func agentConfig(_ name: String, ttl: Double? = nil, edit: (inout AgentConfig) throws -> Void = { _ in }) throws -> String {
+    func agentConfig(_ name: String, ttl: Double? = nil, edit: (inout AgentConfig) throws -> Void = { _ in }) async throws -> String {
         let path = "\(directory)/\(name).json"
         var arguments = ["token", "create", name, "--output", path]
         if let ttl { arguments += ["--ttl", "\(ttl)"] }
-        let result = run(arguments)
+        let result = await run(arguments)
         try #require(result.status == 0, "token create failed: \(result.stderr)")
         try Lab.editAgentConfig(path, edit)
         return path
@@ -107,9 +107,8 @@ final class Lab: @unchecked Sendable {
 
     /// Starts an agent process with its own state directory.
     @discardableResult
-    func startAgent(_ name: String, config: String? = nil, stateName: String? = nil, arguments: [String] = [],
+    func startAgent(_ name: String, config configPath: String, stateName: String? = nil, arguments: [String] = [],
                     environment: [String: String] = [:]) throws -> Process {
-        let configPath = try config ?? agentConfig(name)
         let state = "\(directory)/agent-\(stateName ?? name)"
         let process = try spawn(binary: "ionlab-agent", ["--config", configPath, "--state-dir", state, "--log-level", "debug"] + arguments,
                                 log: "agent-\(stateName ?? name).log", environment: environment)
@@ -119,18 +118,18 @@ final class Lab: @unchecked Sendable {
 
     /// Starts an agent and waits until the controller lists it as connected.
     func connectAgent(_ name: String, edit: (inout AgentConfig) -> Void = { $0.heartbeatSeconds = 1 }) async throws {
-        try startAgent(name, config: try agentConfig(name, edit: edit))
+        try startAgent(name, config: try await agentConfig(name, edit: edit))
         try await waitConnected(name)
     }
 
     func waitConnected(_ name: String, timeout: Double = 20) async throws {
         try await eventually("\(name) to connect", timeout: timeout) {
-            self.agentStates()[name] == "connected"
+            await self.agentStates()[name] == "connected"
         }
     }
 
-    func agentStates() -> [String: String] {
-        let result = run(["agents", "--json"])
+    func agentStates() async -> [String: String] {
+        let result = await run(["agents", "--json"])
         guard result.status == 0, let data = result.stdout.data(using: .utf8),
               let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return [:] }
         var states: [String: String] = [:]
@@ -193,13 +192,27 @@ final class Lab: @unchecked Sendable {
 
     /// Runs `ionlab ARGS` against this lab's controller and waits for it.
     @discardableResult
-    func run(_ arguments: [String], stdin: String? = nil) -> Result {
-        Lab.runProgram("\(Lab.binaries)/ionlab", arguments, environment: ["IONLAB_STATE_DIR": stateDir], directory: directory, stdin: stdin)
+    func run(_ arguments: [String], stdin: String? = nil) async -> Result {
+        await Lab.runProgram("\(Lab.binaries)/ionlab", arguments, environment: ["IONLAB_STATE_DIR": stateDir], directory: directory, stdin: stdin)
     }
 
     /// Runs a program to completion, killing it (and failing the result) if it outlives `deadline` seconds.
+    /// The wait happens on a thread of its own: tests run in parallel on a pool with one thread per core, and
+    /// a test blocked in waitpid(2) there stalls every other test (on two cores, two CLI runs stalled them all).
     static func runProgram(_ path: String, _ arguments: [String], environment extra: [String: String] = [:], directory: String,
-                           stdin: String? = nil, deadline: Double = 120) -> Result {
+                           stdin: String? = nil, deadline: Double = 120) async -> Result {
+        await withCheckedContinuation { continuation in
+            Thread {
+                continuation.resume(returning: runProgramBlocking(path, arguments, environment: extra, directory: directory,
+                                                                  stdin: stdin, deadline: deadline))
+            }.start()
+        }
+    }
+
+    /// ``runProgram(_:_:environment:directory:stdin:deadline:)`` on the caller's thread, for a `defer`, which
+    /// cannot wait.
+    static func runProgramBlocking(_ path: String, _ arguments: [String], environment extra: [String: String] = [:],
+                                   directory: String, stdin: String? = nil, deadline: Double = 120) -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -290,8 +303,8 @@ extension Lab {
     }
 
     /// The controller still serves: a command runs on `agent`.
-    func stillServes(_ agent: String) -> Bool {
-        let result = run(["exec", agent, "--", "echo", "alive"])
+    func stillServes(_ agent: String) async -> Bool {
+        let result = await run(["exec", agent, "--", "echo", "alive"])
         return result.status == 0 && result.stdout == "alive\n"
     }
 }

@@ -13,17 +13,17 @@ import Testing
     }
 
     /// GETs `url` with curl: the HTTP status and the body.
-    static func get(_ url: String, token: String?, origin: String? = nil) -> (status: Int, body: String) {
+    static func get(_ url: String, token: String?, origin: String? = nil) async -> (status: Int, body: String) {
         var arguments = ["-s", "-w", "\n%{http_code}", url]
         if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
         if let origin { arguments += ["-H", "Origin: \(origin)"] }
-        let result = Lab.runProgram("/usr/bin/curl", arguments, directory: "/")
+        let result = await Lab.runProgram("/usr/bin/curl", arguments, directory: "/")
         let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
 
     /// Parses the exposition text with prometheus_client's parser; every sample, flattened.
-    static func parse(_ text: String) throws -> [Sample] {
+    static func parse(_ text: String) async throws -> [Sample] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-metrics-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -35,7 +35,7 @@ import Testing
                        for family in text_string_to_metric_families(open("metrics.txt").read()) for s in family.samples]
             json.dump(samples, sys.stdout)
             """
-        let result = Lab.runProgram("/usr/bin/python3", ["-c", script], directory: directory)
+        let result = await Lab.runProgram("/usr/bin/python3", ["-c", script], directory: directory)
         try #require(result.status == 0, "the Prometheus parser refused the page: \(result.stderr)")
         return try JSONDecoder().decode([Sample].self, from: Data(result.stdout.utf8))
     }
@@ -54,11 +54,11 @@ import Testing
 
     @Test func metricsScrapedDuringAFleetRunAgreeWithTheStore() async throws {
         let port = try Lab.freePort()
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start(controllerArguments: ["--http", "127.0.0.1:\(port)"])
         let (base, token) = try await fleet.lab.httpSide(port: port)
         let url = "\(base)/metrics"
-        #expect(Self.get(url, token: String(repeating: "0", count: 64)).status == 401)
+        await #expect(Self.get(url, token: String(repeating: "0", count: 64)).status == 401)
         #expect(token.count == 64)
         let mode = try FileManager.default.attributesOfItem(atPath: "\(fleet.lab.stateDir)/dashboard.token")[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -79,14 +79,14 @@ import Testing
             """)
         let ended = Ended()
         let up = Task.detached { [fleet] in
-            let result = fleet.lab.run(["up", spec])
+            let result = await fleet.lab.run(["up", spec])
             ended.now()
             return (status: result.status, stdout: result.stdout)
         }
         // During the run: the page parses, and the fleet's agents show up as connected before `up` has ended.
         try await eventually("a scrape showing the fleet's agents while it runs", timeout: 60) {
-            let page = Self.get(url, token: token)
-            guard page.status == 200, let samples = try? Self.parse(page.body) else { return false }
+            let page = await Self.get(url, token: token)
+            guard page.status == 200, let samples = try? await Self.parse(page.body) else { return false }
             return (Self.value(samples, "ionlab_agents", ["state": "connected"]) ?? 0) >= 2
         }
         #expect(!ended.yet, "the scrape came only after the run")
@@ -94,22 +94,22 @@ import Testing
         let result = await up.value
         #expect(result.status == 1, "the fleet's last step fails on purpose: \(result.stdout)")
 
-        let page = Self.get(url, token: token)
+        let page = await Self.get(url, token: token)
         #expect(page.status == 200)
-        let samples = try Self.parse(page.body)
-        let agents = try #require(JSONSerialization.jsonObject(with: Data(fleet.lab.run(["agents", "--json"]).stdout.utf8)) as? [[String: Any]])
+        let samples = try await Self.parse(page.body)
+        let agents = try await #require(JSONSerialization.jsonObject(with: Data(fleet.lab.run(["agents", "--json"]).stdout.utf8)) as? [[String: Any]])
         let connected = agents.filter { $0["state"] as? String == "connected" }.count
         #expect(Self.value(samples, "ionlab_agents", ["state": "connected"]) == Double(connected))
         let heartbeats = samples.filter { $0.name == "ionlab_agent_heartbeat_age_seconds" }
         #expect(Set(heartbeats.map { $0.labels["agent"] ?? "" }) == Set(agents.compactMap { $0["state"] as? String == "connected" ? $0["name"] as? String : nil }))
 
-        let jobs = try #require(JSONSerialization.jsonObject(with: Data(fleet.lab.run(["jobs", "--json", "--limit", "1000"]).stdout.utf8)) as? [[String: Any]])
+        let jobs = try await #require(JSONSerialization.jsonObject(with: Data(fleet.lab.run(["jobs", "--json", "--limit", "1000"]).stdout.utf8)) as? [[String: Any]])
         let exits = jobs.compactMap { ($0["result"] as? [String: Any])?["exitCode"] as? Int }
         #expect(Self.value(samples, "ionlab_jobs_total", ["result": "ok"]) == Double(exits.filter { $0 == 0 }.count))
         #expect(Self.value(samples, "ionlab_jobs_total", ["result": "failed"]) == Double(exits.filter { $0 != 0 }.count))
         #expect(exits.filter { $0 == 3 }.count == 2, "each VM ran the failing step once: \(exits)")
 
-        let events = fleet.events(fleet: "mx")
+        let events = await fleet.events(fleet: "mx")
         for kind in ["step.done", "step.failed"] {
             let stored = events.filter { $0["kind"] as? String == kind }.count
             #expect(Self.value(samples, "ionlab_events_total", ["kind": kind]) == Double(stored), "\(kind)")
@@ -118,8 +118,8 @@ import Testing
         #expect(ready == 2 && Self.value(samples, "ionlab_vm_phase_seconds_count", ["phase": "ready"]) == Double(ready))
         // libvirt's statistics of each VM (the test driver reports its state only), gone with the VM.
         for vm in ["mx-1", "mx-2"] { #expect(Self.value(samples, "ionlab_vm_running", ["vm": vm, "backend": "big"]) == 1, "\(vm)") }
-        #expect(fleet.lab.run(["down", "mx"]).status == 0)
-        let after = try Self.parse(Self.get(url, token: token).body)
+        await #expect(fleet.lab.run(["down", "mx"]).status == 0)
+        let after = try await Self.parse(Self.get(url, token: token).body)
         #expect(!after.contains { $0.name.hasPrefix("ionlab_vm_running") && ["mx-1", "mx-2"].contains($0.labels["vm"] ?? "") })
         // The slow step is in the histogram of steps that ended well, above the 2 s bucket where the fast ones are.
         let done = Self.value(samples, "ionlab_step_duration_seconds_count", ["outcome": "done"]) ?? 0
@@ -133,7 +133,7 @@ extension Lab {
     /// token), and returns its base URL and the dashboard's token.
     func httpSide(port: Int) async throws -> (url: String, token: String) {
         let url = "http://127.0.0.1:\(port)"
-        try await eventually("the HTTP side", timeout: 20) { MetricsTests.get("\(url)/metrics", token: nil).status == 401 }
-        return (url, run(["dashboard", "token"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        try await eventually("the HTTP side", timeout: 20) { await MetricsTests.get("\(url)/metrics", token: nil).status == 401 }
+        return await (url, run(["dashboard", "token"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }

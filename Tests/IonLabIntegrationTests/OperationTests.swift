@@ -5,13 +5,13 @@ import Testing
 /// 127.0.0.1 (see ``FleetLab``): they act on this host, and remove what they installed.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct OperationTests {
     /// A one-VM fleet on the big test host running `steps`; returns `ionlab up`'s result.
-    func up(_ fleet: FleetLab, _ name: String, steps: String) throws -> Lab.Result {
+    func up(_ fleet: FleetLab, _ name: String, steps: String) async throws -> Lab.Result {
         let spec = try fleet.spec(name, FleetTests.header(name, backend: "big") + "count: 1\nworkflow:\n" + steps)
-        return fleet.lab.run(["up", spec])
+        return await fleet.lab.run(["up", spec])
     }
 
     /// A `.deb` named `name` with one file under /usr/share/NAME, and `depends` if given.
-    static func buildDeb(_ name: String, version: String, depends: String? = nil, in directory: String) throws -> String {
+    static func buildDeb(_ name: String, version: String, depends: String? = nil, in directory: String) async throws -> String {
         let root = "\(directory)/\(name)-root"
         try FileManager.default.createDirectory(atPath: "\(root)/DEBIAN", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(root)/usr/share/\(name)", withIntermediateDirectories: true)
@@ -21,31 +21,32 @@ import Testing
         try control.write(toFile: "\(root)/DEBIAN/control", atomically: true, encoding: .utf8)
         try "hello from \(name)\n".write(toFile: "\(root)/usr/share/\(name)/hello.txt", atomically: true, encoding: .utf8)
         let deb = "\(directory)/\(name)_\(version)_all.deb"
-        let built = Lab.runProgram("/usr/bin/dpkg-deb", ["--root-owner-group", "--build", root, deb], directory: directory)
+        let built = await Lab.runProgram("/usr/bin/dpkg-deb", ["--root-owner-group", "--build", root, deb], directory: directory)
         try #require(built.status == 0, "dpkg-deb: \(built.stderr)")
         return deb
     }
 
-    static func installedVersion(_ package: String) -> String? {
-        let query = Lab.runProgram("/usr/bin/dpkg-query", ["-W", "-f", "${Status} ${Version}", package], directory: "/")
+    static func installedVersion(_ package: String) async -> String? {
+        let query = await Lab.runProgram("/usr/bin/dpkg-query", ["-W", "-f", "${Status} ${Version}", package], directory: "/")
         guard query.status == 0, query.stdout.hasPrefix("install ok installed ") else { return nil }
         return String(query.stdout.dropFirst("install ok installed ".count))
     }
 
     @Test func aDebSentOverTheChannelIsInstalledAndItsVersionReported() async throws {
         let package = "ionlab-test-hello"
-        defer { _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", package], directory: "/") }
-        let fleet = try FleetLab()
+        defer { _ = Lab.runProgramBlocking("/usr/bin/dpkg", ["--purge", package], directory: "/") }
+        let fleet = try await FleetLab()
         try await fleet.start()
-        let deb = try Self.buildDeb(package, version: "1.2.3", in: fleet.scratch)
-        let result = try up(fleet, "pkg", steps: "  - package: {deb: \(deb)}\n")
+        let deb = try await Self.buildDeb(package, version: "1.2.3", in: fleet.scratch)
+        let result = try await up(fleet, "pkg", steps: "  - package: {deb: \(deb)}\n")
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
-        #expect(Self.installedVersion(package) == "1.2.3")
+        await #expect(Self.installedVersion(package) == "1.2.3")
         #expect(try String(contentsOfFile: "/usr/share/\(package)/hello.txt", encoding: .utf8) == "hello from \(package)\n")
-        let events = fleet.events(fleet: "pkg")
+        let events = await fleet.events(fleet: "pkg")
         #expect(events.contains { $0["kind"] as? String == "package.installing" })
         let installed = events.first { $0["kind"] as? String == "package.installed" }?["message"] as? String
-        #expect(installed == "installed \(package) 1.2.3", "\(fleet.lab.run(["jobs", "--json"]).stdout.suffix(1500))")
+        let jobs = await fleet.lab.run(["jobs", "--json"]).stdout
+        #expect(installed == "installed \(package) 1.2.3", "\(jobs.suffix(1500))")
     }
 
     /// The remote-desktop probe as a viewer would run it, from the controller through the agent's channel, against a
@@ -53,18 +54,18 @@ import Testing
     /// typed that OCR must read on the second, the session as an animated picture; and a blank screen, a screen that
     /// changed without showing the marker (its verdict quotes what was read) and a closed port each fail with their reason.
     @Test func theRemoteDesktopProbeConnectsTakesFramesTypesAndKeepsPictures() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let (port, blankPort, closedPort) = (try await Self.scriptedVNCServer(fleet), try await Self.scriptedVNCServer(fleet, mode: "--blank"), try Lab.freePort())
         let garbledPort = try await Self.scriptedVNCServer(fleet, mode: "--garbled")
 
-        let result = try up(fleet, "rd", steps: "  - verify:\n      - remote_desktop: {port: \(port)}\n")
+        let result = try await up(fleet, "rd", steps: "  - verify:\n      - remote_desktop: {port: \(port)}\n")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        let verdict = try #require(fleet.events(fleet: "rd").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
+        let verdict = try await #require(fleet.events(fleet: "rd").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
         #expect(verdict.contains("remote desktop on port \(port) ok (480×120 'scripted': connected in"), "\(verdict)")
         #expect(verdict.contains("input on screen in"), "\(verdict)")
         #expect(verdict.wholeMatch(of: /.*; OCR read 'ionlab-[a-z0-9]{6}'\)/) != nil, "\(verdict)")
-        let facts = try #require(fleet.vms().first { $0["name"] as? String == "rd-1" }?["facts"] as? [String: String])
+        let facts = try await #require(fleet.vms().first { $0["name"] as? String == "rd-1" }?["facts"] as? [String: String])
         #expect(facts["remote_desktop.screen"] == "480x120")
         for key in ["picture.first", "picture.after_input", "picture.remote_desktop_session"] {
             let path = try #require(facts[key], "no \(key) in \(facts)")
@@ -76,14 +77,14 @@ import Testing
         let session = try #require(FileManager.default.contents(atPath: sessionPath))
         #expect(session.range(of: Data("acTL".utf8)) != nil, "the session's picture is not animated")
 
-        let blank = try up(fleet, "rdblank", steps: "  - verify:\n      - remote_desktop: {port: \(blankPort)}\n")
+        let blank = try await up(fleet, "rdblank", steps: "  - verify:\n      - remote_desktop: {port: \(blankPort)}\n")
         #expect(blank.status == 1)
         #expect(blank.stdout.contains("the first frame is blank"), "\(blank.stdout)")
-        let garbled = try up(fleet, "rdgarbled", steps: "  - verify:\n      - remote_desktop: {port: \(garbledPort)}\n")
+        let garbled = try await up(fleet, "rdgarbled", steps: "  - verify:\n      - remote_desktop: {port: \(garbledPort)}\n")
         #expect(garbled.status == 1)
-        let failed = try #require(fleet.events(fleet: "rdgarbled").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
+        let failed = try await #require(fleet.events(fleet: "rdgarbled").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
         #expect(failed.wholeMatch(of: /.*FAILED \(the marker ionlab-[a-z0-9]{6} it typed is not on the screen after the input; OCR read: '[^']*Segmentation fault[^']*'; 480×120 .*/) != nil, "\(failed)")
-        let closed = try up(fleet, "rdclosed", steps: "  - verify:\n      - remote_desktop: {port: \(closedPort)}\n")
+        let closed = try await up(fleet, "rdclosed", steps: "  - verify:\n      - remote_desktop: {port: \(closedPort)}\n")
         #expect(closed.status == 1)
         #expect(closed.stdout.contains("cannot connect to 127.0.0.1:\(closedPort): connection refused"), "\(closed.stdout)")
     }
@@ -97,7 +98,7 @@ import Testing
         // Debian's Python: it has Pillow (python3-pil, scripts/install-deps.sh) and the fonts.
         _ = try fleet.lab.spawnHelper("/usr/bin/python3", [helper, String(port)] + (mode.map { [$0] } ?? []),
                                       log: "rfb\(mode ?? "").log")
-        try await eventually("the VNC server on port \(port)", timeout: 30) { ForwardTests.connects(port) }
+        try await eventually("the VNC server on port \(port)", timeout: 30) { await ForwardTests.connects(port) }
         return port
     }
 
@@ -105,7 +106,7 @@ import Testing
     /// many probes passed in all its verify steps; then each verdict on a line of its own under its VM, escaped (a
     /// guest writes them). Run again, the step that passed is skipped and its verdict still shown.
     @Test func theDemoSummaryNamesThePicturesAndGivesEachVerdictALine() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let port = try await Self.scriptedVNCServer(fleet)
         let spec = try fleet.spec("show", FleetTests.header("show", backend: "big") + """
@@ -119,11 +120,11 @@ import Testing
                   - command: ['sh', '-c', 'printf "nope \\033]0;pwned\\007"; exit 4']
             """)
         for _ in 1...2 {
-            let demo = fleet.lab.run(["demo", "--spec", spec])
+            let demo = await fleet.lab.run(["demo", "--spec", spec])
             #expect(demo.status == 1, "\(demo.stdout)\(demo.stderr)")
             try Self.expectDemoSummary(demo, port: port, stateDir: fleet.lab.stateDir)
         }
-        let verified = fleet.events(fleet: "show").filter { $0["kind"] as? String == "verify.complete" }.compactMap { $0["message"] as? String }
+        let verified = await fleet.events(fleet: "show").filter { $0["kind"] as? String == "verify.complete" }.compactMap { $0["message"] as? String }
         #expect(verified.map { $0.prefix(10) } == ["1/1 passed", "0/1 passed", "0/1 passed"], "the second run skips the step that passed: \(verified)")
     }
 
@@ -150,12 +151,12 @@ import Testing
     /// there, so the verdict says the input did not show); a wrong one, none, and a missing file each fail with
     /// their reason.
     @Test func theRemoteDesktopProbeAnswersAServerThatAsksForAPassword() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let port = try Lab.freePort()
         let obfuscated = "\(fleet.scratch)/xvnc-passwd", plain = "\(fleet.scratch)/vnc-password", wrong = "\(fleet.scratch)/wrong-password"
         let password = "pw-\(UInt32.random(in: 0...UInt32.max))"
-        let made = Lab.runProgram("/usr/bin/sh", ["-c", "printf '%s\\n' \"$1\" | vncpasswd -f >\"$2\"", "sh", password, obfuscated], directory: fleet.scratch)
+        let made = await Lab.runProgram("/usr/bin/sh", ["-c", "printf '%s\\n' \"$1\" | vncpasswd -f >\"$2\"", "sh", password, obfuscated], directory: fleet.scratch)
         #expect(made.status == 0, "vncpasswd (tigervnc-tools, scripts/install-deps.sh): \(made.stderr)")
         try "\(password)\n".write(toFile: plain, atomically: true, encoding: .utf8)
         try "not-\(password)\n".write(toFile: wrong, atomically: true, encoding: .utf8)
@@ -168,34 +169,34 @@ import Testing
             xvnc.waitUntilExit()
             for leftover in ["/tmp/.X\(display)-lock", "/tmp/.X11-unix/X\(display)"] { try? FileManager.default.removeItem(atPath: leftover) }
         }
-        try await eventually("Xvnc (tigervnc-standalone-server)", timeout: 30) { ForwardTests.connects(port) }
+        try await eventually("Xvnc (tigervnc-standalone-server)", timeout: 30) { await ForwardTests.connects(port) }
 
-        func verdict(_ fleetName: String, _ fields: String) throws -> String {
-            _ = try up(fleet, fleetName, steps: "  - verify:\n      - remote_desktop: {port: \(port)\(fields)}\n")
-            return try #require(fleet.events(fleet: fleetName).first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
+        func verdict(_ fleetName: String, _ fields: String) async throws -> String {
+            _ = try await up(fleet, fleetName, steps: "  - verify:\n      - remote_desktop: {port: \(port)\(fields)}\n")
+            return try await #require(fleet.events(fleet: fleetName).first { $0["kind"] as? String == "verify.complete" }?["message"] as? String)
         }
-        let right = try verdict("vncpw", ", password_file: \(plain)")
+        let right = try await verdict("vncpw", ", password_file: \(plain)")
         #expect(right.contains("the input did not change the screen: 64×48 "), "\(right)")
         #expect(right.contains("connected in") && right.contains("first frame in"), "\(right)")
-        let all = fleet.lab.run(["events", "--json"]).stdout + fleet.lab.run(["jobs", "--json"]).stdout
+        let all = await fleet.lab.run(["events", "--json"]).stdout + fleet.lab.run(["jobs", "--json"]).stdout
         #expect(!all.contains(password), "the password reached the events or the jobs")
 
-        #expect(try verdict("vncwrong", ", password_file: \(wrong)").contains("the server refused the connection: Authentication failure"))
-        #expect(try verdict("vncnone", "").contains("the server asks for a password (VNC Authentication) and none was given"))
-        let missing = try verdict("vncmissing", ", password_file: \(fleet.scratch)/nothing")
+        await #expect(try verdict("vncwrong", ", password_file: \(wrong)").contains("the server refused the connection: Authentication failure"))
+        await #expect(try verdict("vncnone", "").contains("the server asks for a password (VNC Authentication) and none was given"))
+        let missing = try await verdict("vncmissing", ", password_file: \(fleet.scratch)/nothing")
         #expect(missing.contains("\(fleet.scratch)/nothing"), "\(missing)")
     }
 
     /// A `.deb` the VM downloads (here from an HTTP server on 127.0.0.1), checked against its sha256.
     @Test func aDebFromAURLIsDownloadedCheckedAndInstalled() async throws {
         let package = "ionlab-test-fetched"
-        defer { _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", package], directory: "/") }
-        let fleet = try FleetLab()
+        defer { _ = Lab.runProgramBlocking("/usr/bin/dpkg", ["--purge", package], directory: "/") }
+        let fleet = try await FleetLab()
         try await fleet.start()
         let site = "\(fleet.scratch)/site"
         try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
-        let deb = try Self.buildDeb(package, version: "2.0", in: site)
-        let sha256 = Lab.runProgram("/usr/bin/sha256sum", [deb], directory: site).stdout.prefix(64)
+        let deb = try await Self.buildDeb(package, version: "2.0", in: site)
+        let sha256 = await Lab.runProgram("/usr/bin/sha256sum", [deb], directory: site).stdout.prefix(64)
         let port = try Lab.freePort()
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -209,35 +210,35 @@ import Testing
         }
         let url = "http://127.0.0.1:\(port)/\(URL(fileURLWithPath: deb).lastPathComponent)"
         try await eventually("the HTTP server", timeout: 30) {
-            Lab.runProgram("/usr/bin/curl", ["-fsS", "-o", "/dev/null", url], directory: site).status == 0
+            await Lab.runProgram("/usr/bin/curl", ["-fsS", "-o", "/dev/null", url], directory: site).status == 0
         }
         let wrong = String(repeating: "0", count: 64)
-        let refused = try up(fleet, "badsum", steps: "  - package: {url: \"\(url)\", sha256: \"\(wrong)\"}\n")
+        let refused = try await up(fleet, "badsum", steps: "  - package: {url: \"\(url)\", sha256: \"\(wrong)\"}\n")
         #expect(refused.status == 1)
         #expect(refused.stdout.contains("sha256 of \(url) is \(sha256), expected \(wrong)"), "\(refused.stdout)")
-        #expect(Self.installedVersion(package) == nil)
+        await #expect(Self.installedVersion(package) == nil)
 
-        let fetched = try up(fleet, "fetch", steps: "  - package: {url: \"\(url)\", sha256: \"\(sha256)\"}\n")
+        let fetched = try await up(fleet, "fetch", steps: "  - package: {url: \"\(url)\", sha256: \"\(sha256)\"}\n")
         #expect(fetched.status == 0, "\(fetched.stdout)")
-        #expect(Self.installedVersion(package) == "2.0")
-        #expect(fleet.events(fleet: "fetch").contains { $0["message"] as? String == "installed \(package) 2.0" })
+        await #expect(Self.installedVersion(package) == "2.0")
+        await #expect(fleet.events(fleet: "fetch").contains { $0["message"] as? String == "installed \(package) 2.0" })
     }
 
     @Test func aPackageThatCannotBeInstalledShowsAptsOwnMessage() async throws {
         let package = "ionlab-test-broken"
-        defer { _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", package], directory: "/") }
-        let fleet = try FleetLab()
+        defer { _ = Lab.runProgramBlocking("/usr/bin/dpkg", ["--purge", package], directory: "/") }
+        let fleet = try await FleetLab()
         try await fleet.start()
-        let deb = try Self.buildDeb(package, version: "0.1", depends: "ionlab-no-such-package", in: fleet.scratch)
-        let result = try up(fleet, "broken", steps: "  - package: {deb: \(deb)}\n")
+        let deb = try await Self.buildDeb(package, version: "0.1", depends: "ionlab-no-such-package", in: fleet.scratch)
+        let result = try await up(fleet, "broken", steps: "  - package: {deb: \(deb)}\n")
         #expect(result.status == 1)
         #expect(result.stdout.contains("broken-1: failed at install \(package)_0.1_all.deb:"), "\(result.stdout)")
         #expect(result.stdout.contains("ionlab-no-such-package"), "apt's message is missing: \(result.stdout)")
-        #expect(Self.installedVersion(package) == nil)
+        await #expect(Self.installedVersion(package) == nil)
     }
 
     @Test func verifyProbesPassAndFailWithAVerdictEach() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let port = try Lab.freePort(), closed = try Lab.freePort()
         let listener = Process()
@@ -254,20 +255,20 @@ import Testing
                 process.waitUntilExit()
             }
         }
-        try await eventually("the listener", timeout: 30) { Lab.runProgram("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"], directory: "/").status == 0 }
+        try await eventually("the listener", timeout: 30) { await Lab.runProgram("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"], directory: "/").status == 0 }
 
-        let passing = try up(fleet, "good", steps: """
+        let passing = try await up(fleet, "good", steps: """
               - verify:
                   - port: \(port)
                   - process: sleep
                   - command: ["test", "-d", "/tmp"]
             """)
         #expect(passing.status == 0, "\(passing.stdout)\n\(passing.stderr)")
-        let good = fleet.events(fleet: "good").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
+        let good = await fleet.events(fleet: "good").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
         #expect(good.hasPrefix("3/3 passed: port \(port) ok (accepts on 127.0.0.1); process sleep ok (pid "), "\(good)")
         #expect(good.hasSuffix("command test -d /tmp ok (exit 0)"), "\(good)")
 
-        let failing = try up(fleet, "bad", steps: """
+        let failing = try await up(fleet, "bad", steps: """
               - verify:
                   - port: \(closed)
                   - process: ionlab-absent
@@ -279,7 +280,7 @@ import Testing
                   - unit_active: ionlab-no-such-unit
             """)
         #expect(failing.status == 1)
-        let bad = fleet.events(fleet: "bad").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
+        let bad = await fleet.events(fleet: "bad").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
         #expect(bad.hasPrefix("1/8 passed: port \(closed) FAILED (refused on 127.0.0.1); process ionlab-absent FAILED (not running); "
                 + "command sh -c echo nope; exit 4 FAILED (exit 4: nope); port \(port) ok (accepts on 127.0.0.1); RustDesk ID FAILED (rustdesk is not installed); "
                 + "D-Bus org.ionlab.NoSuchName FAILED (on no bus); D-Bus org.ionlab.NoSuchInterface FAILED (no session bus exports it at that path); unit ionlab-no-such-unit FAILED ("), "\(bad)")
@@ -289,15 +290,15 @@ import Testing
     /// A guest's verdict as long as its report allows (a command's last line of 40,000 characters) is cut, so the
     /// `verify.complete` event keeps its counts and every verdict rather than losing its detail whole.
     @Test func aLongVerdictIsCutAndTheEventKeepsItsVerdicts() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
-        let result = try up(fleet, "long", steps: """
+        let result = try await up(fleet, "long", steps: """
               - verify:
                   - command: ["sh", "-c", "printf '%040000d' 0 | tr 0 x; exit 3"]
                   - port: 1
             """)
         #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
-        let event = try #require(fleet.events(fleet: "long").first { $0["kind"] as? String == "verify.complete" })
+        let event = try await #require(fleet.events(fleet: "long").first { $0["kind"] as? String == "verify.complete" })
         let detail = try #require(FleetLab.detail(event, "verification"), "the event lost its detail: \(event)")
         #expect(detail["passed"] as? Int == 0 && detail["probes"] as? Int == 2 && detail["step"] as? String == "verify command sh -c printf '%040000d' 0 | tr 0 x; exit 3, port 1")
         let verdicts = try #require(detail["verdicts"] as? [[String: Any]])
@@ -310,7 +311,7 @@ import Testing
     /// interface at /org/freedesktop/DBus), and the RustDesk ID probe against the stand-in package installed on
     /// this host with its service process running. Both are removed afterwards.
     @Test func dbusAndRustDeskProbesPassWhenTheirTargetsAreThere() async throws {
-        try #require(Self.installedVersion("rustdesk") == nil, "this host has a rustdesk package; the test would replace it")
+        try await #require(Self.installedVersion("rustdesk") == nil, "this host has a rustdesk package; the test would replace it")
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-bus-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         let address = "unix:path=\(scratch)/bus"
@@ -323,30 +324,30 @@ import Testing
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
             }
-            _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", "rustdesk"], directory: "/")
+            _ = Lab.runProgramBlocking("/usr/bin/dpkg", ["--purge", "rustdesk"], directory: "/")
             try? FileManager.default.removeItem(atPath: "/run/rustdesk-standin")
             try? FileManager.default.removeItem(atPath: scratch)
         }
-        let built = Lab.runProgram(VMCommandTests.repo.appendingPathComponent("scripts/build-standin-rustdesk.sh").path, [scratch], directory: scratch)
+        let built = await Lab.runProgram(VMCommandTests.repo.appendingPathComponent("scripts/build-standin-rustdesk.sh").path, [scratch], directory: scratch)
         try #require(built.status == 0, "\(built.stderr)")
-        let installed = Lab.runProgram("/usr/bin/dpkg", ["-i", built.stdout.trimmingCharacters(in: .whitespacesAndNewlines)], directory: scratch)
+        let installed = await Lab.runProgram("/usr/bin/dpkg", ["-i", built.stdout.trimmingCharacters(in: .whitespacesAndNewlines)], directory: scratch)
         try #require(installed.status == 0, "\(installed.stderr)")
         rustdesk.executableURL = URL(fileURLWithPath: "/usr/bin/rustdesk")
         rustdesk.arguments = ["--service"]
         try rustdesk.run()
         try await eventually("the stand-in to register", timeout: 30) { FileManager.default.fileExists(atPath: "/run/rustdesk-standin/registered") }
 
-        let fleet = try FleetLab(guestEnvironment: ["DBUS_SESSION_BUS_ADDRESS": address])
+        let fleet = try await FleetLab(guestEnvironment: ["DBUS_SESSION_BUS_ADDRESS": address])
         try await fleet.start()
-        let result = try up(fleet, "probes", steps: """
+        let result = try await up(fleet, "probes", steps: """
               - verify:
                   - dbus_name: org.freedesktop.DBus
                   - dbus_interface: {path: /org/freedesktop/DBus, interface: org.freedesktop.DBus}
                   - rustdesk_id: true
             """)
         #expect(result.status == 0, "\(result.stdout)")
-        let id = Lab.runProgram("/usr/bin/rustdesk", ["--get-id"], directory: scratch).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let verdict = fleet.events(fleet: "probes").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
+        let id = await Lab.runProgram("/usr/bin/rustdesk", ["--get-id"], directory: scratch).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let verdict = await fleet.events(fleet: "probes").first { $0["kind"] as? String == "verify.complete" }?["message"] as? String ?? ""
         #expect(verdict == "3/3 passed: D-Bus org.freedesktop.DBus ok (on \(address)); "
                 + "D-Bus org.freedesktop.DBus ok (org.freedesktop.DBus on \(address)); RustDesk ID ok (\(id))", "\(verdict)")
     }
@@ -355,31 +356,31 @@ import Testing
     /// `ionlab jobs`, and (with the spec) in the store. It now reaches the guest on stdin: the stand-in on this
     /// host receives it, and no job, event or page of the store holds it.
     @Test func theRustDeskPasswordIsInNoArgvJobEventOrStore() async throws {
-        try #require(Self.installedVersion("rustdesk") == nil, "this host has a rustdesk package; the test would replace it")
+        try await #require(Self.installedVersion("rustdesk") == nil, "this host has a rustdesk package; the test would replace it")
         let config = "/root/.config/rustdesk"
         try #require(!FileManager.default.fileExists(atPath: config), "this host has a RustDesk config; the test would overwrite it")
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ionlab-rd-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer {
-            _ = Lab.runProgram("/usr/bin/dpkg", ["--purge", "rustdesk"], directory: "/")
+            _ = Lab.runProgramBlocking("/usr/bin/dpkg", ["--purge", "rustdesk"], directory: "/")
             try? FileManager.default.removeItem(atPath: "/run/rustdesk-standin")
             try? FileManager.default.removeItem(atPath: config)
             try? FileManager.default.removeItem(atPath: scratch)
         }
-        let built = Lab.runProgram(VMCommandTests.repo.appendingPathComponent("scripts/build-standin-rustdesk.sh").path, [scratch], directory: scratch)
+        let built = await Lab.runProgram(VMCommandTests.repo.appendingPathComponent("scripts/build-standin-rustdesk.sh").path, [scratch], directory: scratch)
         try #require(built.status == 0, "\(built.stderr)")
         let deb = built.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let password = "Sup3r-secret-\(UUID().uuidString.prefix(8))"
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         // Without systemd (this machine) the step fails later, at starting the service: the password is set by then.
-        _ = try up(fleet, "rd", steps: "  - rustdesk: {deb: \(deb), password: \"\(password)\"}\n")
+        _ = try await up(fleet, "rd", steps: "  - rustdesk: {deb: \(deb), password: \"\(password)\"}\n")
         let recorded = (try? String(contentsOfFile: "\(config)/RustDesk.toml", encoding: .utf8)) ?? ""
-        let digest = Lab.runProgram("/bin/sh", ["-c", "printf %s \"$1\" | sha256sum | cut -d' ' -f1", "sh", password], directory: "/").stdout
+        let digest = await Lab.runProgram("/bin/sh", ["-c", "printf %s \"$1\" | sha256sum | cut -d' ' -f1", "sh", password], directory: "/").stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(recorded.contains(digest), "the stand-in did not get the password: \(recorded)")
         for listing in [["jobs", "--json", "--limit", "1000"], ["events", "--json"], ["status", "--json"]] {
-            let output = fleet.lab.run(listing)
+            let output = await fleet.lab.run(listing)
             #expect(output.status == 0)
             #expect(!output.stdout.contains(password), "\(listing) shows the password")
         }
@@ -393,18 +394,19 @@ import Testing
     /// With systemd running, a unit is installed, started and its status read; without it, the step fails
     /// with a clear reason. (This development machine has no systemd; the VM test covers the first case too.)
     @Test func aServiceIsStartedAndItsStatusRead() async throws {
-        let fleet = try FleetLab()
+        let fleet = try await FleetLab()
         try await fleet.start()
         let unit = "\(fleet.scratch)/ionlab-test-sleeper.service"
         try "[Unit]\nDescription=ionlab test unit\n[Service]\nExecStart=/bin/sleep 300\n".write(toFile: unit, atomically: true, encoding: .utf8)
         defer {
-            _ = Lab.runProgram("/bin/sh", ["-c", "systemctl stop ionlab-test-sleeper; rm -f /etc/systemd/system/ionlab-test-sleeper.service; systemctl daemon-reload"],
+            _ = Lab.runProgramBlocking("/bin/sh", ["-c", "systemctl stop ionlab-test-sleeper; rm -f /etc/systemd/system/ionlab-test-sleeper.service; systemctl daemon-reload"],
                                directory: "/")
         }
-        let result = try up(fleet, "svc", steps: "  - service: {name: ionlab-test-sleeper, state: started, unit: \(unit)}\n")
+        let result = try await up(fleet, "svc", steps: "  - service: {name: ionlab-test-sleeper, state: started, unit: \(unit)}\n")
         if FileManager.default.fileExists(atPath: "/run/systemd/system") {
             #expect(result.status == 0, "\(result.stdout)")
-            let started = fleet.events(fleet: "svc").first { $0["kind"] as? String == "service.started" }
+            let events = await fleet.events(fleet: "svc")
+            let started = events.first { $0["kind"] as? String == "service.started" }
             #expect((started?["message"] as? String ?? "").hasPrefix("ionlab-test-sleeper active/running, main PID "))
         } else {
             #expect(result.status == 1)

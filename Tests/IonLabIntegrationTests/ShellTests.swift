@@ -131,11 +131,11 @@ final class TerminalDriver: @unchecked Sendable {
     @Test func withoutATerminalAShellSaysSoAndRunsAsExec() async throws {
         let lab = try await HostilePeerTests.servingLab()
         defer { lab.tearDown() }
-        let result = lab.run(["shell", "agent1", "--", "sh", "-c", "read line; echo got $line; exit 5"], stdin: "hello\n")
+        let result = await lab.run(["shell", "agent1", "--", "sh", "-c", "read line; echo got $line; exit 5"], stdin: "hello\n")
         #expect(result.status == 5, "\(result.stderr)")
         #expect(result.stdout == "got hello\n")
         #expect(result.stderr.contains("stdin is not a terminal: running without one"), "\(result.stderr)")
-        let unknown = lab.run(["shell", "nosuchvm", "--", "true"], stdin: "")
+        let unknown = await lab.run(["shell", "nosuchvm", "--", "true"], stdin: "")
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no agent named 'nosuchvm'"), "\(unknown.stderr)")
     }
@@ -147,7 +147,7 @@ final class TerminalDriver: @unchecked Sendable {
         defer { lab.tearDown() }
         let input = "hello\n" + String(repeating: "more input the command never reads\n", count: 2000)
         for _ in 0..<8 {
-            let result = lab.run(["exec", "-i", "agent1", "--", "sh", "-c", "read line; echo got $line; exit 5"], stdin: input)
+            let result = await lab.run(["exec", "-i", "agent1", "--", "sh", "-c", "read line; echo got $line; exit 5"], stdin: input)
             #expect(result.status == 5 && result.stdout == "got hello\n", "\(result.stderr)")
         }
     }
