@@ -75,7 +75,7 @@ final class FleetLab: @unchecked Sendable {
         startGuests()
     }
 
-    /// Every 100 ms: a VM seed without a guest gets one (its agent, heartbeating every second). The watcher
+    /// Every 100 ms: a VM seed without a guest gets one (its agent, ``Lab/quickAgent(_:)``). The watcher
     /// runs on a dispatch queue of its own, apart from the tests' tasks. It holds the lab weakly, so the lab's
     /// deinit still runs and kills every process it started.
     func startGuests() {
@@ -102,7 +102,7 @@ final class FleetLab: @unchecked Sendable {
         let guest = "\(lab.directory)/guest-\(vm)-\(instance)"
         try FileManager.default.createDirectory(atPath: guest, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: "\(seed)/agent.json", toPath: "\(guest)/agent.json")
-        try Lab.editAgentConfig("\(guest)/agent.json") { $0.heartbeatSeconds = 1 }
+        try Lab.editAgentConfig("\(guest)/agent.json", Lab.quickAgent)
         try instance.write(toFile: "\(guest)/instance-id", atomically: true, encoding: .utf8)
         try lab.startAgent(vm, config: "\(guest)/agent.json", stateName: "\(vm)-\(instance)",
                            arguments: ["--instance-id-file", "\(guest)/instance-id"], environment: guestEnvironment)

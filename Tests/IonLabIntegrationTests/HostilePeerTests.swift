@@ -507,10 +507,7 @@ import X509
         let lab = try await Lab(config: "agent_certificate_seconds: 8\n")
         defer { lab.tearDown() }
         try await lab.startController()
-        try await lab.connectAgent("sleeper") {
-            $0.heartbeatSeconds = 1
-            $0.reconnectMaxSeconds = 1
-        }
+        try await lab.connectAgent("sleeper")
         lab.killController()  // before the agent renews (at two thirds of 8 s)
         let identity = try Identity.loadBundle(path: "\(lab.directory)/agent-sleeper/identity.pem")
         let wait = identity.certificate.notValidAfter.timeIntervalSinceNow + 2

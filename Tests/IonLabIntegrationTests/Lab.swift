@@ -116,10 +116,18 @@ final class Lab: @unchecked Sendable {
         return process
     }
 
-    /// Starts an agent and waits until the controller lists it as connected.
-    func connectAgent(_ name: String, edit: (inout AgentConfig) -> Void = { $0.heartbeatSeconds = 1 }) async throws {
+    /// Starts an agent and waits until the controller lists it as connected. It heartbeats every second and
+    /// waits at most a second between tries to reconnect: tests that restart the controller wait for the agent
+    /// to come back, and the default backoff (up to 10 s, doubling from 0.25 s) made that wait a race against
+    /// the controller's start-up on a loaded machine.
+    func connectAgent(_ name: String, edit: (inout AgentConfig) -> Void = Lab.quickAgent) async throws {
         try startAgent(name, config: try await agentConfig(name, edit: edit))
         try await waitConnected(name)
+    }
+
+    static func quickAgent(_ config: inout AgentConfig) {
+        config.heartbeatSeconds = 1
+        config.reconnectMaxSeconds = 1
     }
 
     func waitConnected(_ name: String, timeout: Double = 20) async throws {
