@@ -20,7 +20,15 @@ if pgrep -x libvirtd >/dev/null || pgrep -x virtqemud >/dev/null; then
   fail "a libvirt daemon is already running and owns /run/libvirt; stop it first (it must run inside this namespace)"
 fi
 pids=()
+# The domains go first: every one belongs to this namespace's libvirtd (none other runs, checked above), and
+# their QEMU processes would outlive the daemon (a timed-out real-VM test once left three desktops running).
 cleanup() {
+  local domain
+  if [[ -S /run/libvirt/libvirt-sock ]]; then
+    for domain in $(virsh -q -c qemu:///system list --name 2>/dev/null); do
+      virsh -q -c qemu:///system destroy "$domain" >/dev/null 2>&1 || true
+    done
+  fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; done
 }

@@ -314,6 +314,8 @@ check() {
   set +e
   (
     set -e
+    # A case's daemons (a private bus, a portal) are its own: they end with it.
+    trap 'for pid in "${background[@]}"; do kill "$pid" 2>/dev/null || true; done' EXIT
     "$@"
     if [[ -s $state/leaks ]]; then echo "fd 3 leaked to: $(cat "$state/leaks")"; exit 1; fi
     if [[ -s $state/violations ]]; then echo "D-Bus auto-start possible: $(cat "$state/violations")"; exit 1; fi

@@ -12,6 +12,7 @@ backend that is not running). --start-response N: ScreenCast.Start answers N (1:
 chooser nobody answers; 2: ended by the backend), a backend that is not configured.
 """
 import argparse
+import ctypes
 import os
 import signal
 import subprocess
@@ -21,6 +22,8 @@ import dbus
 import dbus.service
 from dbus.mainloop.glib import DBusGMainLoop
 from gi.repository import GLib
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 PATH = "/org/freedesktop/portal/desktop"
 
@@ -86,7 +89,10 @@ def main():
     parser.add_argument("--no-screencast", action="store_true")
     parser.add_argument("--start-response", type=int, default=0)
     arguments = parser.parse_args()
-    daemon = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address"], stdout=subprocess.PIPE, text=True)
+    # The bus dies with this script even when the test's lab ends it with SIGKILL.
+    libc = ctypes.CDLL(None, use_errno=True)
+    daemon = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address"], stdout=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL))
     address = daemon.stdout.readline().strip()
     signal.signal(signal.SIGTERM, lambda *_: (daemon.kill(), sys.exit(0)))
     DBusGMainLoop(set_as_default=True)
