@@ -306,6 +306,13 @@ cases=0
 failures=0
 # check NAME FUNCTION ARG…: runs one case in a subshell; any failed expectation fails it. Every case also
 # checks that no stub inherited fd 3 and that busctl was never asked in a way that could start a service.
+# end_case_daemons N: ends the daemons a case started (a private bus, a portal), those after the first N of
+# `background`; the file's own, started before the first case, stay for the next.
+end_case_daemons() {
+  local pid
+  for pid in "${background[@]:$1}"; do kill "$pid" 2>/dev/null || true; done
+}
+
 check() {
   local name=$1 rc
   shift
@@ -314,8 +321,8 @@ check() {
   set +e
   (
     set -e
-    # A case's daemons (a private bus, a portal) are its own: they end with it.
-    trap 'for pid in "${background[@]}"; do kill "$pid" 2>/dev/null || true; done' EXIT
+    # shellcheck disable=SC2064 # the count of the file's own daemons, taken now
+    trap "end_case_daemons ${#background[@]}" EXIT
     "$@"
     if [[ -s $state/leaks ]]; then echo "fd 3 leaked to: $(cat "$state/leaks")"; exit 1; fi
     if [[ -s $state/violations ]]; then echo "D-Bus auto-start possible: $(cat "$state/violations")"; exit 1; fi
