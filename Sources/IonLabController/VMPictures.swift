@@ -48,10 +48,12 @@ struct VMPictureFiles {
     }
 }
 
-/// A marker to type and read back: `ionlab-` and six letters and digits that OCR does not confuse with others
-/// (no 0/o, 1/l/i, 5/s, 6/b, g/q, j, z/2, 7: tesseract read foot's 5 as S and 7 as 7J here).
+/// A marker to type and read back: `ionlab-` and six lower-case letters that OCR does not confuse with others
+/// in foot's font. No digits: tesseract read 5 as S, 7 as 7J, 3 as j and 8 as B or é there. No f or t (8f
+/// became 8T and 8Tf), none of o, i, l, j, s, z, g, q, b, and no r or v (rn reads as m, vv as w). 13⁶ markers
+/// still leave no chance of reading one that was not typed.
 enum TypedMarker {
-    static let alphabet = Array("acdefhkmnprtuvwxy3489")
+    static let alphabet = Array("acdehkmnpuwxy")
 
     static func make() -> String {
         "ionlab-" + String((0..<6).map { _ in alphabet.randomElement()! })
