@@ -57,7 +57,7 @@ extension WorkflowRunner {
             let screen = try await screens.screen(of: vm)
             let match = Self.portalComparison.compare(last, with: screen)
             var read: ScreenText?
-            if let marker { read = try await ScreenTextReader().find(marker, on: last) }
+            if let marker { read = try await ScreenTextReader().find(marker, on: last, toleratingEdits: TypedMarker.toleratedMisreads) }
             let saved = try await keepPortalPictures(first: first, last: last, screen: screen, frames: frames)
             var facts = saved
             let fps = (report.windowSeconds ?? 0) > 0 ? Double(max(0, (report.frames ?? 1) - 1)) / report.windowSeconds! : 0
@@ -75,10 +75,10 @@ extension WorkflowRunner {
             if let marker, let read {
                 detail += String(format: "; RemoteDesktop granted device types %d, the terminal showed %.2f s after its keys, OCR read in %.1f s",
                                  report.devices ?? 0, report.inputToFrameSeconds ?? 0, read.seconds)
-                guard read.contains(marker) else {
+                guard let seen = read.reading(of: marker, toleratingEdits: TypedMarker.toleratedMisreads) else {
                     return ProbeVerdict(label: label, passed: false, detail: "the marker \(marker) typed through the portal is not on its last frame; OCR read: '\(Format.oneLine(read.oneLine, limit: 300))'; " + detail)
                 }
-                detail += " '\(marker)'"
+                detail += " " + TypedMarker.described(marker, readAs: seen)
             }
             guard match.matches else {
                 return ProbeVerdict(label: label, passed: false, detail: "the portal's frame is not the screen the hypervisor shows: " + detail)

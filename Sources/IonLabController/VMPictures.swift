@@ -54,6 +54,14 @@ struct VMPictureFiles {
 /// still leave no chance of reading one that was not typed.
 enum TypedMarker {
     static let alphabet = Array("acdehkmnpuwxy")
+    /// Letters of a marker OCR may misread and still count it read: one (it read `axacdc` as `axacde` on a
+    /// real VM). A marker typed before, also on the screen, is six random letters away, not one.
+    static let toleratedMisreads = 1
+
+    /// How a verdict says where the marker was read: as typed, or with the letter OCR got wrong.
+    static func described(_ marker: String, readAs seen: String) -> String {
+        seen == marker ? "'\(marker)'" : "'\(marker)' as '\(Format.oneLine(seen, limit: 40))', one letter misread"
+    }
 
     static func make() -> String {
         "ionlab-" + String((0..<6).map { _ in alphabet.randomElement()! })

@@ -34,6 +34,22 @@ import Testing
         #expect(screen.oneLine == "desktop@d1:~$ echo MARK -7KX3W9 MARK-7KX3W9 desktop@d1:~$ |")
     }
 
+    /// A random marker counts as read with one letter misread, added or dropped, and says where; two, or a
+    /// marker typed earlier that is also on the screen, do not count.
+    @Test func aMarkerIsReadWithAtMostTheMisreadsTolerated() {
+        let screen = ScreenText(text: "desktop@d2:~$ echo ionlab-kpuwhy\nionlab-kpuwhy\ndesktop@d2:~$ echo ionlab-axa cde\nionlab-axacde\n", seconds: 1)
+        #expect(screen.reading(of: "ionlab-kpuwhy", toleratingEdits: 1) == "ionlab-kpuwhy")
+        #expect(screen.reading(of: "ionlab-axacdc", toleratingEdits: 1) == "ionlab-axacde")  // c read as e
+        #expect(screen.reading(of: "ionlab-axacdc", toleratingEdits: 0) == nil)
+        #expect(ScreenText(text: "echo ionlab-aryt8Tf", seconds: 1).reading(of: "ionlab-aryt8f", toleratingEdits: 1) == "ionlab-aryt8T")  // f read as T
+        #expect(ScreenText(text: "echo ionlab-ayt8f", seconds: 1).reading(of: "ionlab-aryt8f", toleratingEdits: 1) == "ionlab-ayt8f")  // one dropped
+        #expect(screen.reading(of: "ionlab-axaddd", toleratingEdits: 1) == nil)  // two off
+        #expect(screen.reading(of: "ionlab-mmnnwx", toleratingEdits: 1) == nil)  // another marker's prefix only
+        #expect(ScreenText(text: "", seconds: 0).reading(of: "ionlab-kpuwhy", toleratingEdits: 1) == nil)
+        #expect(ScreenText(text: "echo ionlab-kpuxwhy", seconds: 1).reading(of: "ionlab-kpuwhy", toleratingEdits: 1) == "ionlab-kpuxwhy")  // one added
+        #expect(screen.reading(of: "z", toleratingEdits: 1) == nil)  // as many misreads as letters: only an exact read
+    }
+
     @Test func aMissingToolIsNamedWithItsPackage() async {
         let missing = HostTool(name: "ionlab-no-such-tool", package: "ionlab-no-such-package")
         await #expect(throws: ToolError("ionlab-no-such-tool is not installed on the controller's host (Debian: apt install ionlab-no-such-package)")) {
