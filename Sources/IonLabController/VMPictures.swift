@@ -50,10 +50,10 @@ struct VMPictureFiles {
 
 /// A marker to type and read back: `ionlab-` and six lower-case letters that OCR does not confuse with others
 /// in foot's font. No digits: tesseract read 5 as S, 7 as 7J, 3 as j and 8 as B or é there. No f or t (8f
-/// became 8T and 8Tf), none of o, i, l, j, s, z, g, q, b, and no r or v (rn reads as m, vv as w). 13⁶ markers
-/// still leave no chance of reading one that was not typed.
+/// became 8T and 8Tf), no c (read as e twice), none of o, i, l, j, s, z, g, q, b, and no r or v (rn reads as m,
+/// vv as w). 12⁶ markers still leave no chance of reading one that was not typed.
 enum TypedMarker {
-    static let alphabet = Array("acdehkmnpuwxy")
+    static let alphabet = Array("adehkmnpuwxy")
     /// Letters of a marker OCR may misread and still count it read: one (it read `axacdc` as `axacde` on a
     /// real VM). A marker typed before, also on the screen, is six random letters away, not one.
     static let toleratedMisreads = 1
