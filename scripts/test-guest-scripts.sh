@@ -304,8 +304,6 @@ expect_one_line_stderr() {
 
 cases=0
 failures=0
-# check NAME FUNCTION ARG…: runs one case in a subshell; any failed expectation fails it. Every case also
-# checks that no stub inherited fd 3 and that busctl was never asked in a way that could start a service.
 # end_case_daemons N: ends the daemons a case started (a private bus, a portal), those after the first N of
 # `background`; the file's own, started before the first case, stay for the next.
 end_case_daemons() {
@@ -313,6 +311,8 @@ end_case_daemons() {
   for pid in "${background[@]:$1}"; do kill "$pid" 2>/dev/null || true; done
 }
 
+# check NAME FUNCTION ARG…: runs one case in a subshell; any failed expectation fails it. Every case also
+# checks that no stub inherited fd 3 and that busctl was never asked in a way that could start a service.
 check() {
   local name=$1 rc
   shift
